@@ -1,0 +1,299 @@
+"""The LMDB archive: one environment per archive folder, one owning class.
+
+Sub-databases and their key/value layouts (integers big-endian, so keys sort numerically)::
+
+    meta           b"schema"    -> b"1"
+                   b"next_page" -> u64: number of the next page (page ids are "p<number>")
+                   b"next_sid"  -> u32: id of the next session
+    pages          b"p<n>"      -> JSON page record (see `memory.PageRecord`): session, times, tier,
+                                   geometry, row layout, counts. Never any source text.
+    images         b"p<n>"      -> the stored image bytes at the page's current tier
+    sessions       name (UTF-8) -> JSON {sid, open_page, open_rows, open_lines, pages, created, updated}
+    session_pages  u32 sid + u64 n -> b"p<n>": a session's pages in order
+    order          u64 n        -> b"p<n>": every page in order
+
+One logical write (a `remember`, one demotion) is one write transaction: it commits whole or not at
+all. Several processes share an archive (each MCP client starts its own server): LMDB serialises
+writers with its lock; the map is reserved large up front (a sparse file) so resizing is rare.
+When a write still meets a full map, the transaction is aborted, the map grows (bounded) and the
+write runs again from the start (`_once` pattern); a map grown by another process
+(MapResizedError) is adopted and the transaction retried. Transactions never span threads or
+awaits: each public call begins and ends its own, and the map is resized only while no
+transaction of this process is open (a readers-writer lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from optical_memory.errors import ArchiveBusy, ArchiveError, ArchiveFull
+
+__all__ = ["Archive", "ArchiveTxn"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SCHEMA = b"1"
+_DATABASES = ("meta", "pages", "images", "sessions", "session_pages", "order")
+_MIB = 1 << 20
+
+
+def u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def u32(n: int) -> bytes:
+    return n.to_bytes(4, "big")
+
+
+def page_number(page_id: str) -> int | None:
+    """The number in a page id ("p17" -> 17), or None if it is not a page id."""
+    if len(page_id) > 1 and page_id[0] == "p" and page_id[1:].isdigit() and page_id[1] != "0":
+        return int(page_id[1:])
+    return None
+
+
+class _SharedExclusiveLock:
+    """Many transactions at once, or one map resize alone."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._exclusive = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._active:
+                self._cond.wait()
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class ArchiveTxn:
+    """Typed access to the sub-databases inside one transaction."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        self.txn = txn
+        self._dbs = dbs
+
+    # meta -------------------------------------------------------------------------------------
+    def next_page_id(self) -> tuple[str, int]:
+        """Allocate the next page number (write transactions only)."""
+        raw = self.txn.get(b"next_page", db=self._dbs["meta"])
+        number = int.from_bytes(raw, "big") if raw else 1
+        self.txn.put(b"next_page", u64(number + 1), db=self._dbs["meta"])
+        return f"p{number}", number
+
+    def next_session_id(self) -> int:
+        raw = self.txn.get(b"next_sid", db=self._dbs["meta"])
+        sid = int.from_bytes(raw, "big") if raw else 1
+        self.txn.put(b"next_sid", u32(sid + 1), db=self._dbs["meta"])
+        return sid
+
+    # pages and images -------------------------------------------------------------------------
+    def page(self, page_id: str) -> dict[str, Any] | None:
+        raw = self.txn.get(page_id.encode("ascii", "replace"), db=self._dbs["pages"])
+        return None if raw is None else json.loads(raw)
+
+    def put_page(self, record: dict[str, Any]) -> None:
+        self.txn.put(record["id"].encode("ascii"), json.dumps(record, separators=(",", ":")).encode(), db=self._dbs["pages"])
+
+    def image(self, page_id: str) -> bytes | None:
+        raw = self.txn.get(page_id.encode("ascii", "replace"), db=self._dbs["images"])
+        return None if raw is None else bytes(raw)
+
+    def put_image(self, page_id: str, data: bytes) -> None:
+        self.txn.put(page_id.encode("ascii"), data, db=self._dbs["images"])
+
+    def add_page_to_indexes(self, sid: int, number: int, page_id: str) -> None:
+        self.txn.put(u32(sid) + u64(number), page_id.encode("ascii"), db=self._dbs["session_pages"])
+        self.txn.put(u64(number), page_id.encode("ascii"), db=self._dbs["order"])
+
+    # sessions ---------------------------------------------------------------------------------
+    def session(self, name: str) -> dict[str, Any] | None:
+        raw = self.txn.get(name.encode("utf-8"), db=self._dbs["sessions"])
+        return None if raw is None else json.loads(raw)
+
+    def put_session(self, name: str, record: dict[str, Any]) -> None:
+        self.txn.put(name.encode("utf-8"), json.dumps(record, separators=(",", ":")).encode(), db=self._dbs["sessions"])
+
+    def sessions(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        with self.txn.cursor(db=self._dbs["sessions"]) as cursor:
+            for key, value in cursor:
+                yield bytes(key).decode("utf-8"), json.loads(value)
+
+    # ordered listings -------------------------------------------------------------------------
+    def page_ids_newest_first(self, sid: int | None = None, before: int | None = None) -> Iterator[tuple[int, str]]:
+        """(number, id) of pages newest first, of one session or all, with number < `before`."""
+        if sid is None:
+            db, prefix = self._dbs["order"], b""
+        else:
+            db, prefix = self._dbs["session_pages"], u32(sid)
+        upper = prefix + u64(before if before is not None else 1 << 63)
+        with self.txn.cursor(db=db) as cursor:
+            # position on the first key >= upper, then step back to the last key < upper
+            found = cursor.set_range(upper)
+            valid = cursor.prev() if found else cursor.last()
+            while valid:
+                key = bytes(cursor.key())
+                if not key.startswith(prefix):
+                    break
+                yield int.from_bytes(key[len(prefix) :], "big"), bytes(cursor.value()).decode("ascii")
+                valid = cursor.prev()
+
+
+class Archive:
+    """An optical-memory archive folder (LMDB environment). Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        map_size_mib: int = 32768,
+        max_map_size_mib: int = 1048576,
+        busy_timeout_s: float = 10.0,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.max_map_size = max_map_size_mib * _MIB
+        self.busy_timeout_s = busy_timeout_s
+        self._lock = _SharedExclusiveLock()
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a folder made by someone else keeps its mode
+            self.path.chmod(0o700)
+        self.env = self._open(map_size_mib * _MIB)
+        self._dbs = {name: self.env.open_db(name.encode()) for name in _DATABASES}
+        stale = self.env.reader_check()  # readers left by killed processes would pin old pages
+        if stale:
+            log.info("cleared %d stale reader slot(s) in %s", stale, self.path)
+        self._init_meta()
+
+    def _open(self, map_size: int) -> lmdb.Environment:
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.01
+        while True:
+            try:
+                env = lmdb.open(
+                    str(self.path),
+                    map_size=map_size,
+                    max_dbs=len(_DATABASES) + 1,
+                    max_readers=256,
+                    mode=0o600,
+                    readahead=False,
+                )
+                for name in ("data.mdb", "lock.mdb"):
+                    with contextlib.suppress(OSError):
+                        (self.path / name).chmod(0o600)
+                return env
+            except lmdb.Error as exc:
+                if time.monotonic() >= deadline:
+                    raise ArchiveBusy(f"could not open the archive at {self.path}: {exc}") from exc
+                time.sleep(delay)  # another process may be creating or closing it right now
+                delay = min(delay * 2, 0.25)
+
+    def _init_meta(self) -> None:
+        def init(tx: ArchiveTxn) -> None:
+            schema = tx.txn.get(b"schema", db=self._dbs["meta"])
+            if schema is None:
+                tx.txn.put(b"schema", SCHEMA, db=self._dbs["meta"])
+            elif bytes(schema) != SCHEMA:
+                raise ArchiveError(f"archive {self.path} has schema {bytes(schema)!r}; this version reads {SCHEMA!r}")
+
+        self.write(init)
+
+    def close(self) -> None:
+        with self._lock.exclusive():
+            self.env.close()
+
+    # transactions -----------------------------------------------------------------------------
+    def read(self, fn: Callable[[ArchiveTxn], T]) -> T:
+        """Run `fn` in a read transaction on this thread; the result must not hold LMDB buffers."""
+        for _ in range(8):
+            with self._lock.shared():
+                try:
+                    with self.env.begin(buffers=False) as txn:
+                        return fn(ArchiveTxn(txn, self._dbs))
+                except lmdb.MapResizedError:
+                    pass
+            self._adopt_map_size()
+        raise ArchiveBusy(f"the archive at {self.path} kept being resized by other processes; try again")
+
+    def write(self, fn: Callable[[ArchiveTxn], T]) -> T:
+        """Run `fn` in one write transaction; on a full map, grow it and run `fn` again from the start.
+
+        `fn` must have no effects outside the transaction: it may run more than once.
+        """
+        for _ in range(32):
+            with self._lock.shared():
+                try:
+                    return self._write_once(fn)
+                except lmdb.MapResizedError:
+                    resized = True
+                except lmdb.MapFullError:
+                    resized = False
+            if resized:
+                self._adopt_map_size()
+            else:
+                self._grow()
+        raise ArchiveFull(f"the archive at {self.path} could not make room for this write")
+
+    def _write_once(self, fn: Callable[[ArchiveTxn], T]) -> T:
+        try:
+            with self.env.begin(write=True, buffers=False) as txn:
+                return fn(ArchiveTxn(txn, self._dbs))
+        except lmdb.DiskError as exc:
+            raise ArchiveFull(f"the disk holding {self.path} is full: {exc}") from exc
+
+    def _adopt_map_size(self) -> None:
+        with self._lock.exclusive():
+            self.env.set_mapsize(0)  # 0: take the size another process already set
+
+    def _grow(self) -> None:
+        with self._lock.exclusive():
+            current = self.env.info()["map_size"]
+            if current >= self.max_map_size:
+                raise ArchiveFull(
+                    f"the archive at {self.path} reached its maximum map size "
+                    f"({self.max_map_size // _MIB} MiB, archive.max_map_size_mib in the config)"
+                )
+            new_size = min(self.max_map_size, current * 2)
+            log.info("growing archive map %d -> %d MiB", current // _MIB, new_size // _MIB)
+            try:
+                self.env.set_mapsize(new_size)
+            except lmdb.Error as exc:
+                raise ArchiveFull(f"could not grow the archive map to {new_size // _MIB} MiB: {exc}") from exc
+
+    def stat(self) -> dict[str, int]:
+        """Counts and sizes: pages, sessions, bytes on disk."""
+        with self._lock.shared(), self.env.begin() as txn:
+            pages = txn.stat(self._dbs["pages"])["entries"]
+            sessions = txn.stat(self._dbs["sessions"])["entries"]
+        size = sum(f.stat().st_size for f in self.path.glob("*.mdb"))
+        return {"pages": pages, "sessions": sessions, "bytes_on_disk": size}

@@ -1,0 +1,82 @@
+"""Every error optical-memory raises on purpose, each saying what was wrong and what is valid.
+
+::
+
+    OpticalMemoryError
+     ├── InvalidArgument (also ValueError)   a caller's argument is out of bounds
+     │    └── TextTooLarge                    remember's text is over the configured limit
+     ├── NotFound (also LookupError)
+     │    ├── PageNotFound                    no page with that id (names the valid ones)
+     │    └── SessionNotFound
+     ├── ArchiveError                         the LMDB archive could not do what was asked
+     │    ├── ArchiveBusy                     another process held it for longer than the bounded wait
+     │    └── ArchiveFull                     the map could not grow far enough (disk full, or max size)
+     └── ReaderError                          OCR could not run
+          └── ReaderUnavailable               a reader's model or extra is missing or corrupt
+
+The MCP adapter turns each into a tool error with the same message; nothing already stored is
+changed by a call that raises.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveBusy",
+    "ArchiveError",
+    "ArchiveFull",
+    "InvalidArgument",
+    "NotFound",
+    "OpticalMemoryError",
+    "PageNotFound",
+    "ReaderError",
+    "ReaderUnavailable",
+    "SessionNotFound",
+    "TextTooLarge",
+]
+
+
+class OpticalMemoryError(Exception):
+    """Base of every deliberate optical-memory error."""
+
+
+class InvalidArgument(OpticalMemoryError, ValueError):
+    """An argument is outside what the call accepts; the message says what is valid."""
+
+
+class TextTooLarge(InvalidArgument):
+    """remember's text exceeds `limits.max_text_chars`."""
+
+
+class NotFound(OpticalMemoryError, LookupError):
+    """Something named by the caller does not exist."""
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PageNotFound(NotFound):
+    """No page with that id."""
+
+
+class SessionNotFound(NotFound):
+    """No session with that name."""
+
+
+class ArchiveError(OpticalMemoryError):
+    """The archive could not complete an operation; nothing was half-written."""
+
+
+class ArchiveBusy(ArchiveError):
+    """Another process kept the archive busy past the bounded wait."""
+
+
+class ArchiveFull(ArchiveError):
+    """The archive's map could not grow enough to hold the write."""
+
+
+class ReaderError(OpticalMemoryError):
+    """A reader failed to transcribe a page."""
+
+
+class ReaderUnavailable(ReaderError):
+    """A reader cannot be loaded: its model file or optional dependency is missing or corrupt."""

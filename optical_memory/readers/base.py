@@ -1,0 +1,33 @@
+"""The reader interface: a stored page image, its geometry and row indices in; each row's cells out.
+
+A reader never sees text from the archive (sealed pages keep none): it gets the stored image as it
+is at the page's current tier, and the page geometry, which says exactly where each row and cell
+lies (`Geometry.row_box`). It returns, for each requested physical row, the characters of that
+row's cells from the left: one character per cell, blank cells as spaces. Trailing blanks may be
+omitted. `Memory.read_lines` joins rows into lines and decodes the escape form, so a reader only
+transcribes cells.
+
+Readers are loaded lazily (`load` on first use) and must be safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from PIL import Image
+
+from optical_memory.render import Geometry
+
+__all__ = ["Reader"]
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """Transcribes rows of a stored page image."""
+
+    name: str
+
+    def read_rows(self, image: Image.Image, geometry: Geometry, rows: Sequence[int]) -> list[str]:
+        """Return the cell text of each physical row in `rows` (0-based), in the same order."""
+        ...

@@ -1,0 +1,76 @@
+"""Typed results of the facade's calls. Field names are a public contract (the MCP tools return them)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+__all__ = ["LinesRead", "Line", "PageImage", "PageInfo", "PageList", "RememberResult", "Span"]
+
+
+class Span(BaseModel):
+    """Where part of a remembered text lies: lines `start`..`end` of page `page_id`."""
+
+    page_id: str
+    start: int = Field(description="first line number of this text on the page")
+    end: int = Field(description="last line number of this text on the page")
+    continues: bool = Field(
+        default=False,
+        description="the last line continues as the first line of the next span: join them without a newline",
+    )
+
+
+class RememberResult(BaseModel):
+    session: str
+    spans: list[Span]
+    characters: int
+    text_tokens: int = Field(description="estimated text tokens of the remembered text (UTF-8 bytes / 4)")
+    pages_sealed: list[str] = Field(default_factory=list, description="pages this call filled and sealed")
+
+
+class PageInfo(BaseModel):
+    id: str
+    session: str
+    created: str
+    updated: str
+    tier: str
+    tier_index: int
+    sealed: bool
+    lines: int
+    characters: int
+    text_tokens: int
+    image_width: int
+    image_height: int
+    image_bytes: int
+    image_format: str
+    image_tokens: int = Field(description="Claude image tokens: width * height / 750")
+    vision_tokens: int = Field(description="DeepSeek-OCR vision tokens: one per 4,096 px")
+    px_per_char: float
+    title: str | None = None
+
+
+class PageList(BaseModel):
+    pages: list[PageInfo]
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` to list the next, older pages")
+
+
+class PageImage(BaseModel):
+    page_id: str
+    mime_type: str
+    data: bytes
+    caption: str
+    info: PageInfo
+
+
+class Line(BaseModel):
+    number: int
+    text: str
+
+
+class LinesRead(BaseModel):
+    page_id: str
+    tier: str
+    lines: list[Line]
+    total_lines: int
+    continued: bool = Field(default=False, description="line 1 continues the last line of the previous page")
+    continues: bool = Field(default=False, description="the page's last line continues on the next page")
+    reader: str
