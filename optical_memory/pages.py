@@ -102,8 +102,8 @@ def _fit(raw: str, capacity: int) -> int:
     """How many leading characters of `raw` fit in `capacity` cells once encoded (0 if none)."""
     if _DRAWABLE.issuperset(raw):
         k = min(len(raw), capacity)
-        if k and raw[k - 1] == " " and k + 3 > capacity:
-            k -= 1  # the trailing space would need its 4-cell escape
+        while k and raw[k - 1] == " " and k + 3 > capacity:
+            k -= 1  # a trailing space would need its 4-cell escape
         return k
     used = 0
     best = 0

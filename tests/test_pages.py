@@ -23,6 +23,7 @@ def _read_back(plans: list, columns: int) -> str:
     """Rebuild the text from planned rows the way read_lines does, joining spans across pages."""
     pieces: list[str] = []
     for index, plan in enumerate(plans):
+        assert plan.first_row + len(plan.rows) <= FMT.rows, "a plan overflows its page"
         lines: dict[int, list[str]] = {}
         for row in plan.rows:
             if row.code != HEADER:
@@ -56,7 +57,8 @@ def test_layout_round_trips_any_text(text: str) -> None:
         assert plan.rows[0].code == HEADER  # every page of an entry starts with its header
 
 
-@given(st.integers(min_value=0, max_value=FMT.rows), st.text(st.sampled_from("ab \t"), min_size=1, max_size=900))
+@settings(max_examples=300)
+@given(st.integers(min_value=0, max_value=FMT.rows), st.text(st.sampled_from("ab  \t"), min_size=1, max_size=900))
 def test_layout_after_an_open_page_round_trips(open_rows: int, text: str) -> None:
     plans = plan_entry(text.split("\n"), lambda continued: "hdr", FMT, open_rows=open_rows, open_lines=0)
     assert _read_back(plans, FMT.columns) == text
@@ -99,3 +101,11 @@ def test_known_escape_forms() -> None:
 
 def test_shipped_alphabet_matches_the_font() -> None:
     assert compute_alphabet() == ALPHABET
+
+
+def test_spaces_at_a_page_split_never_overflow_the_page() -> None:
+    # Ten short lines leave one free row; the next line has a run of spaces exactly at the row's end.
+    lines = ["x"] * 10 + ["a" * 37 + "   " + "b" * 50]
+    plans = plan_entry(lines, lambda continued: "hdr", FMT, open_rows=None)
+    assert plans[0].continues
+    assert _read_back(plans, FMT.columns) == "\n".join(lines)

@@ -18,6 +18,7 @@ __all__ = ["READERS", "Reader", "load_reader"]
 READERS: dict[str, str] = {
     "rapidocr": "optical_memory.readers.rapid:RapidOcrReader",
     "trained": "optical_memory.readers.trained:TrainedReader",
+    "template": "optical_memory.readers.template:TemplateReader",  # exact at the hot tier only
 }
 
 

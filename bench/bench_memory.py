@@ -1,0 +1,115 @@
+"""Foundation benchmark: remember pages/s (fsync on), view_page ms, read_lines ms per full page, bytes/char per tier.
+
+Run:  python bench/bench_memory.py [--pages 60] [--readers template,trained,rapidocr]
+
+Prints one table; every figure comes from this run on this machine. The corpus is the mixed,
+held-out text of the training generator (code, prose, logs, markdown tables, non-ASCII), fixed by seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from optical_memory.config import load_config
+from optical_memory.memory import Memory
+from optical_memory.readers import load_reader
+from optical_memory.tiers import demote, decode_image
+from optical_memory.render import Geometry
+
+
+def mixed_text(pages: int, seed: int = 7) -> str:
+    from optical_memory.training.corpus import mixed_lines
+
+    rng = random.Random(seed)
+    lines: list[str] = []
+    while len(lines) < pages * 62:
+        lines.extend(mixed_lines(rng, "heldout"))
+    return "\n".join(lines[: pages * 62])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=60)
+    parser.add_argument("--readers", default="template,trained,rapidocr")
+    parser.add_argument("--read-pages", type=int, default=5, help="pages read per reader")
+    args = parser.parse_args()
+
+    text = mixed_text(args.pages)
+    entries = text.split("\n\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = load_config(archive=Path(tmp) / "archive", environ={})
+        hot_only = replace(base, tiers=base.tiers[:1])
+        memory = Memory(hot_only)  # no fading during the write benchmark: pure remember cost
+        start = time.perf_counter()
+        for entry in entries:
+            if entry:
+                memory.remember(entry, session="bench", role="user")
+        elapsed = time.perf_counter() - start
+        pages = memory.list_pages(session="bench", limit=200).pages
+        full = [p for p in pages if p.sealed]
+        print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+        print(f"remember: {len(text):,} chars in {len(entries)} calls -> {len(pages)} pages in {elapsed:.2f} s "
+              f"= {len(pages) / elapsed:.1f} pages/s (LMDB sync on commit)")
+
+        view_ms = []
+        for _ in range(5):
+            for page in full:
+                t = time.perf_counter()
+                memory.view_page(page.id)
+                view_ms.append((time.perf_counter() - t) * 1000)
+        print(f"view_page: p50 {percentile(view_ms, 0.5):.2f} ms, p95 {percentile(view_ms, 0.95):.2f} ms")
+
+        # bytes per character and image size per tier: walk each full page down the default chain
+        chain = base.tiers
+        print("\n| tier | scale | codec | image px | px/char | bytes/page | bytes/char | Claude tokens | DeepSeek tokens |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        per_tier: list[list[tuple[int, int, Geometry]]] = [[] for _ in chain]
+        for page in full:
+            view = memory.view_page(page.id)
+            data, geometry = view.data, Geometry.from_dict(memory.archive.read(lambda tx: tx.page(page.id))["geometry"])
+            per_tier[0].append((len(data), page.characters, geometry))
+            for index, tier in enumerate(chain[1:], start=1):
+                data, geometry = demote(data, geometry, tier)
+                per_tier[index].append((len(data), page.characters, geometry))
+        for tier, rows in zip(chain, per_tier, strict=True):
+            size = statistics.mean(r[0] for r in rows)
+            chars = sum(r[1] for r in rows)
+            g = rows[0][2]
+            print(f"| {tier.name} | {tier.scale} | {tier.codec}{'' if tier.codec == 'png' else ' q' + str(tier.quality)} "
+                  f"| {g.width}x{g.height} | {g.px_per_char:.1f} | {size:,.0f} | {sum(r[0] for r in rows) / chars:.2f} "
+                  f"| {g.width * g.height / 750:.0f} | {g.width * g.height / 4096:.0f} |")
+
+        print("\n| reader | read_lines full page p50 ms | p95 ms |")
+        print("|---|---|---|")
+        for name in [r for r in args.readers.split(",") if r]:
+            try:
+                reader = load_reader(name)
+            except Exception as exc:  # a reader whose extra is missing is reported, not fatal
+                print(f"| {name} | unavailable: {exc} | |")
+                continue
+            reading = Memory(hot_only, archive=memory.archive, reader=reader)
+            reading.read_lines(full[0].id)  # load the model outside the timing
+            times = []
+            for page in full[: args.read_pages]:
+                t = time.perf_counter()
+                reading.read_lines(page.id)
+                times.append((time.perf_counter() - t) * 1000)
+            print(f"| {name} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} |")
+        memory.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
