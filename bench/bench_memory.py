@@ -21,8 +21,8 @@ from pathlib import Path
 from optical_memory.config import load_config
 from optical_memory.memory import Memory
 from optical_memory.readers import load_reader
-from optical_memory.tiers import demote, decode_image
 from optical_memory.render import Geometry
+from optical_memory.tiers import demote
 
 
 def mixed_text(pages: int, seed: int = 7) -> str:
@@ -37,7 +37,7 @@ def mixed_text(pages: int, seed: int = 7) -> str:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -61,8 +61,10 @@ def main() -> None:
         pages = memory.list_pages(session="bench", limit=200).pages
         full = [p for p in pages if p.sealed]
         print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
-        print(f"remember: {len(text):,} chars in {len(entries)} calls -> {len(pages)} pages in {elapsed:.2f} s "
-              f"= {len(pages) / elapsed:.1f} pages/s (LMDB sync on commit)")
+        print(
+            f"remember: {len(text):,} chars in {len(entries)} calls -> {len(pages)} pages in {elapsed:.2f} s "
+            f"= {len(pages) / elapsed:.1f} pages/s (LMDB sync on commit)"
+        )
 
         view_ms = []
         for _ in range(5):
@@ -74,12 +76,13 @@ def main() -> None:
 
         # bytes per character and image size per tier: walk each full page down the default chain
         chain = base.tiers
-        print("\n| tier | scale | codec | image px | px/char | bytes/page | bytes/char | Claude tokens | DeepSeek tokens |")
+        print("\n| tier | scale | codec | image px | px/char | bytes/page | bytes/char | Claude tok | DeepSeek tok |")
         print("|---|---|---|---|---|---|---|---|---|")
         per_tier: list[list[tuple[int, int, Geometry]]] = [[] for _ in chain]
         for page in full:
             view = memory.view_page(page.id)
-            data, geometry = view.data, Geometry.from_dict(memory.archive.read(lambda tx: tx.page(page.id))["geometry"])
+            record = memory.archive.read(lambda tx, page_id=page.id: tx.page(page_id))
+            data, geometry = view.data, Geometry.from_dict(record["geometry"])
             per_tier[0].append((len(data), page.characters, geometry))
             for index, tier in enumerate(chain[1:], start=1):
                 data, geometry = demote(data, geometry, tier)
@@ -88,9 +91,11 @@ def main() -> None:
             size = statistics.mean(r[0] for r in rows)
             chars = sum(r[1] for r in rows)
             g = rows[0][2]
-            print(f"| {tier.name} | {tier.scale} | {tier.codec}{'' if tier.codec == 'png' else ' q' + str(tier.quality)} "
-                  f"| {g.width}x{g.height} | {g.px_per_char:.1f} | {size:,.0f} | {sum(r[0] for r in rows) / chars:.2f} "
-                  f"| {g.width * g.height / 750:.0f} | {g.width * g.height / 4096:.0f} |")
+            print(
+                f"| {tier.name} | {tier.scale} | {tier.codec}{'' if tier.codec == 'png' else ' q' + str(tier.quality)} "
+                f"| {g.width}x{g.height} | {g.px_per_char:.1f} | {size:,.0f} | {sum(r[0] for r in rows) / chars:.2f} "
+                f"| {g.width * g.height / 750:.0f} | {g.width * g.height / 4096:.0f} |"
+            )
 
         print("\n| reader | read_lines full page p50 ms | p95 ms |")
         print("|---|---|---|")

@@ -70,7 +70,6 @@ def compute_alphabet(font_size: int = 16) -> str:
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.truetype(str(font_path()), font_size)
-    left, top, right, bottom = font.getbbox("M")
     width, height = int(font.getlength("M")) + 4, sum(font.getmetrics()) + 4
 
     def glyph(ch: str) -> bytes:

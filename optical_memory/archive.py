@@ -122,10 +122,12 @@ class ArchiveTxn:
     # pages and images -------------------------------------------------------------------------
     def page(self, page_id: str) -> dict[str, Any] | None:
         raw = self.txn.get(page_id.encode("ascii", "replace"), db=self._dbs["pages"])
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else json.loads(bytes(raw))
 
     def put_page(self, record: dict[str, Any]) -> None:
-        self.txn.put(record["id"].encode("ascii"), json.dumps(record, separators=(",", ":")).encode(), db=self._dbs["pages"])
+        self.txn.put(
+            record["id"].encode("ascii"), json.dumps(record, separators=(",", ":")).encode(), db=self._dbs["pages"]
+        )
 
     def image(self, page_id: str) -> bytes | None:
         raw = self.txn.get(page_id.encode("ascii", "replace"), db=self._dbs["images"])
@@ -141,7 +143,7 @@ class ArchiveTxn:
     # sessions ---------------------------------------------------------------------------------
     def session(self, name: str) -> dict[str, Any] | None:
         raw = self.txn.get(name.encode("utf-8"), db=self._dbs["sessions"])
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else json.loads(bytes(raw))
 
     def put_session(self, name: str, record: dict[str, Any]) -> None:
         self.txn.put(name.encode("utf-8"), json.dumps(record, separators=(",", ":")).encode(), db=self._dbs["sessions"])
@@ -149,7 +151,7 @@ class ArchiveTxn:
     def sessions(self) -> Iterator[tuple[str, dict[str, Any]]]:
         with self.txn.cursor(db=self._dbs["sessions"]) as cursor:
             for key, value in cursor:
-                yield bytes(key).decode("utf-8"), json.loads(value)
+                yield bytes(key).decode("utf-8"), json.loads(bytes(value))
 
     # ordered listings -------------------------------------------------------------------------
     def page_ids_newest_first(self, sid: int | None = None, before: int | None = None) -> Iterator[tuple[int, str]]:

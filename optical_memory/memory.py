@@ -93,7 +93,9 @@ class Memory:
             return self._reader
 
     # remember ---------------------------------------------------------------------------------
-    def remember(self, text: str, session: str = "default", role: str | None = None, title: str | None = None) -> RememberResult:
+    def remember(
+        self, text: str, session: str = "default", role: str | None = None, title: str | None = None
+    ) -> RememberResult:
         """Lay `text` onto the session's pages as one entry and store their images."""
         if not isinstance(text, str):
             raise InvalidArgument(f"text must be a string, got {type(text).__name__}")
@@ -124,11 +126,19 @@ class Memory:
         def once(tx: ArchiveTxn) -> RememberResult:
             sess = tx.session(session)
             if sess is None:
-                sess = {"sid": tx.next_session_id(), "open_page": None, "open_rows": 0, "open_lines": 0,
-                        "pages": 0, "created": stamp}
+                sess = {
+                    "sid": tx.next_session_id(),
+                    "open_page": None,
+                    "open_rows": 0,
+                    "open_lines": 0,
+                    "pages": 0,
+                    "created": stamp,
+                }
             open_page = tx.page(sess["open_page"]) if sess["open_page"] else None
             plans = plan_entry(
-                lines, header, self.config.page,
+                lines,
+                header,
+                self.config.page,
                 open_rows=sess["open_rows"] if open_page else None,
                 open_lines=sess["open_lines"] if open_page else 0,
             )
@@ -157,7 +167,9 @@ class Memory:
                 self._apply_plan(record, plan, role, title, stamp, len(data))
                 tx.put_image(record["id"], data)
                 tx.put_page(record)
-                spans.append(Span(page_id=record["id"], start=plan.first_line, end=plan.last_line, continues=plan.continues))
+                spans.append(
+                    Span(page_id=record["id"], start=plan.first_line, end=plan.last_line, continues=plan.continues)
+                )
                 if plan.sealed:
                     sealed.append(record["id"])
             last = record
@@ -168,8 +180,11 @@ class Memory:
             sess["updated"] = stamp
             tx.put_session(session, sess)
             return RememberResult(
-                session=session, spans=spans, characters=len(text),
-                text_tokens=estimate_text_tokens(text), pages_sealed=sealed,
+                session=session,
+                spans=spans,
+                characters=len(text),
+                text_tokens=estimate_text_tokens(text),
+                pages_sealed=sealed,
             )
 
         result = self.archive.write(once)
@@ -180,15 +195,31 @@ class Memory:
     def _new_record(self, page_id: str, number: int, session: str, stamp: str) -> dict[str, Any]:
         geometry = self.renderer.geometry
         return {
-            "id": page_id, "number": number, "session": session, "created": stamp, "updated": stamp,
-            "sealed": False, "sealed_at": None, "tier": 0, "codec": self.tiers[0].codec,
-            "image_bytes": 0, "geometry": geometry.to_dict(), "rows": [], "lines": 0,
-            "continued": False, "continues": False, "characters": 0, "text_tokens": 0,
-            "title": None, "entries": [],
+            "id": page_id,
+            "number": number,
+            "session": session,
+            "created": stamp,
+            "updated": stamp,
+            "sealed": False,
+            "sealed_at": None,
+            "tier": 0,
+            "codec": self.tiers[0].codec,
+            "image_bytes": 0,
+            "geometry": geometry.to_dict(),
+            "rows": [],
+            "lines": 0,
+            "continued": False,
+            "continues": False,
+            "characters": 0,
+            "text_tokens": 0,
+            "title": None,
+            "entries": [],
         }
 
     @staticmethod
-    def _apply_plan(record: dict[str, Any], plan: Any, role: str | None, title: str | None, stamp: str, size: int) -> None:
+    def _apply_plan(
+        record: dict[str, Any], plan: Any, role: str | None, title: str | None, stamp: str, size: int
+    ) -> None:
         if record["lines"] == 0 and plan.continued:
             record["continued"] = True
         record["rows"].extend(row.code for row in plan.rows)
@@ -196,8 +227,9 @@ class Memory:
         record["continues"] = plan.continues
         record["characters"] += sum(len(piece) for piece in plan.pieces)
         record["text_tokens"] += estimate_text_tokens("\n".join(plan.pieces))
-        record["entries"].append({"role": role, "time": stamp, "title": title,
-                                  "first_line": plan.first_line, "last_line": plan.last_line})
+        record["entries"].append(
+            {"role": role, "time": stamp, "title": title, "first_line": plan.first_line, "last_line": plan.last_line}
+        )
         if record["title"] is None and title:
             record["title"] = title
         record["updated"] = stamp
@@ -277,13 +309,24 @@ class Memory:
         geometry = Geometry.from_dict(record["geometry"])
         tier = self.tiers[min(record["tier"], len(self.tiers) - 1)]
         return PageInfo(
-            id=record["id"], session=record["session"], created=record["created"], updated=record["updated"],
-            tier=tier.name, tier_index=record["tier"], sealed=record["sealed"], lines=record["lines"],
-            characters=record["characters"], text_tokens=record["text_tokens"],
-            image_width=geometry.width, image_height=geometry.height, image_bytes=record["image_bytes"],
-            image_format=record["codec"], image_tokens=claude_image_tokens(geometry.width, geometry.height),
+            id=record["id"],
+            session=record["session"],
+            created=record["created"],
+            updated=record["updated"],
+            tier=tier.name,
+            tier_index=record["tier"],
+            sealed=record["sealed"],
+            lines=record["lines"],
+            characters=record["characters"],
+            text_tokens=record["text_tokens"],
+            image_width=geometry.width,
+            image_height=geometry.height,
+            image_bytes=record["image_bytes"],
+            image_format=record["codec"],
+            image_tokens=claude_image_tokens(geometry.width, geometry.height),
             vision_tokens=deepseek_vision_tokens(geometry.width, geometry.height),
-            px_per_char=round(geometry.px_per_char, 2), title=record["title"],
+            px_per_char=round(geometry.px_per_char, 2),
+            title=record["title"],
         )
 
     def page_info(self, page_id: str) -> PageInfo:
@@ -298,7 +341,9 @@ class Memory:
         if cursor is not None:
             before = page_number(cursor) if isinstance(cursor, str) else None
             if before is None:
-                raise InvalidArgument(f"cursor {cursor!r} is not one this server gave; pass a next_cursor from list_pages")
+                raise InvalidArgument(
+                    f"cursor {cursor!r} is not one this server gave; pass a next_cursor from list_pages"
+                )
 
         def listing(tx: ArchiveTxn) -> PageList:
             sid = None
@@ -311,7 +356,7 @@ class Memory:
                 sid = sess["sid"]
             pages: list[PageInfo] = []
             next_cursor = None
-            for number, page_id in tx.page_ids_newest_first(sid, before):
+            for _, page_id in tx.page_ids_newest_first(sid, before):
                 if len(pages) == limit:
                     next_cursor = pages[-1].id
                     break
@@ -331,8 +376,7 @@ class Memory:
         caption = (
             f"{info.id} · session {info.session} · tier {info.tier} ({tier.scale:.0%} scale) · "
             f"lines 1-{info.lines} · {info.image_width}x{info.image_height} {info.image_format}, "
-            f"{info.image_bytes:,} bytes · {info.created[:16].replace('T', ' ')}"
-            + ("" if info.sealed else " · open")
+            f"{info.image_bytes:,} bytes · {info.created[:16].replace('T', ' ')}" + ("" if info.sealed else " · open")
         )
         return PageImage(page_id=info.id, mime_type=tier.mime_type, data=data, caption=caption, info=info)
 
@@ -343,9 +387,9 @@ class Memory:
         total = record["lines"]
         last = total if end is None else end
         if not isinstance(start, int) or not isinstance(last, int) or start < 1 or last < start or start > total:
+            asked = f"{start}..{end if end is not None else 'end'}"
             raise InvalidArgument(
-                f"lines {start}..{end if end is not None else 'end'} are not on page {page_id}, which has lines 1..{total}; "
-                "start must be >= 1 and <= end"
+                f"lines {asked} are not on page {page_id}, which has lines 1..{total}; start must be >= 1 and <= end"
             )
         last = min(last, total)
         rows_of = self._rows_of_lines(record["rows"], start, last)
@@ -358,8 +402,13 @@ class Memory:
             for number, rows in zip(range(start, last + 1), rows_of, strict=True)
         ]
         return LinesRead(
-            page_id=page_id, tier=self.tiers[min(record["tier"], len(self.tiers) - 1)].name, lines=lines,
-            total_lines=total, continued=record["continued"], continues=record["continues"], reader=self.reader.name,
+            page_id=page_id,
+            tier=self.tiers[min(record["tier"], len(self.tiers) - 1)].name,
+            lines=lines,
+            total_lines=total,
+            continued=record["continued"],
+            continues=record["continues"],
+            reader=self.reader.name,
         )
 
     @staticmethod
@@ -369,4 +418,3 @@ class Memory:
             if code != HEADER and start <= abs(code) <= end:
                 rows[abs(code) - start].append(row)
         return rows
-

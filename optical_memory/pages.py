@@ -38,10 +38,10 @@ __all__ = [
     "PageFormat",
     "PagePlan",
     "PlannedRow",
-    "encode_piece",
     "decode",
-    "plan_entry",
+    "encode_piece",
     "join_row_cells",
+    "plan_entry",
 ]
 
 HEADER = 0  # row code of a header row; +n is the first row of line n, -n a continuation row of line n
@@ -72,10 +72,7 @@ def _escape_char(ch: str) -> str:
 
 def encode_piece(raw: str) -> str:
     """Encode one line piece into the cells that show it (escape form, trailing space made visible)."""
-    if _DRAWABLE.issuperset(raw):
-        cells = raw
-    else:
-        cells = "".join(_escape_char(ch) for ch in raw)
+    cells = raw if _DRAWABLE.issuperset(raw) else "".join(_escape_char(ch) for ch in raw)
     if cells.endswith(" "):
         cells = cells[:-1] + f"{ESCAPE}20;"
     return cells

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-__all__ = ["LinesRead", "Line", "PageImage", "PageInfo", "PageList", "RememberResult", "Span"]
+__all__ = ["Line", "LinesRead", "PageImage", "PageInfo", "PageList", "RememberResult", "Span"]
 
 
 class Span(BaseModel):

@@ -22,7 +22,7 @@ from PIL import Image
 
 from optical_memory.render import Geometry
 
-__all__ = ["Tier", "decode_image", "demote", "encode_image", "tier_due", "MIME_TYPES"]
+__all__ = ["MIME_TYPES", "Tier", "decode_image", "demote", "encode_image", "tier_due"]
 
 Codec = Literal["png", "webp", "jpeg"]
 MIME_TYPES: dict[str, str] = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}

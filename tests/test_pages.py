@@ -13,7 +13,9 @@ FMT = PageFormat(columns=40, rows=12)
 # Every code point Python strings can hold, lone surrogates included, weighted towards the hard ones.
 any_char = st.one_of(
     st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF),
-    st.sampled_from([" ", "\t", "\r", "\x00", "\x7f", "\x85", "\u200f", "\u0301", ESCAPE, "\ud800", "\udfff", "中", "😀"]),
+    st.sampled_from(
+        [" ", "\t", "\r", "\x00", "\x7f", "\x85", "\u200f", "\u0301", ESCAPE, "\ud800", "\udfff", "中", "😀"]
+    ),
     st.sampled_from(ALPHABET),
 )
 any_text = st.text(any_char, max_size=400)

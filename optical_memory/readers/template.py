@@ -30,12 +30,12 @@ class TemplateReader:
         ch = geometry.height / geometry.hot_height * geometry.cell_height
         out: list[str] = []
         for row in rows:
-            left, top, right, bottom = geometry.row_box(row)
+            left, top, right, _ = geometry.row_box(row)
             band = Image.fromarray(pixels[round(top) : round(top) + max(1, round(ch)), round(left) : round(right)])
             if band.size != (geometry.columns * cell_width, cell_height):
                 band = band.resize((geometry.columns * cell_width, cell_height), Image.Resampling.BILINEAR)
-            cells = np.asarray(band, dtype=np.float32).reshape(cell_height, geometry.columns, cell_width)
-            cells = cells.transpose(1, 0, 2).reshape(geometry.columns, -1)
+            grid = np.asarray(band, dtype=np.float32).reshape(cell_height, geometry.columns, cell_width)
+            cells = grid.transpose(1, 0, 2).reshape(geometry.columns, -1)
             # argmin ||c - t||^2 = argmin (||t||^2 - 2 c.t)
             scores = (flat * flat).sum(axis=1)[None, :] - 2 * cells @ flat.T
             out.append("".join(ALPHABET[i] for i in scores.argmin(axis=1)).rstrip(" "))
