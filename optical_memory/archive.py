@@ -270,8 +270,14 @@ class Archive:
         try:
             with self.env.begin(write=True, buffers=False) as txn:
                 return fn(ArchiveTxn(txn, self._dbs))
-        except lmdb.DiskError as exc:
-            raise ArchiveFull(f"the disk holding {self.path} is full: {exc}") from exc
+        except (lmdb.MapFullError, lmdb.MapResizedError):
+            raise
+        except lmdb.Error as exc:
+            # ENOSPC and other I/O failures surface here, at a put or at commit: the transaction
+            # was aborted, so the archive is exactly as it was before this write.
+            if "No space left" in str(exc) or isinstance(exc, lmdb.DiskError):
+                raise ArchiveFull(f"the disk holding {self.path} is full; nothing was written: {exc}") from exc
+            raise ArchiveError(f"the archive at {self.path} refused the write; nothing was written: {exc}") from exc
 
     def _adopt_map_size(self) -> None:
         with self._lock.exclusive():
@@ -291,6 +297,38 @@ class Archive:
                 self.env.set_mapsize(new_size)
             except lmdb.Error as exc:
                 raise ArchiveFull(f"could not grow the archive map to {new_size // _MIB} MiB: {exc}") from exc
+
+    def check(self) -> list[str]:
+        """Check the archive's invariants; returns the problems found (empty when consistent).
+
+        Every page has its image and the reverse; both order indexes list exactly the stored pages;
+        each session's open page exists and is the session's only unsealed page.
+        """
+
+        def run(tx: ArchiveTxn) -> list[str]:
+            problems: list[str] = []
+            pages = {bytes(k).decode(): json.loads(bytes(v)) for k, v in tx.txn.cursor(db=self._dbs["pages"])}
+            images = {bytes(k).decode() for k in tx.txn.cursor(db=self._dbs["images"]).iternext(values=False)}
+            order = {bytes(v).decode() for v in tx.txn.cursor(db=self._dbs["order"]).iternext(keys=False)}
+            by_session = {bytes(v).decode() for v in tx.txn.cursor(db=self._dbs["session_pages"]).iternext(keys=False)}
+            problems += [f"page {p} has no image" for p in sorted(set(pages) - images)]
+            problems += [f"image {p} has no page record" for p in sorted(images - set(pages))]
+            problems += [f"order lists missing page {p}" for p in sorted(order - set(pages))]
+            problems += [f"page {p} missing from order" for p in sorted(set(pages) - order)]
+            problems += [f"session index lists missing page {p}" for p in sorted(by_session - set(pages))]
+            problems += [f"page {p} missing from its session index" for p in sorted(set(pages) - by_session)]
+            raw_next = tx.txn.get(b"next_page", db=self._dbs["meta"])
+            next_page = int.from_bytes(raw_next, "big") if raw_next else 1
+            ahead = [p for p, r in pages.items() if r["number"] >= next_page]
+            problems += [f"page {p} is not below next_page {next_page}" for p in ahead]
+            for name, session in tx.sessions():
+                unsealed = sorted(p for p, r in pages.items() if r["session"] == name and not r["sealed"])
+                expected = [session["open_page"]] if session["open_page"] else []
+                if unsealed != expected:
+                    problems.append(f"session {name!r}: open page {expected} but unsealed pages {unsealed}")
+            return problems
+
+        return self.read(run)
 
     def stat(self) -> dict[str, int]:
         """Counts and sizes: pages, sessions, bytes on disk."""

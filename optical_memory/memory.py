@@ -24,7 +24,7 @@ import numpy as np
 
 from optical_memory.archive import Archive, ArchiveTxn, page_number
 from optical_memory.config import Config
-from optical_memory.errors import InvalidArgument, PageNotFound, SessionNotFound, TextTooLarge
+from optical_memory.errors import InvalidArgument, OpticalMemoryError, PageNotFound, SessionNotFound, TextTooLarge
 from optical_memory.pages import HEADER, decode, join_row_cells, plan_entry
 from optical_memory.readers.base import Reader
 from optical_memory.render import Geometry, Renderer
@@ -189,7 +189,10 @@ class Memory:
 
         result = self.archive.write(once)
         if result.pages_sealed:
-            self.fade(session)
+            try:
+                self.fade(session)
+            except OpticalMemoryError as exc:  # the entry is stored; fading is retried on the next seal
+                log.warning("fading session %r after remember failed: %s", session, exc)
         return result
 
     def _new_record(self, page_id: str, number: int, session: str, stamp: str) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""Faults injected at every write step of remember and of demotion leave the archive unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from optical_memory.archive import _DATABASES, Archive, ArchiveTxn
+from optical_memory.config import load_config
+from optical_memory.errors import ArchiveFull
+from optical_memory.memory import Memory
+from optical_memory.readers.template import TemplateReader
+from optical_memory.tiers import Tier
+
+WRITE_STEPS = ("next_page_id", "next_session_id", "put_page", "put_image", "put_session", "add_page_to_indexes")
+TIERS = (Tier("hot", 1.0), Tier("warm", 0.6, "webp", 80, after_pages=1))
+
+
+def snapshot(archive: Archive) -> dict[str, dict[bytes, bytes]]:
+    def dump(tx: ArchiveTxn) -> dict[str, dict[bytes, bytes]]:
+        return {name: {bytes(k): bytes(v) for k, v in tx.txn.cursor(db=archive._dbs[name])} for name in _DATABASES}
+
+    return archive.read(dump)
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> Iterator[Memory]:
+    config = replace(load_config(archive=tmp_path / "a", environ={}), tiers=TIERS)
+    mem = Memory(config, reader=TemplateReader())
+    mem.remember("already stored\nand kept", session="s")
+    yield mem
+    mem.close()
+
+
+def inject(monkeypatch: pytest.MonkeyPatch, at: int, error: Callable[[], Exception]) -> list[int]:
+    """Make the `at`-th write step (counting from 1) raise `error()`; returns the live step counter."""
+    count = [0]
+    for name in WRITE_STEPS:
+        original = getattr(ArchiveTxn, name)
+
+        def wrapped(self: ArchiveTxn, *args: object, _original: Callable = original) -> object:
+            count[0] += 1
+            if count[0] == at:
+                raise error()
+            return _original(self, *args)
+
+        monkeypatch.setattr(ArchiveTxn, name, wrapped)
+    return count
+
+
+def test_enospc_at_each_step_of_remember_changes_nothing(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "new entry\n" + "z" * 9000  # two pages: several steps of each kind
+    at = 1
+    while True:
+        before = snapshot(memory.archive)
+        with monkeypatch.context() as patch:
+            count = inject(patch, at, lambda: lmdb.DiskError("mdb_put: No space left on device"))
+            try:
+                memory.remember(text, session="s")
+            except ArchiveFull as exc:
+                assert "disk" in str(exc) and "nothing was written" in str(exc)
+                assert snapshot(memory.archive) == before, f"step {at} left a trace"
+                at += 1
+                continue
+        break  # every write step of the entry's own transaction has now been failed once
+    assert count[0] >= at - 1
+    assert at > 6
+    assert memory.archive.check() == []
+    assert [line.text for line in memory.read_lines("p1", 1, 2).lines] == ["already stored", "and kept"]
+
+
+def test_map_full_with_no_room_to_grow_changes_nothing(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    memory.archive.max_map_size = memory.archive.env.info()["map_size"]  # growth is impossible
+    for at in range(1, 6):
+        before = snapshot(memory.archive)
+        with monkeypatch.context() as patch:
+            inject(patch, at, lmdb.MapFullError)
+            with pytest.raises(ArchiveFull, match="maximum map size"):
+                memory.remember("does not fit\n" + "q" * 9000, session="s")
+        assert snapshot(memory.archive) == before
+
+
+def test_map_full_once_then_growth_writes_exactly_once(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    size_before = memory.archive.env.info()["map_size"]
+    with monkeypatch.context() as patch:
+        inject(patch, 3, lmdb.MapFullError)
+        result = memory.remember("after growth", session="s")
+    assert memory.archive.env.info()["map_size"] == 2 * size_before
+    lines = memory.read_lines(result.spans[0].page_id).lines
+    assert [line.text for line in lines].count("after growth") == 1
+    assert memory.archive.check() == []
+
+
+def test_enospc_at_each_step_of_demotion_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    by_age = (Tier("hot", 1.0), Tier("warm", 0.6, "webp", 80, after_days=1))
+    memory = Memory(replace(load_config(archive=tmp_path / "d", environ={}), tiers=by_age), reader=TemplateReader())
+    memory.remember("x\n" * 70, session="s")  # seals p1; nothing is old enough to fade yet
+    later = datetime.now(UTC) + timedelta(days=2)
+    at = 1
+    while True:
+        before = snapshot(memory.archive)
+        with monkeypatch.context() as patch:
+            count = inject(patch, at, lambda: lmdb.DiskError("mdb_put: No space left on device"))
+            try:
+                steps = memory.fade("s", now=later)
+            except ArchiveFull:
+                assert snapshot(memory.archive) == before, f"step {at} left a trace"
+                assert memory.page_info("p1").tier == "hot"
+                at += 1
+                continue
+        assert count[0] < at and steps == 1
+        break
+    assert at > 2  # demotion writes the image and the record: both steps were failed once
+    assert memory.page_info("p1").tier == "warm"
+    assert memory.archive.check() == []
+    memory.close()
