@@ -192,9 +192,10 @@ class Archive:
             self.path.chmod(0o700)
         self.env = self._open(map_size_mib * _MIB)
         self._dbs = {name: self.env.open_db(name.encode()) for name in _DATABASES}
-        stale = self.env.reader_check()  # readers left by killed processes would pin old pages
-        if stale:
-            log.info("cleared %d stale reader slot(s) in %s", stale, self.path)
+        # Readers left by killed processes pin old pages, so the file would grow without bound.
+        self.stale_readers_cleared = self.env.reader_check()
+        if self.stale_readers_cleared:
+            log.info("cleared %d stale reader slot(s) in %s", self.stale_readers_cleared, self.path)
         self._init_meta()
 
     def _open(self, map_size: int) -> lmdb.Environment:

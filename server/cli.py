@@ -1,0 +1,184 @@
+"""The `optical-memory` command: `serve` runs the MCP server over stdio; the other commands mirror its tools.
+
+::
+
+    optical-memory [--archive PATH] [--config FILE] serve
+    optical-memory remember [--session S] [--role R] [--title T] [TEXT | -]   # stdin when - or absent
+    optical-memory list [--session S] [--limit N] [--cursor C]
+    optical-memory view PAGE_ID [-o FILE]                                    # default PAGE_ID.<codec>, e.g. p3.png
+    optical-memory read PAGE_ID [--start N] [--end N]
+
+`--archive` and `--config` go before or after the command. Every command but `serve` prints its
+result as JSON on stdout (the tools' structured results); `serve` keeps stdout for the protocol and
+logs to stderr. Errors print one message on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from optical_memory.config import load_config
+from optical_memory.errors import InvalidArgument, OpticalMemoryError
+from optical_memory.memory import Memory
+
+__all__ = ["main"]
+
+PROG = "optical-memory"
+EXIT_ERROR = 2  # as argparse exits for a bad command line: the caller has to change something
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--archive",
+        metavar="PATH",
+        default=default,
+        help="archive folder (default: $OPTICAL_MEMORY_ARCHIVE, the config, or the user's data dir)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default,
+        help="TOML file over the defaults (default: $OPTICAL_MEMORY_CONFIG)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Long-term memory for agents, kept as page images that fade by tier."
+    )
+    _add_global_options(parser, None)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        # The global options also work after the command; SUPPRESS keeps an absent one from
+        # overwriting one given before it. (Own actions: argparse `parents` would share defaults.)
+        _add_global_options(sub, argparse.SUPPRESS)
+        return sub
+
+    command("serve", "run the MCP server over stdio")
+
+    remember = command("remember", "remember text (as the remember tool)")
+    remember.add_argument(
+        "text",
+        nargs="?",
+        default="-",
+        metavar="TEXT",
+        help="the text; '-' or absent reads UTF-8 from stdin, exactly (no newline is stripped)",
+    )
+    remember.add_argument("--session", default="default")
+    remember.add_argument("--role")
+    remember.add_argument("--title")
+
+    listing = command("list", "list pages newest first (as list_pages)")
+    listing.add_argument("--session")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--cursor", help="a next_cursor from an earlier list")
+
+    view = command("view", "write a page's stored image to a file (as view_page)")
+    view.add_argument("page_id", metavar="PAGE_ID")
+    view.add_argument("-o", "--output", metavar="FILE", help="where to write the image (default: PAGE_ID.<ext>)")
+
+    read = command("read", "read lines of a page by OCR (as read_lines)")
+    read.add_argument("page_id", metavar="PAGE_ID")
+    read.add_argument("--start", type=int, default=1)
+    read.add_argument("--end", type=int)
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, or a terminal that is not UTF-8: JSON escapes still parse
+        text = json.dumps(data, ensure_ascii=True, indent=2)
+    print(text)
+
+
+def _stdin_text() -> str:
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # stdin replaced by a text stream (an embedding program, a test)
+        return sys.stdin.read()
+    try:
+        return binary.read().decode("utf-8")  # bytes: text mode would turn "\r\n" into "\n"
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"stdin is not UTF-8 ({exc}); pass UTF-8 text") from exc
+
+
+def _serve(args: argparse.Namespace) -> None:
+    # The protocol owns stdout: everything else, the SDK's logging included, goes to stderr.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from server.app import build_server  # the MCP SDK is loaded only to serve
+
+    build_server(load_config(args.config, args.archive)).run("stdio")
+
+
+def _remember(memory: Memory, args: argparse.Namespace) -> Any:
+    text = _stdin_text() if args.text == "-" else args.text
+    return memory.remember(text, session=args.session, role=args.role, title=args.title)
+
+
+def _list(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.list_pages(session=args.session, cursor=args.cursor, limit=args.limit)
+
+
+def _view(memory: Memory, args: argparse.Namespace) -> Any:
+    page = memory.view_page(args.page_id)
+    path = Path(args.output or f"{page.page_id}.{page.info.image_format}")  # the codec: png, webp, jpeg
+    path.write_bytes(page.data)
+    return {
+        "page_id": page.page_id,
+        "file": str(path),
+        "mime_type": page.mime_type,
+        "bytes": len(page.data),
+        "caption": page.caption,
+        "info": page.info.model_dump(mode="json"),
+    }
+
+
+def _read(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.read_lines(args.page_id, start=args.start, end=args.end)
+
+
+_COMMANDS: dict[str, Callable[[Memory, argparse.Namespace], Any]] = {
+    "remember": _remember,
+    "list": _list,
+    "view": _view,
+    "read": _read,
+}
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The one error inside task-group wrappers: `serve` runs the lifespan, which opens the archive, in one."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            _serve(args)
+            return 0
+        memory = Memory(load_config(args.config, args.archive))
+        try:
+            result = _COMMANDS[args.command](memory, args)
+        finally:
+            memory.close()
+    except BaseException as raised:
+        exc = _unwrap(raised)
+        if isinstance(exc, OpticalMemoryError | OSError):  # OSError: an archive or output path we cannot use
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        if isinstance(exc, KeyboardInterrupt):
+            return 130  # the shell's code for SIGINT, without a traceback
+        raise
+    _print_json(result if isinstance(result, dict) else result.model_dump(mode="json"))
+    return 0

@@ -1,0 +1,156 @@
+"""The `optical-memory` command: each subcommand through `main(argv)`, and the module entry point once."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from optical_memory.config import Config
+from optical_memory.memory import Memory
+from server.cli import main
+
+Run = Callable[..., tuple[int, Any, str]]
+
+
+@pytest.fixture
+def run(archive_path: Path, config_file: Path, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run the CLI on the test archive; returns (exit code, parsed JSON stdout or None, stderr)."""
+
+    def run(*argv: str, stdin: bytes | None = None) -> tuple[int, Any, str]:
+        if stdin is not None:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+                code = main([*argv, "--archive", str(archive_path), "--config", str(config_file)])
+        else:
+            code = main([*argv, "--archive", str(archive_path), "--config", str(config_file)])
+        out, err = capsys.readouterr()
+        return code, json.loads(out) if out else None, err
+
+    return run
+
+
+def test_remember_list_view_read(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, remembered, _ = run("remember", "--session", "cli", "--role", "user", "--title", "t", "hello\nworld")
+    assert code == 0
+    assert remembered["spans"] == [{"page_id": "p1", "start": 1, "end": 2, "continues": False}]
+
+    code, listing, _ = run("list", "--session", "cli", "--limit", "1")
+    assert code == 0
+    assert [page["id"] for page in listing["pages"]] == ["p1"] and listing["next_cursor"] is None
+
+    monkeypatch.chdir(tmp_path)
+    code, viewed, _ = run("view", "p1")
+    assert code == 0
+    assert viewed["file"] == "p1.png" and viewed["mime_type"] == "image/png"
+    with Image.open(tmp_path / "p1.png") as image:
+        assert image.format == "PNG" and image.size == (viewed["info"]["image_width"], viewed["info"]["image_height"])
+    code, viewed, _ = run("view", "p1", "-o", str(tmp_path / "page.img"))
+    assert code == 0 and (tmp_path / "page.img").stat().st_size == viewed["bytes"]
+
+    code, read, _ = run("read", "p1", "--start", "2", "--end", "2")
+    assert code == 0
+    assert read["lines"] == [{"number": 2, "text": "world"}] and read["total_lines"] == 2
+
+
+@pytest.mark.parametrize("argv", [("remember", "-"), ("remember",)], ids=["dash", "absent"])
+def test_remember_reads_stdin_exactly(run: Run, argv: tuple[str, ...]) -> None:
+    text = "crlf\r\nkept, 日本語 🙂\ttab\nand the final newline\n"
+    code, remembered, _ = run(*argv, stdin=text.encode("utf-8"))
+    assert code == 0 and remembered["characters"] == len(text)
+    [span] = remembered["spans"]
+    code, read, _ = run("read", span["page_id"], "--start", str(span["start"]), "--end", str(span["end"]))
+    assert "\n".join(line["text"] for line in read["lines"]) == text
+
+
+def test_view_names_the_file_after_the_stored_format(
+    run: Run, config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = Memory(config)
+    try:
+        memory.remember("\n".join(f"line {i}" for i in range(30)))
+        assert memory.fade(now=datetime.now(UTC) + timedelta(days=3)) > 0  # p1 is sealed and now warm
+    finally:
+        memory.close()
+    monkeypatch.chdir(tmp_path)
+    code, viewed, _ = run("view", "p1")
+    assert (code, viewed["file"], viewed["mime_type"]) == (0, "p1.webp", "image/webp")
+    with Image.open(tmp_path / "p1.webp") as image:
+        assert image.format == "WEBP"
+
+
+def test_global_options_work_before_the_command(
+    archive_path: Path, config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--archive", str(archive_path), "--config", str(config_file), "remember", "x"]) == 0
+    capsys.readouterr()
+    assert main(["--archive", str(archive_path), "--config", str(config_file), "list"]) == 0
+    assert [page["id"] for page in json.loads(capsys.readouterr().out)["pages"]] == ["p1"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "expected"),
+    [
+        (("read", "p9"), None, "no page 'p9'; the archive has no pages yet"),
+        (("view", "nonsense"), None, "page ids look like 'p12'"),
+        (("list", "--limit", "0"), None, "limit must be between 1 and 200"),
+        (("list", "--cursor", "zz"), None, "pass a next_cursor from list_pages"),
+        (("list", "--session", "nope"), None, "no session 'nope'"),
+        (("remember", ""), None, "text is empty"),
+        (("remember",), b"\xff\xfe", "stdin is not UTF-8"),
+    ],
+)
+def test_errors_go_to_stderr_with_exit_code_2(
+    run: Run, argv: tuple[str, ...], stdin: bytes | None, expected: str
+) -> None:
+    code, out, err = run(*argv, stdin=stdin)
+    assert (code, out) == (2, None)
+    assert err.startswith("optical-memory: error: ") and expected in err
+
+
+def test_an_unwritable_output_file_is_an_error(run: Run, tmp_path: Path) -> None:
+    run("remember", "x")
+    code, out, err = run("view", "p1", "-o", str(tmp_path / "missing" / "dir" / "p1.png"))
+    assert (code, out) == (2, None) and str(tmp_path / "missing" / "dir" / "p1.png") in err
+
+
+def test_python_dash_m_server(archive_path: Path, config_file: Path) -> None:
+    common = ["--archive", str(archive_path), "--config", str(config_file)]
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "remember", "via -m", *common],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["spans"][0]["page_id"] == "p1"
+
+    failed = subprocess.run(
+        [sys.executable, "-m", "server", "read", "p2", *common], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert failed.returncode == 2 and failed.stdout == ""
+    assert "no page 'p2'" in failed.stderr
+
+
+def test_serve_reports_an_unusable_archive_and_exits_2(tmp_path: Path, config_file: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--archive", str(blocker / "archive"), "--config", str(config_file)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("optical-memory: error: ") and str(blocker / "archive") in done.stderr
