@@ -11,6 +11,8 @@ Sub-databases and their key/value layouts (integers big-endian, so keys sort num
     sessions       name (UTF-8) -> JSON {sid, open_page, open_rows, open_lines, pages, created, updated}
     session_pages  u32 sid + u64 n -> b"p<n>": a session's pages in order
     order          u64 n        -> b"p<n>": every page in order
+    postings       search terms -> where they occur (layout in `search`; dupsort)
+    page_terms     u64 n        -> the terms a page posted, so forgetting it can unpost them
 
 One logical write (a `remember`, one demotion) is one write transaction: it commits whole or not at
 all. Several processes share an archive (each MCP client starts its own server): LMDB serialises
@@ -44,7 +46,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SCHEMA = b"1"
-_DATABASES = ("meta", "pages", "images", "sessions", "session_pages", "order")
+_DATABASES = ("meta", "pages", "images", "sessions", "session_pages", "order", "postings", "page_terms")
+_DUPSORT = frozenset({"postings"})
 _MIB = 1 << 20
 
 
@@ -105,6 +108,10 @@ class ArchiveTxn:
         self.txn = txn
         self._dbs = dbs
 
+    def db(self, name: str) -> Any:
+        """A sub-database handle, for modules that own a layout of their own (search)."""
+        return self._dbs[name]
+
     # meta -------------------------------------------------------------------------------------
     def next_page_id(self) -> tuple[str, int]:
         """Allocate the next page number (write transactions only)."""
@@ -139,6 +146,17 @@ class ArchiveTxn:
     def add_page_to_indexes(self, sid: int, number: int, page_id: str) -> None:
         self.txn.put(u32(sid) + u64(number), page_id.encode("ascii"), db=self._dbs["session_pages"])
         self.txn.put(u64(number), page_id.encode("ascii"), db=self._dbs["order"])
+
+    def delete_page(self, sid: int, number: int, page_id: str) -> None:
+        """Remove a page's record, image and order entries (its postings are the search module's)."""
+        key = page_id.encode("ascii")
+        self.txn.delete(key, db=self._dbs["pages"])
+        self.txn.delete(key, db=self._dbs["images"])
+        self.txn.delete(u32(sid) + u64(number), db=self._dbs["session_pages"])
+        self.txn.delete(u64(number), db=self._dbs["order"])
+
+    def delete_session(self, name: str) -> None:
+        self.txn.delete(name.encode("utf-8"), db=self._dbs["sessions"])
 
     # sessions ---------------------------------------------------------------------------------
     def session(self, name: str) -> dict[str, Any] | None:
@@ -191,7 +209,7 @@ class Archive:
         with contextlib.suppress(OSError):  # a folder made by someone else keeps its mode
             self.path.chmod(0o700)
         self.env = self._open(map_size_mib * _MIB)
-        self._dbs = {name: self.env.open_db(name.encode()) for name in _DATABASES}
+        self._dbs = {name: self.env.open_db(name.encode(), dupsort=name in _DUPSORT) for name in _DATABASES}
         # Readers left by killed processes pin old pages, so the file would grow without bound.
         self.stale_readers_cleared = self.env.reader_check()
         if self.stale_readers_cleared:
@@ -318,6 +336,11 @@ class Archive:
             problems += [f"page {p} missing from order" for p in sorted(set(pages) - order)]
             problems += [f"session index lists missing page {p}" for p in sorted(by_session - set(pages))]
             problems += [f"page {p} missing from its session index" for p in sorted(set(pages) - by_session)]
+            numbers = {r["number"] for r in pages.values()}
+            indexed = {
+                int.from_bytes(k, "big") for k in tx.txn.cursor(db=self._dbs["page_terms"]).iternext(values=False)
+            }
+            problems += [f"search terms of missing page p{n}" for n in sorted(indexed - numbers)]
             raw_next = tx.txn.get(b"next_page", db=self._dbs["meta"])
             next_page = int.from_bytes(raw_next, "big") if raw_next else 1
             ahead = [p for p, r in pages.items() if r["number"] >= next_page]

@@ -1,11 +1,7 @@
-"""The facade the server and the CLI call: remember, list_pages, view_page, read_lines, fade.
+"""The facade the server and the CLI call: remember, list_pages, view_page, read_lines, search, forget.
 
-A page record (JSON in the archive's `pages` database) holds layout and bookkeeping, never text::
-
-    id, number, session, created, updated, sealed, sealed_at, tier (index), codec, image_bytes,
-    geometry (render.Geometry at the current tier), rows (one code per used row: 0 header,
-    +n first row of line n, -n continuation of line n), lines, continued, continues,
-    characters, text_tokens, title, entries [{role, time, title, first_line, last_line}]
+Each method validates its arguments, runs one logical read or write against the archive, and returns a
+typed result (`results`). Page records are described in `records`; fading in `fading`.
 
 `remember` appends to the session's open page by drawing new rows onto its hot image (no text is
 kept even for the open page), so the page's image is the only copy of what it says.
@@ -16,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import unicodedata
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,17 +20,35 @@ import numpy as np
 from optical_memory.archive import Archive, ArchiveTxn, page_number
 from optical_memory.config import Config
 from optical_memory.errors import InvalidArgument, OpticalMemoryError, PageNotFound, SessionNotFound, TextTooLarge
-from optical_memory.pages import HEADER, decode, join_row_cells, plan_entry
+from optical_memory.fading import fade
+from optical_memory.pages import plan_entry
 from optical_memory.readers.base import Reader
-from optical_memory.render import Geometry, Renderer
-from optical_memory.results import Line, LinesRead, PageImage, PageInfo, PageList, RememberResult, Span
-from optical_memory.tiers import decode_image, demote, encode_image, tier_due
-from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens, estimate_text_tokens
+from optical_memory.records import apply_plan, new_record, page_info
+from optical_memory.render import Renderer
+from optical_memory.results import (
+    ForgetResult,
+    Line,
+    LinesRead,
+    PageImage,
+    PageInfo,
+    PageList,
+    RememberResult,
+    SearchHit,
+    SearchResult,
+    SessionInfo,
+    SessionList,
+    Span,
+)
+from optical_memory.search import LineHit, index_lines, rank, terms, unindex_page
+from optical_memory.tiers import Tier, decode_image, encode_image
+from optical_memory.tokens import estimate_text_tokens
+from optical_memory.transcribe import transcribe_lines
 
 __all__ = ["Memory"]
 
 log = logging.getLogger(__name__)
 
+MAX_SEARCH_HITS = 50
 MAX_NAME_CHARS = 128  # session, role and title names: shown in page headers, so kept short
 
 
@@ -152,7 +165,7 @@ class Memory:
             for plan in plans:
                 if plan.new_page:
                     page_id, number = tx.next_page_id()
-                    record = self._new_record(page_id, number, session, stamp)
+                    record = new_record(page_id, number, session, stamp, self.renderer.geometry, self.tiers[0])
                     canvas = self.renderer.blank()
                     tx.add_page_to_indexes(sess["sid"], number, page_id)
                     sess["pages"] += 1
@@ -164,9 +177,10 @@ class Memory:
                     canvas = np.array(decode_image(image))
                 self.renderer.draw_rows(canvas, plan.first_row, plan.rows)
                 data = encode_image(canvas, self.tiers[0])
-                self._apply_plan(record, plan, role, title, stamp, len(data))
+                apply_plan(record, plan, role, title, stamp, len(data))
                 tx.put_image(record["id"], data)
                 tx.put_page(record)
+                index_lines(tx, sess["sid"], record["number"], plan.first_line, plan.pieces)
                 spans.append(
                     Span(page_id=record["id"], start=plan.first_line, end=plan.last_line, continues=plan.continues)
                 )
@@ -195,107 +209,10 @@ class Memory:
                 log.warning("fading session %r after remember failed: %s", session, exc)
         return result
 
-    def _new_record(self, page_id: str, number: int, session: str, stamp: str) -> dict[str, Any]:
-        geometry = self.renderer.geometry
-        return {
-            "id": page_id,
-            "number": number,
-            "session": session,
-            "created": stamp,
-            "updated": stamp,
-            "sealed": False,
-            "sealed_at": None,
-            "tier": 0,
-            "codec": self.tiers[0].codec,
-            "image_bytes": 0,
-            "geometry": geometry.to_dict(),
-            "rows": [],
-            "lines": 0,
-            "continued": False,
-            "continues": False,
-            "characters": 0,
-            "text_tokens": 0,
-            "title": None,
-            "entries": [],
-        }
-
-    @staticmethod
-    def _apply_plan(
-        record: dict[str, Any], plan: Any, role: str | None, title: str | None, stamp: str, size: int
-    ) -> None:
-        if record["lines"] == 0 and plan.continued:
-            record["continued"] = True
-        record["rows"].extend(row.code for row in plan.rows)
-        record["lines"] = plan.last_line or record["lines"]
-        record["continues"] = plan.continues
-        record["characters"] += sum(len(piece) for piece in plan.pieces)
-        record["text_tokens"] += estimate_text_tokens("\n".join(plan.pieces))
-        record["entries"].append(
-            {"role": role, "time": stamp, "title": title, "first_line": plan.first_line, "last_line": plan.last_line}
-        )
-        if record["title"] is None and title:
-            record["title"] = title
-        record["updated"] = stamp
-        record["image_bytes"] = size
-        if plan.sealed:
-            record["sealed"] = True
-            record["sealed_at"] = stamp
-
     # fading -----------------------------------------------------------------------------------
     def fade(self, session: str | None = None, now: datetime | None = None) -> int:
         """Demote every sealed page that is due for a colder tier; returns how many steps were taken."""
-        moment = now or _now()
-        coldest = len(self.tiers) - 1
-        if coldest == 0:
-            return 0
-
-        def due_pages(tx: ArchiveTxn) -> list[tuple[str, int, int]]:
-            names = [session] if session is not None else [name for name, _ in tx.sessions()]
-            found: list[tuple[str, int, int]] = []
-            for name in names:
-                sess = tx.session(name)
-                if sess is None:
-                    continue
-                for newer, (_, page_id) in enumerate(tx.page_ids_newest_first(sess["sid"])):
-                    record = tx.page(page_id)
-                    if record is None or not record["sealed"]:
-                        continue
-                    if record["tier"] >= coldest:
-                        break  # older pages are at least as cold: demotion is monotone in age and rank
-                    sealed_at = datetime.strptime(record["sealed_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-                    due = tier_due(self.tiers, newer, (moment - sealed_at).total_seconds() / 86400)
-                    if due > record["tier"]:
-                        found.append((page_id, record["tier"], due))
-            return found
-
-        steps = 0
-        for page_id, tier, due in self.archive.read(due_pages):
-            while tier < due:
-                if not self._demote_once(page_id, tier):
-                    break
-                tier += 1
-                steps += 1
-        return steps
-
-    def _demote_once(self, page_id: str, tier: int) -> bool:
-        """Re-encode one page from `tier` to `tier + 1`; False if someone else changed it first."""
-        current = self.archive.read(lambda tx: (tx.page(page_id), tx.image(page_id)))
-        record, image = current
-        if record is None or image is None or record["tier"] != tier:
-            return False
-        next_tier = self.tiers[tier + 1]
-        data, geometry = demote(image, Geometry.from_dict(record["geometry"]), next_tier)
-
-        def swap(tx: ArchiveTxn) -> bool:
-            fresh = tx.page(page_id)
-            if fresh is None or fresh["tier"] != tier:
-                return False  # demoted or forgotten by another process meanwhile: nothing to do
-            fresh.update(tier=tier + 1, codec=next_tier.codec, image_bytes=len(data), geometry=geometry.to_dict())
-            tx.put_image(page_id, data)
-            tx.put_page(fresh)
-            return True
-
-        return self.archive.write(swap)
+        return fade(self.archive, self.tiers, session, now or _now())
 
     # reading ----------------------------------------------------------------------------------
     def _record(self, tx: ArchiveTxn, page_id: str) -> dict[str, Any]:
@@ -308,32 +225,13 @@ class Memory:
             raise PageNotFound(f"no page {page_id!r}; {valid} (some may have been forgotten)")
         return record
 
-    def _info(self, record: dict[str, Any]) -> PageInfo:
-        geometry = Geometry.from_dict(record["geometry"])
-        tier = self.tiers[min(record["tier"], len(self.tiers) - 1)]
-        return PageInfo(
-            id=record["id"],
-            session=record["session"],
-            created=record["created"],
-            updated=record["updated"],
-            tier=tier.name,
-            tier_index=record["tier"],
-            sealed=record["sealed"],
-            lines=record["lines"],
-            characters=record["characters"],
-            text_tokens=record["text_tokens"],
-            image_width=geometry.width,
-            image_height=geometry.height,
-            image_bytes=record["image_bytes"],
-            image_format=record["codec"],
-            image_tokens=claude_image_tokens(geometry.width, geometry.height),
-            vision_tokens=deepseek_vision_tokens(geometry.width, geometry.height),
-            px_per_char=round(geometry.px_per_char, 2),
-            title=record["title"],
-        )
+    def _tier(self, record: dict[str, Any]) -> Tier:
+        # a page stored under a longer tier list than the current config stays at the coldest tier
+        return self.tiers[min(record["tier"], len(self.tiers) - 1)]
 
     def page_info(self, page_id: str) -> PageInfo:
-        return self._info(self.archive.read(lambda tx: self._record(tx, page_id)))
+        record = self.archive.read(lambda tx: self._record(tx, page_id))
+        return page_info(record, self._tier(record))
 
     def list_pages(self, session: str | None = None, cursor: str | None = None, limit: int = 20) -> PageList:
         """Pages newest first, of one session or all; `next_cursor` continues the listing."""
@@ -349,14 +247,7 @@ class Memory:
                 )
 
         def listing(tx: ArchiveTxn) -> PageList:
-            sid = None
-            if session is not None:
-                sess = tx.session(session)
-                if sess is None:
-                    known = sorted(name for name, _ in tx.sessions())
-                    shown = ", ".join(repr(n) for n in known[:20]) or "none yet"
-                    raise SessionNotFound(f"no session {session!r}; sessions: {shown}")
-                sid = sess["sid"]
+            sid = self._session(tx, session)["sid"] if session is not None else None
             pages: list[PageInfo] = []
             next_cursor = None
             for _, page_id in tx.page_ids_newest_first(sid, before):
@@ -365,7 +256,7 @@ class Memory:
                     break
                 record = tx.page(page_id)
                 if record is not None:
-                    pages.append(self._info(record))
+                    pages.append(page_info(record, self._tier(record)))
             return PageList(pages=pages, next_cursor=next_cursor)
 
         return self.archive.read(listing)
@@ -374,8 +265,8 @@ class Memory:
         """The stored image of a page, as it is at its current tier."""
         record, data = self.archive.read(lambda tx: (self._record(tx, page_id), tx.image(page_id)))
         assert data is not None, f"page {page_id} has no image"
-        info = self._info(record)
-        tier = self.tiers[min(record["tier"], len(self.tiers) - 1)]
+        info = page_info(record, self._tier(record))
+        tier = self._tier(record)
         caption = (
             f"{info.id} · session {info.session} · tier {info.tier} ({tier.scale:.0%} scale) · "
             f"lines 1-{info.lines} · {info.image_width}x{info.image_height} {info.image_format}, "
@@ -395,18 +286,10 @@ class Memory:
                 f"lines {asked} are not on page {page_id}, which has lines 1..{total}; start must be >= 1 and <= end"
             )
         last = min(last, total)
-        rows_of = self._rows_of_lines(record["rows"], start, last)
-        wanted = [row for rows in rows_of for row in rows]
-        geometry = Geometry.from_dict(record["geometry"])
-        cells = self.reader.read_rows(decode_image(data), geometry, wanted)
-        by_row = dict(zip(wanted, cells, strict=True))
-        lines = [
-            Line(number=number, text=decode(join_row_cells([by_row[r] for r in rows], geometry.columns)))
-            for number, rows in zip(range(start, last + 1), rows_of, strict=True)
-        ]
+        lines = transcribe_lines(self.reader, record, data, range(start, last + 1))
         return LinesRead(
             page_id=page_id,
-            tier=self.tiers[min(record["tier"], len(self.tiers) - 1)].name,
+            tier=self._tier(record).name,
             lines=lines,
             total_lines=total,
             continued=record["continued"],
@@ -414,10 +297,103 @@ class Memory:
             reader=self.reader.name,
         )
 
+    # recall beyond the four tools -------------------------------------------------------------
+    def search(self, query: str, session: str | None = None, limit: int = 10) -> SearchResult:
+        """Lines whose terms match `query` (BM25), each read from its page as it is now."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidArgument("query is empty; give words, identifiers, paths, numbers or error codes")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_HITS:
+            raise InvalidArgument(f"limit must be between 1 and {MAX_SEARCH_HITS}, got {limit!r}")
+        wanted = list(dict.fromkeys(terms(query)))
+        if not wanted:
+            raise InvalidArgument(f"query {query!r} has no searchable terms (letters, digits or identifiers)")
+
+        def locate(tx: ArchiveTxn) -> list[tuple[LineHit, dict[str, Any], bytes]]:
+            sid = self._session(tx, session)["sid"] if session is not None else None
+            found = []
+            for hit in rank(tx, wanted, sid, limit):
+                record, image = tx.page(f"p{hit.page}"), tx.image(f"p{hit.page}")
+                if record is not None and image is not None:
+                    found.append((hit, record, image))
+            return found
+
+        located = self.archive.read(locate)
+        by_page: dict[str, list[int]] = {}
+        for hit, record, _ in located:
+            by_page.setdefault(record["id"], []).append(hit.line)
+        texts: dict[tuple[str, int], Line] = {}
+        for hit, record, image in located:
+            if (record["id"], hit.line) not in texts:
+                numbers = sorted(set(by_page[record["id"]]))
+                for line in transcribe_lines(self.reader, record, image, numbers):
+                    texts[(record["id"], line.number)] = line
+        hits = [
+            SearchHit(
+                page_id=record["id"],
+                session=record["session"],
+                tier=self._tier(record).name,
+                score=hit.score,
+                start=hit.line,
+                end=hit.line,
+                lines=[texts[(record["id"], hit.line)]],
+            )
+            for hit, record, _ in located
+        ]
+        return SearchResult(query=query, terms=wanted, hits=hits)
+
+    def _session(self, tx: ArchiveTxn, name: str) -> dict[str, Any]:
+        sess = tx.session(name) if isinstance(name, str) else None
+        if sess is None:
+            known = sorted(n for n, _ in tx.sessions())
+            shown = ", ".join(repr(n) for n in known[:20]) or "none yet"
+            raise SessionNotFound(f"no session {name!r}; sessions: {shown}")
+        return sess
+
+    def list_sessions(self) -> SessionList:
+        """Every session with its page count and times."""
+        return SessionList(
+            sessions=[
+                SessionInfo(
+                    name=name,
+                    pages=s["pages"],
+                    created=s["created"],
+                    updated=s.get("updated", s["created"]),
+                    open_page=s["open_page"],
+                )
+                for name, s in self.archive.read(lambda tx: list(tx.sessions()))
+            ]
+        )
+
+    def forget(self, page_id: str | None = None, session: str | None = None) -> ForgetResult:
+        """Remove one page, or every page of a session and the session itself: images, records, postings."""
+        if page_id is None and session is None:
+            raise InvalidArgument("forget needs page_id (one page) or session (all its pages)")
+
+        def once(tx: ArchiveTxn) -> ForgetResult:
+            if page_id is not None:
+                record = self._record(tx, page_id)
+                if session is not None and record["session"] != session:
+                    raise InvalidArgument(f"page {page_id} belongs to session {record['session']!r}, not {session!r}")
+                sess = self._session(tx, record["session"])
+                self._delete(tx, sess, record)
+                tx.put_session(record["session"], sess)
+                return ForgetResult(forgotten=[page_id])
+            assert session is not None
+            sess = self._session(tx, session)
+            ids = [pid for _, pid in tx.page_ids_newest_first(sess["sid"])]
+            for pid in ids:
+                stored = tx.page(pid)
+                if stored is not None:
+                    self._delete(tx, sess, stored)
+            tx.delete_session(session)
+            return ForgetResult(forgotten=ids[::-1], sessions_removed=[session])
+
+        return self.archive.write(once)
+
     @staticmethod
-    def _rows_of_lines(codes: Sequence[int], start: int, end: int) -> list[list[int]]:
-        rows: list[list[int]] = [[] for _ in range(end - start + 1)]
-        for row, code in enumerate(codes):
-            if code != HEADER and start <= abs(code) <= end:
-                rows[abs(code) - start].append(row)
-        return rows
+    def _delete(tx: ArchiveTxn, sess: dict[str, Any], record: dict[str, Any]) -> None:
+        unindex_page(tx, record["number"])
+        tx.delete_page(sess["sid"], record["number"], record["id"])
+        sess["pages"] -= 1
+        if sess["open_page"] == record["id"]:
+            sess.update(open_page=None, open_rows=0, open_lines=0)

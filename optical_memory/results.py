@@ -46,6 +46,7 @@ class PageInfo(BaseModel):
     vision_tokens: int = Field(description="DeepSeek-OCR vision tokens: one per 4,096 px")
     px_per_char: float
     title: str | None = None
+    recalled_from: str | None = Field(default=None, description="the faded page this page re-renders lines of")
 
 
 class PageList(BaseModel):
@@ -74,3 +75,36 @@ class LinesRead(BaseModel):
     continued: bool = Field(default=False, description="line 1 continues the last line of the previous page")
     continues: bool = Field(default=False, description="the page's last line continues on the next page")
     reader: str
+
+
+class SearchHit(BaseModel):
+    page_id: str
+    session: str
+    tier: str
+    score: float
+    start: int = Field(description="first line number of the hit on the page")
+    end: int
+    lines: list[Line] = Field(description="the hit's lines as the reader reads them now, fading included")
+
+
+class SearchResult(BaseModel):
+    query: str
+    terms: list[str] = Field(description="the terms the query was cut into")
+    hits: list[SearchHit]
+
+
+class SessionInfo(BaseModel):
+    name: str
+    pages: int
+    created: str
+    updated: str
+    open_page: str | None = None
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+
+
+class ForgetResult(BaseModel):
+    forgotten: list[str] = Field(description="ids of the pages removed")
+    sessions_removed: list[str] = Field(default_factory=list)

@@ -1,4 +1,4 @@
-"""The MCP adapter: four tools over the `Memory` facade, opened once by one lifespan.
+"""The MCP adapter: tools and resources over the `Memory` facade, opened once by one lifespan.
 
 Each tool is a thin, synchronous call of one facade method (the SDK runs sync tools on worker
 threads, and the facade keeps every LMDB transaction inside one such call). The facade's typed
@@ -21,14 +21,23 @@ from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field, StringConstraints
 
 from optical_memory.config import Config
 from optical_memory.errors import OpticalMemoryError
-from optical_memory.memory import MAX_NAME_CHARS, Memory
-from optical_memory.results import LinesRead, PageInfo, PageList, RememberResult
+from optical_memory.memory import MAX_NAME_CHARS, MAX_SEARCH_HITS, Memory
+from optical_memory.results import (
+    ForgetResult,
+    LinesRead,
+    PageInfo,
+    PageList,
+    RememberResult,
+    SearchResult,
+    SessionList,
+)
+from optical_memory.tiers import MIME_TYPES
 
 __all__ = ["AppState", "build_server"]
 
@@ -41,7 +50,9 @@ Long-term memory kept as page images. `remember` lays text onto pages of a sessi
 where it went (spans of line numbers per page). `list_pages` shows pages newest first,
 `view_page` shows one page as an image (older pages fade: they are stored smaller and blurrier
 and cost fewer image tokens), and `read_lines` reads lines of a page back as text by OCR (exact
-on pages that have not faded).
+on pages that have not faded). `search` finds lines by words and identifiers; `list_sessions`
+and `forget` manage what is kept. Pages are also resources: optical-memory://pages/{page_id}/info
+(metadata) and optical-memory://pages/{page_id}/image.{image_format} (the image).
 """
 
 
@@ -212,7 +223,106 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
         with _tool_errors():
             return _memory(ctx).read_lines(page_id, start=start, end=end)
 
+    @tool(_read_only("Search memory"))
+    def search(
+        ctx: Context[AppState, Any],
+        query: Annotated[
+            str, Field(min_length=1, description="words, identifiers, paths, numbers, hex ids or error codes")
+        ],
+        session: Annotated[str | None, Field(description="only this session; all sessions if omitted")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_SEARCH_HITS, description="how many hits to return")] = 10,
+    ) -> SearchResult:
+        """Find remembered lines by their words and identifiers, best first.
+
+        The query is cut into terms the way code and logs are written: `parse_config` also
+        matches `parse` and `config`, `ConfigLoader` matches `config` and `loader`, dotted names
+        and paths match whole and by component, and numbers, hex ids and error codes match whole.
+        Lines are ranked by BM25 (newer pages first on ties). Each hit gives page_id, line numbers,
+        tier and the lines as OCR reads them now, so a hit on a faded page shows what memory
+        still holds. Use read_lines around a hit for context, or view_page to see the page.
+        """
+        with _tool_errors():
+            return _memory(ctx).search(query, session=session, limit=limit)
+
+    @tool(_read_only("List memory sessions"))
+    def list_sessions(ctx: Context[AppState, Any]) -> SessionList:
+        """List the sessions of this memory: name, number of pages, creation and update times.
+
+        Every other tool takes `session` to stay inside one; sessions never share pages.
+        """
+        with _tool_errors():
+            return _memory(ctx).list_sessions()
+
+    @tool(
+        ToolAnnotations(
+            title="Forget memory pages",
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=True,
+            open_world_hint=False,
+        )
+    )
+    def forget(
+        ctx: Context[AppState, Any],
+        page_id: Annotated[str | None, Field(description="forget this one page, e.g. 'p12'")] = None,
+        session: Annotated[
+            str | None, Field(description="forget every page of this session and the session itself")
+        ] = None,
+    ) -> ForgetResult:
+        """Forget pages for good: their images, metadata and search terms are deleted.
+
+        Give `page_id` to forget one page, or `session` to forget a whole session (with both,
+        the page must belong to that session). This cannot be undone.
+        """
+        with _tool_errors():
+            return _memory(ctx).forget(page_id=page_id, session=session)
+
+    _register_resources(server)
     return server
+
+
+def _register_resources(server: MCPServer[AppState]) -> None:
+    """Pages as resources, so a client can link to a page instead of inlining it.
+
+    ``optical-memory://pages/{page_id}/info`` is the page's metadata (JSON, as list_pages gives it);
+    ``optical-memory://pages/{page_id}/image.png`` (or ``.webp``, ``.jpeg``: the page's
+    `image_format`) is its stored image.
+    """
+
+    @server.resource(
+        "optical-memory://pages/{page_id}/info",
+        name="page",
+        description="A memory page's metadata, as list_pages reports it",
+        mime_type="application/json",
+    )
+    def page_metadata(page_id: str, ctx: Context[AppState, Any]) -> str:
+        try:
+            return _memory(ctx).page_info(page_id).model_dump_json()
+        except OpticalMemoryError as exc:
+            raise ResourceError(str(exc)) from exc
+
+    def image_reader(codec: str) -> Callable[[str, Context[AppState, Any]], bytes]:
+        def page_image(page_id: str, ctx: Context[AppState, Any]) -> bytes:
+            try:
+                page = _memory(ctx).view_page(page_id)
+            except OpticalMemoryError as exc:
+                raise ResourceError(str(exc)) from exc
+            if page.info.image_format != codec:
+                fmt = page.info.image_format
+                raise ResourceError(
+                    f"page {page_id} is stored as {fmt}; read optical-memory://pages/{page_id}/image.{fmt}"
+                )
+            return page.data
+
+        return page_image
+
+    for codec, mime in MIME_TYPES.items():
+        server.resource(
+            f"optical-memory://pages/{{page_id}}/image.{codec}",
+            name=f"page-image-{codec}",
+            description=f"A memory page's stored image, for pages whose image_format is {codec}",
+            mime_type=mime,
+        )(image_reader(codec))
 
 
 def _version() -> str:

@@ -1,0 +1,73 @@
+"""Fading: find the sealed pages due for a colder tier and demote them, one tier at a time.
+
+A page's due tier follows from its rank (how many newer pages its session has) and its age (see
+`tiers.tier_due`). Each demotion step re-encodes the stored image outside any transaction, then
+swaps it in with a write that first checks the page is still at the tier it was read at, so a
+demotion racing another process's demotion or a `forget` changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from optical_memory.archive import Archive, ArchiveTxn
+from optical_memory.render import Geometry
+from optical_memory.tiers import Tier, demote, tier_due
+
+__all__ = ["fade"]
+
+
+def _due_pages(tx: ArchiveTxn, tiers: Sequence[Tier], session: str | None, now: datetime) -> list[tuple[str, int, int]]:
+    coldest = len(tiers) - 1
+    names = [session] if session is not None else [name for name, _ in tx.sessions()]
+    found: list[tuple[str, int, int]] = []
+    for name in names:
+        sess = tx.session(name)
+        if sess is None:
+            continue
+        for newer, (_, page_id) in enumerate(tx.page_ids_newest_first(sess["sid"])):
+            record = tx.page(page_id)
+            if record is None or not record["sealed"]:
+                continue
+            if record["tier"] >= coldest:
+                break  # older pages are at least as cold: demotion is monotone in age and rank
+            sealed_at = datetime.strptime(record["sealed_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            due = tier_due(tiers, newer, (now - sealed_at).total_seconds() / 86400)
+            if due > record["tier"]:
+                found.append((page_id, record["tier"], due))
+    return found
+
+
+def _demote_once(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: int) -> bool:
+    """Re-encode one page from `tier` to `tier + 1`; False if someone else changed it first."""
+    record, image = archive.read(lambda tx: (tx.page(page_id), tx.image(page_id)))
+    if record is None or image is None or record["tier"] != tier:
+        return False
+    next_tier = tiers[tier + 1]
+    data, geometry = demote(image, Geometry.from_dict(record["geometry"]), next_tier)
+
+    def swap(tx: ArchiveTxn) -> bool:
+        fresh = tx.page(page_id)
+        if fresh is None or fresh["tier"] != tier:
+            return False  # demoted or forgotten by another process meanwhile: nothing to do
+        fresh.update(tier=tier + 1, codec=next_tier.codec, image_bytes=len(data), geometry=geometry.to_dict())
+        tx.put_image(page_id, data)
+        tx.put_page(fresh)
+        return True
+
+    return archive.write(swap)
+
+
+def fade(archive: Archive, tiers: Sequence[Tier], session: str | None, now: datetime) -> int:
+    """Demote every sealed page (of `session`, or all) that is due; returns the steps taken."""
+    if len(tiers) < 2:
+        return 0
+    steps = 0
+    for page_id, tier, due in archive.read(lambda tx: _due_pages(tx, tiers, session, now)):
+        while tier < due:
+            if not _demote_once(archive, tiers, page_id, tier):
+                break
+            tier += 1
+            steps += 1
+    return steps

@@ -1,0 +1,146 @@
+"""Search: locate lines by their terms (an index kept beside the pages), then transcribe them.
+
+The index holds terms, never text: at `remember` time each line piece is cut into terms and every
+term posts (session, page, line, count) in the archive's `postings` database, in the same transaction
+that stores the page. A search ranks lines with BM25 over those postings and reads the winning lines
+from the page images with the reader, so a hit shows exactly what memory still holds at the page's
+tier - fading included.
+
+Terms are cut for how agents search: words; identifiers whole and in parts (``snake_case`` ->
+``snake_case``, ``snake``, ``case``; ``camelCase`` -> ``camelcase``, ``camel``, ``case``); dotted
+names and paths whole and by component (``os.path.join``, ``src/app/main.py``); numbers, hex ids
+and error codes whole (``0x1f3a``, ``E1234``, ``HTTP-503``). Everything is lower-cased.
+
+Layouts (integers big-endian)::
+
+    postings    term (UTF-8, <= 64 chars) -> u32 sid | u64 page | u16 line | u16 count  (dupsort)
+    page_terms  u64 page -> JSON {"terms": [distinct terms], "lengths": {line: terms on it}}
+    meta        b"index_lines" -> u64, b"index_terms" -> u64   (for BM25's average line length)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optical_memory.archive import ArchiveTxn, u32, u64
+
+__all__ = ["LineHit", "index_lines", "rank", "terms", "unindex_page"]
+
+MAX_TERM = 64  # longer runs (base64 blobs, minified code) are indexed by their first 64 characters
+_COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")
+_SEPARATORS = re.compile(r"[./\\:@#-]")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_K1, _B = 1.2, 0.75  # the usual BM25 constants
+
+
+def terms(text: str) -> list[str]:
+    """The search terms of a text, with repeats (a term's count is its frequency)."""
+    out: list[str] = []
+    for match in _COMPOUND.finditer(text):
+        whole = match.group(0)
+        variants = {whole}
+        for part in _SEPARATORS.split(whole):
+            variants.add(part)
+            pieces = [p for p in part.split("_") if p]
+            variants.update(pieces)
+            for piece in pieces:
+                if re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]", piece):  # camelCase / HTTPServer
+                    variants.update(_CAMEL.findall(piece))
+        out.extend(v.lower()[:MAX_TERM] for v in variants if v)
+    return out
+
+
+def _meta_add(tx: ArchiveTxn, key: bytes, delta: int) -> None:
+    db = tx.db("meta")
+    raw = tx.txn.get(key, db=db)
+    tx.txn.put(key, u64(max(0, (int.from_bytes(raw, "big") if raw else 0) + delta)), db=db)
+
+
+def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Sequence[str]) -> None:
+    """Post the terms of lines `first_line`, `first_line + 1`, ... of a page (inside its write)."""
+    postings, page_terms = tx.db("postings"), tx.db("page_terms")
+    raw = tx.txn.get(u64(page), db=page_terms)
+    entry: dict[str, Any] = json.loads(bytes(raw)) if raw else {"terms": [], "lengths": {}}
+    known = set(entry["terms"])
+    added_terms = 0
+    for offset, piece in enumerate(pieces):
+        line = first_line + offset
+        counts = Counter(terms(piece))
+        for term, count in counts.items():
+            value = u32(sid) + u64(page) + line.to_bytes(2, "big") + min(count, 0xFFFF).to_bytes(2, "big")
+            tx.txn.put(term.encode("utf-8", "surrogatepass"), value, db=postings, dupdata=True)
+            if term not in known:
+                known.add(term)
+                entry["terms"].append(term)
+        entry["lengths"][str(line)] = sum(counts.values())
+        added_terms += sum(counts.values())
+    tx.txn.put(u64(page), json.dumps(entry, separators=(",", ":")).encode(), db=page_terms)
+    _meta_add(tx, b"index_lines", len(pieces))
+    _meta_add(tx, b"index_terms", added_terms)
+
+
+def unindex_page(tx: ArchiveTxn, page: int) -> None:
+    """Remove every posting of a page (inside the write that forgets it)."""
+    postings, page_terms = tx.db("postings"), tx.db("page_terms")
+    raw = tx.txn.get(u64(page), db=page_terms)
+    if raw is None:
+        return
+    entry = json.loads(bytes(raw))
+    page_key = u64(page)
+    with tx.txn.cursor(db=postings) as cursor:
+        for term in entry["terms"]:
+            if not cursor.set_key(term.encode("utf-8", "surrogatepass")):
+                continue
+            doomed = [bytes(v) for v in cursor.iternext_dup() if bytes(v)[4:12] == page_key]
+            for value in doomed:
+                tx.txn.delete(term.encode("utf-8", "surrogatepass"), value, db=postings)
+    tx.txn.delete(u64(page), db=page_terms)
+    _meta_add(tx, b"index_lines", -len(entry["lengths"]))
+    _meta_add(tx, b"index_terms", -sum(entry["lengths"].values()))
+
+
+@dataclass(frozen=True)
+class LineHit:
+    page: int
+    line: int
+    score: float
+
+
+def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int) -> list[LineHit]:
+    """The best `limit` lines for the query by BM25, newest page first on ties."""
+    meta, postings, page_terms = tx.db("meta"), tx.db("postings"), tx.db("page_terms")
+    raw_lines, raw_terms = tx.txn.get(b"index_lines", db=meta), tx.txn.get(b"index_terms", db=meta)
+    total_lines = int.from_bytes(raw_lines, "big") if raw_lines else 0
+    if not total_lines:
+        return []
+    average = (int.from_bytes(raw_terms, "big") if raw_terms else 0) / total_lines or 1.0
+    idf: dict[str, float] = {}
+    found: dict[tuple[int, int], dict[str, int]] = {}  # (page, line) -> {term: count on that line}
+    with tx.txn.cursor(db=postings) as cursor:
+        for term in dict.fromkeys(query_terms):
+            if not cursor.set_key(term.encode("utf-8", "surrogatepass")):
+                continue
+            df = cursor.count()
+            idf[term] = math.log(1 + (total_lines - df + 0.5) / (df + 0.5))
+            for raw in cursor.iternext_dup():
+                value = bytes(raw)
+                if sid is not None and int.from_bytes(value[:4], "big") != sid:
+                    continue
+                key = (int.from_bytes(value[4:12], "big"), int.from_bytes(value[12:14], "big"))
+                found.setdefault(key, {})[term] = int.from_bytes(value[14:16], "big")
+    lengths: dict[int, dict[str, int]] = {}
+    scores: dict[tuple[int, int], float] = {}
+    for (page, line), counts in found.items():
+        if page not in lengths:
+            raw_entry = tx.txn.get(u64(page), db=page_terms)
+            lengths[page] = json.loads(bytes(raw_entry))["lengths"] if raw_entry else {}
+        norm = _K1 * (1 - _B + _B * lengths[page].get(str(line), average) / average)
+        scores[(page, line)] = sum(idf[t] * tf * (_K1 + 1) / (tf + norm) for t, tf in counts.items())
+    ordered = sorted(scores.items(), key=lambda item: (-item[1], -item[0][0], item[0][1]))
+    return [LineHit(page, line, round(score, 4)) for (page, line), score in ordered[:limit]]
