@@ -10,9 +10,11 @@ kept even for the open page), so the page's image is the only copy of what it sa
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import unicodedata
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,7 @@ from optical_memory.search import LineHit, index_lines, rank, terms, unindex_pag
 from optical_memory.tiers import Tier, decode_image, encode_image
 from optical_memory.tokens import estimate_text_tokens
 from optical_memory.transcribe import transcribe_lines
+from optical_memory.transfer import export_pages, import_pages
 
 __all__ = ["Memory"]
 
@@ -397,3 +400,12 @@ class Memory:
         sess["pages"] -= 1
         if sess["open_page"] == record["id"]:
             sess.update(open_page=None, open_rows=0, open_lines=0)
+
+    # export and import ------------------------------------------------------------------------
+    def export_pages(self, destination: str | os.PathLike[str], session: str | None = None) -> dict[str, int]:
+        """Write every page (of `session`, or all) to a folder or a .zip (see `transfer`)."""
+        return export_pages(self.archive, Path(destination), session)
+
+    def import_pages(self, source: str | os.PathLike[str]) -> dict[str, Any]:
+        """Add the pages of an export to this archive under new page ids; returns the id mapping."""
+        return import_pages(self.archive, Path(source))

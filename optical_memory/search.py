@@ -30,8 +30,9 @@ from typing import Any
 
 from optical_memory.archive import ArchiveTxn, u32, u64
 
-__all__ = ["LineHit", "index_lines", "rank", "terms", "unindex_page"]
+__all__ = ["LineHit", "bump_index_counts", "index_lines", "rank", "terms", "unindex_page"]
 
+POSTING_DB, TERMS_DB = "postings", "page_terms"
 MAX_TERM = 64  # longer runs (base64 blobs, minified code) are indexed by their first 64 characters
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")
 _SEPARATORS = re.compile(r"[./\\:@#-]")
@@ -56,15 +57,17 @@ def terms(text: str) -> list[str]:
     return out
 
 
-def _meta_add(tx: ArchiveTxn, key: bytes, delta: int) -> None:
+def bump_index_counts(tx: ArchiveTxn, lines: int, terms: int) -> None:
+    """Add to (or, negative, take from) the index's line and term totals that BM25 averages over."""
     db = tx.db("meta")
-    raw = tx.txn.get(key, db=db)
-    tx.txn.put(key, u64(max(0, (int.from_bytes(raw, "big") if raw else 0) + delta)), db=db)
+    for key, delta in ((b"index_lines", lines), (b"index_terms", terms)):
+        raw = tx.txn.get(key, db=db)
+        tx.txn.put(key, u64(max(0, (int.from_bytes(raw, "big") if raw else 0) + delta)), db=db)
 
 
 def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Sequence[str]) -> None:
     """Post the terms of lines `first_line`, `first_line + 1`, ... of a page (inside its write)."""
-    postings, page_terms = tx.db("postings"), tx.db("page_terms")
+    postings, page_terms = tx.db(POSTING_DB), tx.db(TERMS_DB)
     raw = tx.txn.get(u64(page), db=page_terms)
     entry: dict[str, Any] = json.loads(bytes(raw)) if raw else {"terms": [], "lengths": {}}
     known = set(entry["terms"])
@@ -81,13 +84,12 @@ def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Se
         entry["lengths"][str(line)] = sum(counts.values())
         added_terms += sum(counts.values())
     tx.txn.put(u64(page), json.dumps(entry, separators=(",", ":")).encode(), db=page_terms)
-    _meta_add(tx, b"index_lines", len(pieces))
-    _meta_add(tx, b"index_terms", added_terms)
+    bump_index_counts(tx, len(pieces), added_terms)
 
 
 def unindex_page(tx: ArchiveTxn, page: int) -> None:
     """Remove every posting of a page (inside the write that forgets it)."""
-    postings, page_terms = tx.db("postings"), tx.db("page_terms")
+    postings, page_terms = tx.db(POSTING_DB), tx.db(TERMS_DB)
     raw = tx.txn.get(u64(page), db=page_terms)
     if raw is None:
         return
@@ -101,8 +103,7 @@ def unindex_page(tx: ArchiveTxn, page: int) -> None:
             for value in doomed:
                 tx.txn.delete(term.encode("utf-8", "surrogatepass"), value, db=postings)
     tx.txn.delete(u64(page), db=page_terms)
-    _meta_add(tx, b"index_lines", -len(entry["lengths"]))
-    _meta_add(tx, b"index_terms", -sum(entry["lengths"].values()))
+    bump_index_counts(tx, -len(entry["lengths"]), -sum(entry["lengths"].values()))
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class LineHit:
 
 def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int) -> list[LineHit]:
     """The best `limit` lines for the query by BM25, newest page first on ties."""
-    meta, postings, page_terms = tx.db("meta"), tx.db("postings"), tx.db("page_terms")
+    meta, postings, page_terms = tx.db("meta"), tx.db(POSTING_DB), tx.db(TERMS_DB)
     raw_lines, raw_terms = tx.txn.get(b"index_lines", db=meta), tx.txn.get(b"index_terms", db=meta)
     total_lines = int.from_bytes(raw_lines, "big") if raw_lines else 0
     if not total_lines:
