@@ -4,7 +4,10 @@ This is the only module that reads the environment. Variables:
 
 * ``OPTICAL_MEMORY_CONFIG``  path of a TOML file whose tables override the defaults
 * ``OPTICAL_MEMORY_ARCHIVE`` archive folder (also ``--archive PATH`` on the CLI)
-* ``OPTICAL_MEMORY_READER``  reader name (``rapidocr`` or ``trained``)
+* ``OPTICAL_MEMORY_READER``  reader name (``trained``, ``rapidocr``, ``template``, ...)
+* ``OPTICAL_MEMORY_TOKEN``   bearer token of the HTTP transport (else one is generated into the archive)
+* the variable named by ``[reader.options] api_key_env``, if any: its value becomes the reader's
+  ``api_key`` option (the endpoint reader's key stays out of the config file)
 
 A user file's ``[[tiers]]`` list replaces the default list as a whole.
 """
@@ -53,6 +56,8 @@ class Config:
     reader: str = "rapidocr"
     reader_options: Mapping[str, Any] = field(default_factory=dict)
     tiers: tuple[Tier, ...] = (Tier("hot", 1.0),)
+    http_token: str | None = None
+    recall_reconsolidates: bool = False
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -109,6 +114,15 @@ def _table(data: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, A
     return table
 
 
+def _reader_options(options: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """The reader's constructor options, with `api_key_env` resolved to `api_key` from the environment."""
+    resolved = dict(options)
+    key_env = resolved.pop("api_key_env", None)
+    if key_env and "api_key" not in resolved:
+        resolved["api_key"] = env.get(str(key_env))
+    return resolved
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     archive: str | os.PathLike[str] | None = None,
@@ -129,6 +143,7 @@ def load_config(
     archive_table = _table(data, "archive", {"path", "map_size_mib", "max_map_size_mib", "busy_timeout_s"})
     limits = _table(data, "limits", {f.name for f in fields(LimitsConfig)})
     reader = _table(data, "reader", {"name", "options"})
+    recall = _table(data, "recall", {"reconsolidate"})
     try:
         tiers = tuple(Tier(**tier) for tier in data.get("tiers", []))
     except TypeError as exc:
@@ -145,8 +160,10 @@ def load_config(
             font_size=int(page.get("font_size", 16)),
             limits=LimitsConfig(**limits),
             reader=env.get(ENV_PREFIX + "READER") or reader.get("name", "rapidocr"),
-            reader_options=dict(reader.get("options", {})),
+            reader_options=_reader_options(reader.get("options", {}), env),
             tiers=tiers,
+            http_token=env.get(ENV_PREFIX + "TOKEN") or None,
+            recall_reconsolidates=bool(recall.get("reconsolidate", False)),
         )
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"config: {exc}") from exc

@@ -1,12 +1,17 @@
-"""The `optical-memory` command: `serve` runs the MCP server over stdio; the other commands mirror its tools.
+"""The `optical-memory` command: `serve` runs the MCP server; the other commands mirror its tools.
 
 ::
 
-    optical-memory [--archive PATH] [--config FILE] serve
+    optical-memory [--archive PATH] [--config FILE] serve [--http [--host H] [--port N]]
     optical-memory remember [--session S] [--role R] [--title T] [TEXT | -]   # stdin when - or absent
     optical-memory list [--session S] [--limit N] [--cursor C]
     optical-memory view PAGE_ID [-o FILE]                                    # default PAGE_ID.<codec>, e.g. p3.png
     optical-memory read PAGE_ID [--start N] [--end N]
+    optical-memory search QUERY [--session S] [--limit N]
+    optical-memory sessions
+    optical-memory forget [--page PAGE_ID] [--session S]
+    optical-memory export PATH [--session S]                                 # a folder, or PATH.zip
+    optical-memory import PATH                                               # an export folder or zip
 
 `--archive` and `--config` go before or after the command. Every command but `serve` prints its
 result as JSON on stdout (the tools' structured results); `serve` keeps stdout for the protocol and
@@ -62,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         _add_global_options(sub, argparse.SUPPRESS)
         return sub
 
-    command("serve", "run the MCP server over stdio")
+    serve = command("serve", "run the MCP server (stdio, or streamable HTTP with --http)")
+    serve.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8765)
 
     remember = command("remember", "remember text (as the remember tool)")
     remember.add_argument(
@@ -89,6 +97,24 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("page_id", metavar="PAGE_ID")
     read.add_argument("--start", type=int, default=1)
     read.add_argument("--end", type=int)
+
+    search = command("search", "find lines by words and identifiers (as search)")
+    search.add_argument("query")
+    search.add_argument("--session")
+    search.add_argument("--limit", type=int, default=10)
+
+    command("sessions", "list sessions (as list_sessions)")
+
+    forget = command("forget", "forget a page or a whole session (as forget)")
+    forget.add_argument("--page", dest="page_id", metavar="PAGE_ID")
+    forget.add_argument("--session")
+
+    export = command("export", "export pages (images + metadata) to a folder or a .zip")
+    export.add_argument("destination", metavar="PATH")
+    export.add_argument("--session")
+
+    importing = command("import", "import an export (folder or .zip) into this archive")
+    importing.add_argument("source", metavar="PATH")
     return parser
 
 
@@ -114,9 +140,15 @@ def _stdin_text() -> str:
 def _serve(args: argparse.Namespace) -> None:
     # The protocol owns stdout: everything else, the SDK's logging included, goes to stderr.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = load_config(args.config, args.archive)
+    if args.http:
+        from server.http import serve_http
+
+        serve_http(config, args.host, args.port)
+        return
     from server.app import build_server  # the MCP SDK is loaded only to serve
 
-    build_server(load_config(args.config, args.archive)).run("stdio")
+    build_server(config).run("stdio")
 
 
 def _remember(memory: Memory, args: argparse.Namespace) -> Any:
@@ -146,11 +178,36 @@ def _read(memory: Memory, args: argparse.Namespace) -> Any:
     return memory.read_lines(args.page_id, start=args.start, end=args.end)
 
 
+def _search(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.search(args.query, session=args.session, limit=args.limit)
+
+
+def _sessions(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.list_sessions()
+
+
+def _forget(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.forget(page_id=args.page_id, session=args.session)
+
+
+def _export(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.export_pages(args.destination, session=args.session)
+
+
+def _import(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.import_pages(args.source)
+
+
 _COMMANDS: dict[str, Callable[[Memory, argparse.Namespace], Any]] = {
     "remember": _remember,
     "list": _list,
     "view": _view,
     "read": _read,
+    "search": _search,
+    "sessions": _sessions,
+    "forget": _forget,
+    "export": _export,
+    "import": _import,
 }
 
 
