@@ -37,7 +37,7 @@ async def test_serve_over_stdio_calls_every_tool(
     with caplog.at_level(logging.ERROR, logger="mcp.client.stdio"):
         async with Client(params, message_handler=on_message, read_timeout_seconds=60) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == {"remember", "list_pages", "view_page", "read_lines"}
+            assert names == {"remember", "list_pages", "view_page", "read_lines", "search", "list_sessions", "forget"}
 
             remembered = await client.call_tool("remember", {"text": TEXT, "role": "user", "title": "stdio"})
             assert not remembered.is_error and remembered.structured_content is not None
@@ -72,7 +72,6 @@ async def test_serve_over_stdio_calls_every_tool(
 async def test_the_default_reader_keeps_stdout_clean(tmp_path: Path, archive_path: Path) -> None:
     """OCR libraries like to print banners: with the configured default reader (RapidOCR) loaded
     inside the server, stdout must still carry only protocol."""
-    pytest.importorskip("rapidocr")
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "server", "serve", "--archive", str(archive_path)], cwd=tmp_path
     )

@@ -19,6 +19,8 @@ READERS: dict[str, str] = {
     "rapidocr": "optical_memory.readers.rapid:RapidOcrReader",
     "trained": "optical_memory.readers.trained:TrainedReader",
     "template": "optical_memory.readers.template:TemplateReader",  # exact at the hot tier only
+    "deepseek": "optical_memory.readers.deepseek:DeepSeekReader",  # the [deepseek] extra; a GPU
+    "endpoint": "optical_memory.readers.endpoint:EndpointReader",  # an OpenAI-compatible server (vLLM)
 }
 
 
