@@ -110,9 +110,18 @@ class Memory:
 
     # remember ---------------------------------------------------------------------------------
     def remember(
-        self, text: str, session: str = "default", role: str | None = None, title: str | None = None
+        self,
+        text: str,
+        session: str = "default",
+        role: str | None = None,
+        title: str | None = None,
+        *,
+        recalled_from: str | None = None,
     ) -> RememberResult:
-        """Lay `text` onto the session's pages as one entry and store their images."""
+        """Lay `text` onto the session's pages as one entry and store their images.
+
+        `recalled_from` links the entry to the faded page its text was read from (reconsolidation).
+        """
         if not isinstance(text, str):
             raise InvalidArgument(f"text must be a string, got {type(text).__name__}")
         if not text:
@@ -181,6 +190,9 @@ class Memory:
                 self.renderer.draw_rows(canvas, plan.first_row, plan.rows)
                 data = encode_image(canvas, self.tiers[0])
                 apply_plan(record, plan, role, title, stamp, len(data))
+                if recalled_from is not None:
+                    record["entries"][-1]["recalled_from"] = recalled_from
+                    record.setdefault("recalled_from", recalled_from)
                 tx.put_image(record["id"], data)
                 tx.put_page(record)
                 index_lines(tx, sess["sid"], record["number"], plan.first_line, plan.pieces)
@@ -290,6 +302,15 @@ class Memory:
             )
         last = min(last, total)
         lines = transcribe_lines(self.reader, record, data, range(start, last + 1))
+        recalled: list[Span] = []
+        if self.config.recall_reconsolidates and record["tier"] > 0:
+            # Recall strengthens memory: what was just read from a faded page is written again,
+            # sharp, as a new entry linked to the original (which keeps fading).
+            text = "\n".join(line.text for line in lines)
+            title = f"recalled from {page_id} lines {start}-{last}"
+            recalled = self.remember(
+                text, session=record["session"], role="recall", title=title, recalled_from=page_id
+            ).spans
         return LinesRead(
             page_id=page_id,
             tier=self._tier(record).name,
@@ -298,6 +319,7 @@ class Memory:
             continued=record["continued"],
             continues=record["continues"],
             reader=self.reader.name,
+            recalled_into=recalled,
         )
 
     # recall beyond the four tools -------------------------------------------------------------

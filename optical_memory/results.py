@@ -75,6 +75,9 @@ class LinesRead(BaseModel):
     continued: bool = Field(default=False, description="line 1 continues the last line of the previous page")
     continues: bool = Field(default=False, description="the page's last line continues on the next page")
     reader: str
+    recalled_into: list[Span] = Field(
+        default_factory=list, description="where the lines were re-remembered, sharp (recall.reconsolidate on)"
+    )
 
 
 class SearchHit(BaseModel):

@@ -143,3 +143,33 @@ def test_forgotten_space_is_reused(memory: Memory, tmp_path: Path) -> None:
     for _ in range(6):
         cycle()
     assert (tmp_path / "a" / "data.mdb").stat().st_size <= size * 1.1
+
+
+class RowNamer:
+    """A stand-in reader (OCR is not the subject here): row r reads as "row r"."""
+
+    name = "row-namer"
+
+    def read_rows(self, image: object, geometry: object, rows: list[int]) -> list[str]:
+        return [f"row {r}" for r in rows]
+
+
+def test_recall_reconsolidates_faded_pages_when_enabled(tmp_path: Path) -> None:
+    tiers = (Tier("hot", 1.0), Tier("warm", 0.6, "webp", 80, after_pages=1))
+    base = replace(load_config(archive=tmp_path / "r", environ={}), tiers=tiers)
+    for enabled in (False, True):
+        mem = Memory(replace(base, recall_reconsolidates=enabled), reader=RowNamer())
+        mem.remember("x\n" * 70, session=f"s{enabled}")  # p: sealed, then warm once the next page exists
+        mem.remember("y\n" * 70, session=f"s{enabled}")
+        faded = mem.list_pages(session=f"s{enabled}", limit=200).pages[-1]
+        assert faded.tier == "warm"
+        read = mem.read_lines(faded.id, 2, 3)
+        assert [line.text for line in read.lines] == ["row 2", "row 3"]
+        if not enabled:
+            assert read.recalled_into == []
+            mem.close()
+            continue
+        fresh = mem.page_info(read.recalled_into[0].page_id)
+        assert fresh.tier == "hot" and fresh.recalled_from == faded.id
+        assert mem.page_info(faded.id).tier == "warm"  # the original keeps fading
+        mem.close()
