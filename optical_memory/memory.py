@@ -116,10 +116,12 @@ class Memory:
         role: str | None = None,
         title: str | None = None,
         *,
+        said_at: datetime | None = None,
         recalled_from: str | None = None,
     ) -> RememberResult:
         """Lay `text` onto the session's pages as one entry and store their images.
 
+        `said_at` is when the text was said, if not now (imported conversations keep their times);
         `recalled_from` links the entry to the faded page its text was read from (reconsolidation).
         """
         if not isinstance(text, str):
@@ -140,7 +142,8 @@ class Memory:
         lines = text.split("\n")
         now = _now()
         stamp = _iso(now)
-        header_time = now.strftime("%Y-%m-%d %H:%M:%SZ")
+        said = (said_at or now).astimezone(UTC)
+        header_time = said.strftime("%Y-%m-%d %H:%M:%SZ")
 
         def header(continued: bool) -> str:
             parts = [role or "note", session, header_time]
@@ -190,6 +193,7 @@ class Memory:
                 self.renderer.draw_rows(canvas, plan.first_row, plan.rows)
                 data = encode_image(canvas, self.tiers[0])
                 apply_plan(record, plan, role, title, stamp, len(data))
+                record["entries"][-1]["time"] = _iso(said)
                 if recalled_from is not None:
                     record["entries"][-1]["recalled_from"] = recalled_from
                     record.setdefault("recalled_from", recalled_from)

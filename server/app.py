@@ -11,14 +11,19 @@ whose parameter annotations use the configured limits, and the SDK resolves them
 """
 
 import base64
+import dataclasses
 import inspect
+import json
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
 
+import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
@@ -277,8 +282,77 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
         with _tool_errors():
             return _memory(ctx).forget(page_id=page_id, session=session)
 
+    @tool(
+        ToolAnnotations(
+            title="Import a conversation",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=False,
+        )
+    )
+    async def import_conversation(
+        ctx: Context[AppState, Any],
+        content: Annotated[
+            str,
+            Field(min_length=1, description="the file's content: a transcript, a chat export, JSONL or plain text"),
+        ],
+        format: Annotated[
+            Literal["auto", "text", "jsonl", "claude-code", "claude-ai", "chatgpt"],
+            Field(description="what the content is; auto detects it from its shape"),
+        ] = "auto",
+        session: Annotated[
+            Name | None, Field(description="remember every message in this session (default: the content's own)")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Remember a whole conversation from another tool, one entry per message, with progress.
+
+        Accepts a Claude Code session transcript (.jsonl), a claude.ai or ChatGPT export
+        (conversations.json), JSONL of {role, content} messages, or plain text / markdown. Roles
+        and original times are kept, tool calls and results become readable text. Records that
+        cannot be read are listed in `problems` with their line numbers; the rest is imported.
+        The content is passed in, never a path: the server reads no file outside its archive.
+        """
+        memory = _memory(ctx)
+        suffix = _suffix_for(content, format)
+
+        def progress(done: int, total: int) -> None:  # runs on the worker thread below
+            anyio.from_thread.run(ctx.report_progress, done, total)
+
+        def run() -> dict[str, Any]:
+            from optical_memory.ingest import import_conversations
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / f"conversation{suffix}"
+                path.write_text(content, encoding="utf-8", errors="surrogatepass")
+                return dataclasses.asdict(import_conversations(memory, path, format, session, progress))
+
+        with _tool_errors():
+            return await anyio.to_thread.run_sync(run)
+
     _register_resources(server)
     return server
+
+
+def _suffix_for(content: str, fmt: str) -> str:
+    """A file name suffix that lets the importers' detection see what `content` is."""
+    if fmt in ("claude-code", "jsonl"):
+        return ".jsonl"
+    if fmt in ("claude-ai", "chatgpt"):
+        return ".json"
+    if fmt == "text":
+        return ".md"
+    stripped = content.lstrip()
+    if stripped.startswith("["):
+        return ".json"
+    if stripped.startswith("{"):
+        first = stripped.split("\n", 1)[0]
+        try:
+            json.loads(first)
+            return ".jsonl"
+        except ValueError:
+            return ".json"
+    return ".md"
 
 
 def _register_resources(server: MCPServer[AppState]) -> None:

@@ -21,6 +21,7 @@ logs to stderr. Errors print one message on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -113,8 +114,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("destination", metavar="PATH")
     export.add_argument("--session")
 
-    importing = command("import", "import an export (folder or .zip) into this archive")
+    importing = command(
+        "import", "import an export (folder or .zip), or remember a conversation file (transcripts, chat exports)"
+    )
     importing.add_argument("source", metavar="PATH")
+    importing.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "text", "jsonl", "claude-code", "claude-ai", "chatgpt"],
+        help="conversation format (default: detected from the file)",
+    )
+    importing.add_argument("--session", help="remember every message in this session (default: the file's own)")
     return parser
 
 
@@ -195,7 +205,23 @@ def _export(memory: Memory, args: argparse.Namespace) -> Any:
 
 
 def _import(memory: Memory, args: argparse.Namespace) -> Any:
-    return memory.import_pages(args.source)
+    source = Path(args.source)
+    if (source / "manifest.json").is_file() or (source.suffix == ".zip" and source.is_file()):
+        return memory.import_pages(source)
+    from optical_memory.ingest import import_conversations
+
+    def bar(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} messages", end="", file=sys.stderr)
+        if done == total:
+            print(file=sys.stderr)
+
+    report = import_conversations(memory, source, args.format, args.session, progress=bar)
+    for problem in report.problems:
+        where = f"line {problem['line']}: " if problem["line"] is not None else ""
+        print(f"{PROG}: skipped {where}{problem['message']}", file=sys.stderr)
+    return dataclasses.asdict(report)
 
 
 _COMMANDS: dict[str, Callable[[Memory, argparse.Namespace], Any]] = {

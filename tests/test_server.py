@@ -64,7 +64,16 @@ async def test_tools_are_listed_with_annotations_and_schemas(server: MCPServer[A
     async with Client(server) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
 
-    assert set(tools) == {"remember", "list_pages", "view_page", "read_lines", "search", "list_sessions", "forget"}
+    assert set(tools) == {
+        "remember",
+        "list_pages",
+        "view_page",
+        "read_lines",
+        "search",
+        "list_sessions",
+        "forget",
+        "import_conversation",
+    }
     for name, tool in tools.items():
         assert tool.annotations is not None
         assert tool.annotations.read_only_hint is (name in READ_ONLY_TOOLS)
@@ -145,6 +154,7 @@ async def test_remember_list_view_read(server: MCPServer[AppState]) -> None:
             "continued": False,
             "continues": False,
             "reader": "template",
+            "recalled_into": [],
         }
 
 

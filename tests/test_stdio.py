@@ -37,7 +37,16 @@ async def test_serve_over_stdio_calls_every_tool(
     with caplog.at_level(logging.ERROR, logger="mcp.client.stdio"):
         async with Client(params, message_handler=on_message, read_timeout_seconds=60) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == {"remember", "list_pages", "view_page", "read_lines", "search", "list_sessions", "forget"}
+            assert names == {
+                "remember",
+                "list_pages",
+                "view_page",
+                "read_lines",
+                "search",
+                "list_sessions",
+                "forget",
+                "import_conversation",
+            }
 
             remembered = await client.call_tool("remember", {"text": TEXT, "role": "user", "title": "stdio"})
             assert not remembered.is_error and remembered.structured_content is not None

@@ -1,0 +1,135 @@
+"""The records every importer yields, and the small helpers they share.
+
+An importer turns one file into `Message`s in conversation order, with a `Problem` in between for
+each part of the input it could not read (and skipped). Problems name a 1-based line of the file
+where one is meaningful (JSONL, a JSON syntax error) and `None` otherwise (a record deep inside a
+JSON export), in which case the message says which conversation and message it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = [
+    "Message",
+    "Problem",
+    "Record",
+    "StrPath",
+    "base64_size",
+    "conversations",
+    "iso_time",
+    "jsonl_lines",
+    "read_json",
+]
+
+StrPath = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of a conversation, ready for `Memory.remember`: `text` is never empty.
+
+    `time` is ISO 8601 UTC to the second ("2025-06-02T18:46:59Z") when the source records one;
+    `session` and `title` are `None` where the format has no such notion (the caller picks).
+    """
+
+    role: str
+    text: str
+    time: str | None = None
+    session: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A part of the input that could not be imported and was skipped: where, and why."""
+
+    line: int | None
+    message: str
+
+
+Record = Message | Problem
+
+# Epoch numbers past this are milliseconds: as seconds they would lie beyond the year 5138.
+_MILLISECONDS_FROM = 1e11
+
+
+def iso_time(value: object) -> str | None:
+    """`value` (an ISO 8601 string or epoch seconds/milliseconds) as "YYYY-MM-DDTHH:MM:SSZ" in UTC.
+
+    A time without a zone is taken as UTC; fractions of a second are dropped. Raises ValueError
+    for anything else, so the importer can report it; `None` and "" mean "not recorded".
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, int | float):
+        seconds = value / 1000 if abs(value) >= _MILLISECONDS_FROM else value
+        try:
+            moment = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"epoch time {value!r} is out of range") from exc
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time: {value!r}") from None
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    else:
+        raise ValueError(f"not a time: {value!r}")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def base64_size(data: object) -> int | None:
+    """Decoded size in bytes of base64 `data` (counted, not decoded), or None when it is not a string."""
+    if not isinstance(data, str):
+        return None
+    digits = "".join(data.split())
+    padding = len(digits) - len(digits.rstrip("="))
+    return len(digits) * 3 // 4 - padding
+
+
+def jsonl_lines(path: StrPath) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text, error) for each non-blank line of `path`, decoded as UTF-8 one line at a time.
+
+    A line that is not UTF-8 comes back with `text=None` and the reason, so one bad line costs only
+    itself. A UTF-8 byte order mark on the first line is dropped.
+    """
+    with Path(path).open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                continue
+            if text.strip():
+                yield number, text, None
+
+
+def read_json(path: StrPath) -> tuple[object, Problem | None]:
+    """The JSON document at `path`, or None and a Problem naming the line where it stops parsing."""
+    raw = Path(path).read_bytes()
+    try:
+        return json.loads(raw.decode("utf-8-sig")), None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return None, Problem(line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); nothing imported")
+    except json.JSONDecodeError as exc:
+        return None, Problem(exc.lineno, f"not valid JSON ({exc.msg} at column {exc.colno}); nothing imported")
+
+
+def conversations(data: object) -> tuple[list[object], Problem | None]:
+    """An export's list of conversations (a lone conversation object counts as a list of one)."""
+    if isinstance(data, dict):
+        return [data], None
+    if isinstance(data, list):
+        return data, None
+    return [], Problem(None, f"the file holds a JSON {type(data).__name__}, not a list of conversations")
