@@ -8,14 +8,19 @@ demotion racing another process's demotion or a `forget` changes nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from optical_memory.archive import Archive, ArchiveTxn
+from optical_memory.errors import OpticalMemoryError
 from optical_memory.render import Geometry
 from optical_memory.tiers import Tier, demote, tier_due
 
-__all__ = ["fade"]
+log = logging.getLogger(__name__)
+
+__all__ = ["BackgroundFader", "fade"]
 
 
 def _due_pages(tx: ArchiveTxn, tiers: Sequence[Tier], session: str | None, now: datetime) -> list[tuple[str, int, int]]:
@@ -71,3 +76,65 @@ def fade(archive: Archive, tiers: Sequence[Tier], session: str | None, now: date
             tier += 1
             steps += 1
     return steps
+
+
+class BackgroundFader:
+    """Fades sessions on a worker thread, so a caller that stored pages need not wait for re-encoding.
+
+    `request(session)` queues a session (None: every session; requests coalesce); the thread runs
+    `fade_session` for each.
+    `close()` lets the step in progress finish and drops the queue: nothing is lost by that, since
+    fading is recomputed from the archive whenever it next runs.
+    """
+
+    def __init__(self, fade_session: Callable[[str | None], object]) -> None:
+        self._fade = fade_session
+        self._pending: dict[str | None, None] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def request(self, session: str | None) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._pending[session] = None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="optical-memory-fader", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is queued or running (tests, benchmarks); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closed)
+                if self._closed:
+                    return
+                session = next(iter(self._pending))
+                del self._pending[session]
+                self._busy = True
+            try:
+                self._fade(session)
+            except OpticalMemoryError as exc:  # retried at the next request or the next remember
+                log.warning("background fading of session %r failed: %s", session, exc)
+            except Exception:  # never let the thread die silently
+                log.exception("background fading of session %r crashed", session)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._pending.clear()
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()

@@ -118,11 +118,14 @@ class Memory:
         *,
         said_at: datetime | None = None,
         recalled_from: str | None = None,
+        fade: bool = True,
     ) -> RememberResult:
         """Lay `text` onto the session's pages as one entry and store their images.
 
         `said_at` is when the text was said, if not now (imported conversations keep their times);
         `recalled_from` links the entry to the faded page its text was read from (reconsolidation).
+        With `fade` false, pages this call sealed are not demoted here: the caller fades later (the
+        server does it on a background thread, so `remember` returns as soon as the entry is stored).
         """
         if not isinstance(text, str):
             raise InvalidArgument(f"text must be a string, got {type(text).__name__}")
@@ -221,7 +224,7 @@ class Memory:
             )
 
         result = self.archive.write(once)
-        if result.pages_sealed:
+        if result.pages_sealed and fade:
             try:
                 self.fade(session)
             except OpticalMemoryError as exc:  # the entry is stored; fading is retried on the next seal

@@ -32,6 +32,7 @@ from pydantic import Field, StringConstraints
 
 from optical_memory.config import Config
 from optical_memory.errors import OpticalMemoryError
+from optical_memory.fading import BackgroundFader
 from optical_memory.memory import MAX_NAME_CHARS, MAX_SEARCH_HITS, Memory
 from optical_memory.results import (
     ForgetResult,
@@ -66,6 +67,7 @@ class AppState:
     """What the lifespan yields to every tool call."""
 
     memory: Memory
+    fader: BackgroundFader  # demotes pages off the request path, so remember returns once stored
 
 
 # session, role and title: shown in page headers, so kept short (the facade checks the rest)
@@ -100,14 +102,21 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         if memory is not None:
-            yield AppState(memory)
+            fader = BackgroundFader(memory.fade)
+            try:
+                yield AppState(memory, fader)
+            finally:
+                await anyio.to_thread.run_sync(fader.close)
             return
         # Opening may wait (bounded) while another process opens or resizes the archive.
         opened = await anyio.to_thread.run_sync(Memory, config)
         log.info("optical-memory archive open at %s", config.archive.path)
+        fader = BackgroundFader(opened.fade)
+        fader.request(None)  # pages that aged past a tier while no server ran fade now, off the request path
         try:
-            yield AppState(opened)
+            yield AppState(opened, fader)
         finally:
+            await anyio.to_thread.run_sync(fader.close)
             opened.close()
 
     server: MCPServer[AppState] = MCPServer(
@@ -165,7 +174,11 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
         cold), so they cost fewer image tokens to view but read back less reliably.
         """
         with _tool_errors():
-            return _memory(ctx).remember(text, session=session, role=role, title=title)
+            state = ctx.request_context.lifespan_context
+            result = state.memory.remember(text, session=session, role=role, title=title, fade=False)
+            if result.pages_sealed:
+                state.fader.request(session)
+            return result
 
     @tool(_read_only("List memory pages"))
     def list_pages(

@@ -189,3 +189,31 @@ def test_text_over_the_limit_is_refused(config: Config) -> None:
     with pytest.raises(TextTooLarge, match="at most 100"):
         mem.remember("x" * 101)
     mem.close()
+
+
+def test_png_encoding_is_lossless_and_standard() -> None:
+    import numpy as np
+
+    from optical_memory.tiers import decode_image, encode_image
+
+    pixels = np.random.default_rng(3).integers(0, 256, size=(37, 53), dtype=np.uint8)
+    data = encode_image(pixels, Tier("hot", 1.0))
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG" and image.mode == "L"
+    assert (np.asarray(decode_image(data)) == pixels).all()
+
+
+def test_background_fader_fades_off_the_request_path(memory: Memory) -> None:
+    from optical_memory.fading import BackgroundFader
+
+    fader = BackgroundFader(memory.fade)
+    for n in range(5):
+        result = memory.remember(page_text(n), fade=False)
+        for _ in result.pages_sealed:
+            fader.request("default")
+    assert all(p.tier == "hot" for p in memory.list_pages(limit=200).pages)  # nothing faded inline
+    assert fader.wait_idle(timeout=60)
+    tiers = [p.tier for p in memory.list_pages(limit=200).pages]
+    assert "warm" in tiers and "cold" in tiers
+    fader.close()
+    fader.request("default")  # after close: ignored, no thread left behind
