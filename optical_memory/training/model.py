@@ -16,13 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CellReader", "ReaderConfig"]
+__all__ = ["CellReader", "Predictor", "ReaderConfig", "ink"]
+
+
+def ink(strips: torch.Tensor) -> torch.Tensor:
+    """uint8 page pixels (B, H, W), 255 = paper -> model input (B, 1, H, W), 0 = paper, 1 = full ink."""
+    return (255.0 - strips.float()).unsqueeze(1) * (1.0 / 255.0)
 
 
 @dataclass(frozen=True)
 class ReaderConfig:
     n_classes: int = 759  # len(ALPHABET): index 0 is space
-    columns: int = 100  # cells per row
+    columns: int = 100  # cells per training row (the model reads rows of any length: it is convolutional)
     cell_height: int = 19  # canonical cell, in pixels (the hot cell of the 16 px font)
     cell_width: int = 10
     context: int = 1  # cells either side that the embedding window sees
@@ -54,7 +59,10 @@ class CellReader(nn.Module):
         window = (2 * cfg.context + 1) * cfg.cell_width
         # One window per cell: kernel spans the cell and its context, stride is one cell.
         self.embed = nn.Conv2d(
-            1, cfg.d_embed, (cfg.cell_height, window), stride=(cfg.cell_height, cfg.cell_width),
+            1,
+            cfg.d_embed,
+            (cfg.cell_height, window),
+            stride=(cfg.cell_height, cfg.cell_width),
             padding=(0, cfg.context * cfg.cell_width),
         )
         self.embed_norm = nn.BatchNorm1d(cfg.d_embed)
@@ -81,14 +89,14 @@ class CellReader(nn.Module):
 
 
 class Predictor(nn.Module):
-    """What is exported: strips in, (class, confidence) per cell out (no logits leave the graph)."""
+    """What is exported: uint8 strips (B, H, W) in, (class, confidence) per cell out; no logits leave the graph."""
 
     def __init__(self, model: CellReader) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, strips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, _ = self.model(strips)  # (B, C, n_classes)
+        logits, _ = self.model(ink(strips))  # (B, C, n_classes)
         probs = logits.softmax(-1)
         confidence, classes = probs.max(-1)  # (B, C), (B, C)
         return classes, confidence

@@ -1,0 +1,202 @@
+"""Train the cell reader on pages made by our own renderer and faded by our own tier code.
+
+The run that made the shipped weights (one H100, 15 processes making pages; seed 1; 7.3 minutes):
+
+    python -m optical_memory.training.train --device cuda --workers 15 --minutes 7.3 --seed 1 --out runs/reader
+
+A small run that works on a laptop CPU (2 cores, about 10 minutes in all; see the README for what it reads):
+
+    python -m optical_memory.training.train --device cpu --workers 1 --minutes 8 --batch 32 --d-embed 128 --out runs/cpu
+
+Read top to bottom: data (worker processes render and fade random pages into a ring buffer of
+labelled row strips), model, a time-based schedule (warm-up then cosine, so a run fits its minutes),
+the loop with held-out checks, then checkpoint, ONNX export and evaluation of the exported file.
+Page seeds are `seed * 1e6 + k`; the held-out pages that evaluation reads start at 7e6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from optical_memory.alphabet import ALPHABET
+from optical_memory.readers.trained import TrainedReader
+from optical_memory.tiers import Tier
+from optical_memory.training.checkpoint import TorchReader, save_checkpoint
+from optical_memory.training.evaluate import HELDOUT_SEED, figures, sample, score, top_confusions
+from optical_memory.training.export import export_onnx
+from optical_memory.training.generate import DRAFT_TIERS, row_samples
+from optical_memory.training.model import CellReader, ReaderConfig, ink
+
+# -----------------------------------------------------------------------------------------------
+# arguments
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--out", default="runs/reader", help="folder for ckpt.pt, reader.onnx, reader.json, log")
+parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+parser.add_argument("--workers", type=int, default=max(1, (mp.cpu_count() or 2) - 1), help="page-making processes")
+parser.add_argument("--minutes", type=float, default=8.0, help="wall time of the training loop")
+parser.add_argument("--batch", type=int, default=256, help="rows per step (100 cells each)")
+parser.add_argument("--lr", type=float, default=3e-3)
+parser.add_argument("--weight-decay", type=float, default=0.01)
+parser.add_argument("--buffer", type=int, default=60_000, help="rows kept for sampling (ring buffer)")
+parser.add_argument("--hot-share", type=float, default=0.3, help="chance a page's hot rows enter the buffer")
+parser.add_argument("--low-share", type=float, default=0.0, help="share of tier chains ending at scale 0.19..0.32")
+parser.add_argument("--seed", type=int, default=1)
+parser.add_argument("--eval-pages", type=int, default=8)
+parser.add_argument("--d-embed", type=int, default=ReaderConfig.d_embed)
+parser.add_argument("--n-blocks", type=int, default=ReaderConfig.n_blocks)
+parser.add_argument("--context", type=int, default=ReaderConfig.context)
+parser.add_argument("--init", default=None, help="checkpoint to start from (same model arguments)")
+
+# Held-out checks during training: the draft chain, and colder candidates for the coldest tier.
+EVAL_TIERS = (
+    *DRAFT_TIERS,
+    Tier("c30", 0.30, "webp", 90, after_pages=128),
+    Tier("c25", 0.25, "webp", lossless=True, after_pages=256),
+    Tier("c23", 0.23, "webp", lossless=True, after_pages=512),
+)
+
+
+def produce(job: tuple[int, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """One random page through one random tier chain -> (strips (n, H, W) uint8, labels (n, C) int16)."""
+    seed, hot_share, low_share = job
+    assert seed < HELDOUT_SEED, "training seeds must stay below the held-out ones"
+    samples = row_samples(seed, ReaderConfig.cell_height, ReaderConfig.cell_width, low_share=low_share)
+    keep = samples if random.Random(seed).random() < hot_share else samples[1:]
+    keep = keep or samples
+    return np.concatenate([s for s, _, _ in keep]), np.concatenate([y for _, y, _ in keep])
+
+
+def main() -> None:
+    args = parser.parse_args()
+    command = "python -m optical_memory.training.train " + shlex.join(sys.argv[1:])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = (out / "train.log").open("a", encoding="utf-8")
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+        log_file.write(message + "\n")
+        log_file.flush()
+
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+    # --- data: worker processes make pages; rows land in a ring buffer on the device -------------------
+    # Page seeds: seed * 1e6 + k, all below HELDOUT_SEED, so no training page is a held-out page.
+    pool = mp.get_context("spawn").Pool(args.workers)
+    jobs = ((args.seed * 1_000_000 + k, args.hot_share, args.low_share) for k in range(1_000_000))
+    stream = pool.imap_unordered(produce, jobs, chunksize=1)
+    cfg = ReaderConfig(d_embed=args.d_embed, n_blocks=args.n_blocks, context=args.context, n_classes=len(ALPHABET))
+    width = cfg.columns * cfg.cell_width
+    strips_buf = torch.empty((args.buffer, cfg.cell_height, width), dtype=torch.uint8, device=device)
+    labels_buf = torch.empty((args.buffer, cfg.columns), dtype=torch.long, device=device)
+    filled, cursor, pages_seen = 0, 0, 0
+
+    def take(block: int, wait: bool = True) -> None:
+        """Move up to `block` finished pages' rows from the workers into the buffer."""
+        nonlocal filled, cursor, pages_seen
+        for _ in range(block):
+            try:
+                strips, labels = stream.next(timeout=None if wait else 0.0)  # type: ignore[call-arg]
+            except mp.TimeoutError:
+                return  # nothing ready: train on what the buffer holds
+            n = len(strips)
+            idx = ((torch.arange(n) + cursor) % args.buffer).to(device)
+            strips_buf[idx] = torch.from_numpy(strips).to(device)
+            labels_buf[idx] = torch.from_numpy(labels.astype(np.int64)).to(device)
+            cursor = (cursor + n) % args.buffer
+            filled = min(args.buffer, filled + n)
+            pages_seen += 1
+
+    log(f"{command}\nfilling buffer with {args.workers} workers ...")
+    while filled < min(args.buffer, 20 * args.batch):
+        take(1)
+    heldout = sample(args.eval_pages, EVAL_TIERS)
+
+    # --- model and optimiser --------------------------------------------------------------------
+    model = CellReader(cfg).to(device)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location=device, weights_only=True)["state_dict"])
+    log(f"model: {cfg} -> {model.n_params():,} parameters")
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.98),
+    )
+
+    def lr_at(progress: float) -> float:
+        """Linear warm-up over the first 3 % of the time, then cosine to 2 % of the peak."""
+        if progress < 0.03:
+            return args.lr * progress / 0.03
+        p = min(1.0, (progress - 0.03) / 0.97)
+        return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+    def check() -> str:
+        model.eval()
+        scores = score(TorchReader(model), heldout)
+        model.train()
+        return "  ".join(f"{s.tier.name}@{s.px_per_char:.0f}px {100 * s.cer:.3f}%" for s in scores)
+
+    # --- training loop --------------------------------------------------------------------------
+    start = time.time()
+    budget = args.minutes * 60
+    step, last_log, seen_rows = 0, start, 0
+    model.train()
+    while (elapsed := time.time() - start) < budget:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(elapsed / budget)
+        idx = torch.randint(0, filled, (args.batch,), device=device)
+        x = ink(strips_buf[idx])  # (B, 1, H, W)
+        y = labels_buf[idx]  # (B, C)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[union-attr]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        seen_rows += args.batch
+        if step % 10 == 0:
+            take(64, wait=False)  # whatever pages are ready; the workers never wait on the trainer for long
+        if step % 2000 == 0:
+            save_checkpoint(out / "ckpt.pt", model, seed=args.seed, step=step, command=command, minutes=args.minutes)
+        if time.time() - last_log > 60 or step == 1:
+            last_log = time.time()
+            log(
+                f"step {step} {elapsed:6.0f}s loss {loss.item():.4f} lr {lr_at(elapsed / budget):.2e} "
+                f"pages {pages_seen} rows/s {seen_rows / max(1, elapsed):.0f} | {check()}"
+            )
+    pool.terminate()
+
+    # --- checkpoint, export, evaluation of the exported file -----------------------------------------
+    log(f"done: {step} steps, {pages_seen} pages, {time.time() - start:.0f}s | {check()}")
+    model.eval()
+    save_checkpoint(out / "ckpt.pt", model, seed=args.seed, step=step, command=command, minutes=args.minutes)
+    meta = {"seed": args.seed, "step": step, "command": command, "minutes": args.minutes}
+    export_onnx(model, out / "reader.onnx", meta)
+    scores = score(TrainedReader(out / "reader.onnx"), heldout)
+    for s in scores:
+        log(s.row() + ("  | " + top_confusions(s) if s.errors else ""))
+    meta["evaluation"] = {"pages": args.eval_pages, "seed": HELDOUT_SEED, "tiers": figures(scores)}
+    export_onnx(model, out / "reader.onnx", meta)
+    (out / "figures.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
