@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import random
 import statistics
 import sys
 import tempfile
@@ -18,26 +17,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make the repository root importable (bench.common)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import mixed_text, percentile
 from optical_memory.config import load_config
 from optical_memory.memory import Memory
 from optical_memory.readers import load_reader
 from optical_memory.render import Geometry
 from optical_memory.tiers import demote
-
-
-def mixed_text(pages: int, seed: int = 7) -> str:
-    from optical_memory.training.corpus import mixed_lines
-
-    rng = random.Random(seed)
-    lines: list[str] = []
-    while len(lines) < pages * 62:
-        lines.extend(mixed_lines(rng, "heldout"))
-    return "\n".join(lines[: pages * 62])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
