@@ -53,7 +53,7 @@ class Config:
     page: PageFormat = field(default_factory=PageFormat)
     font_size: int = 16
     limits: LimitsConfig = field(default_factory=LimitsConfig)
-    reader: str = "rapidocr"
+    reader: str = "trained"
     reader_options: Mapping[str, Any] = field(default_factory=dict)
     tiers: tuple[Tier, ...] = (Tier("hot", 1.0),)
     http_token: str | None = None
@@ -159,7 +159,7 @@ def load_config(
             page=PageFormat(page.get("columns", 100), page.get("rows", 64)),
             font_size=int(page.get("font_size", 16)),
             limits=LimitsConfig(**limits),
-            reader=env.get(ENV_PREFIX + "READER") or reader.get("name", "rapidocr"),
+            reader=env.get(ENV_PREFIX + "READER") or reader.get("name", "trained"),
             reader_options=_reader_options(reader.get("options", {}), env),
             tiers=tiers,
             http_token=env.get(ENV_PREFIX + "TOKEN") or None,

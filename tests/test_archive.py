@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,9 @@ def test_tiny_map_grows_without_losing_or_duplicating_a_write(tmp_path: Path) ->
     archive = Archive(tmp_path / "a", map_size_mib=1, max_map_size_mib=256)
     config = replace(load_config(archive=tmp_path / "a", environ={}))
     memory = Memory(config, archive=archive, reader=TemplateReader())
-    results = [memory.remember(f"entry {n}\n" + "x" * 6000, session="grow") for n in range(40)]
+    rng = random.Random(1)  # varied text: page images must add up to several MiB, well past the 1 MiB map
+    noise = ["".join(rng.choice("abcdefghij |-_0123456789") for _ in range(6000)) for _ in range(40)]
+    results = [memory.remember(f"entry {n}\n" + noise[n], session="grow") for n in range(40)]
     assert archive.env.info()["map_size"] > 1 << 20
     ids = [span.page_id for result in results for span in result.spans]
     listed = [p.id for p in memory.list_pages(session="grow", limit=200).pages]

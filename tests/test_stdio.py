@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -78,11 +79,18 @@ async def test_serve_over_stdio_calls_every_tool(
     assert not [record for record in caplog.records if "Failed to parse" in record.getMessage()]
 
 
-async def test_the_default_reader_keeps_stdout_clean(tmp_path: Path, archive_path: Path) -> None:
-    """OCR libraries like to print banners: with the configured default reader (RapidOCR) loaded
-    inside the server, stdout must still carry only protocol."""
+@pytest.mark.parametrize("reader", [None, "rapidocr"], ids=["default-trained", "rapidocr"])
+async def test_real_readers_keep_stdout_clean(tmp_path: Path, archive_path: Path, reader: str | None) -> None:
+    """OCR libraries like to print banners: with a real reader loaded inside the server (the default,
+    our trained reader, or RapidOCR), stdout must still carry only protocol."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    if reader:
+        env["OPTICAL_MEMORY_READER"] = reader
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "server", "serve", "--archive", str(archive_path)], cwd=tmp_path
+        command=sys.executable,
+        args=["-m", "server", "serve", "--archive", str(archive_path)],
+        cwd=tmp_path,
+        env=env,
     )
     not_protocol: list[Exception] = []
 
@@ -91,8 +99,10 @@ async def test_the_default_reader_keeps_stdout_clean(tmp_path: Path, archive_pat
             not_protocol.append(message)
 
     async with Client(params, message_handler=on_message, read_timeout_seconds=60) as client:
-        await client.call_tool("remember", {"text": "read by the default reader"})
+        await client.call_tool("remember", {"text": "read by a real reader"})
         read = await client.call_tool("read_lines", {"page_id": "p1"})
         assert read.structured_content is not None
-        assert read.structured_content["reader"] == "rapidocr"
+        assert read.structured_content["reader"] == (reader or "trained")
+        if reader is None:  # ours is exact on hot pages
+            assert read.structured_content["lines"] == [{"number": 1, "text": "read by a real reader"}]
     assert not_protocol == []
