@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, "tests")
-import test_deepseek_reader as t  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from PIL import Image  # noqa: E402
+import test_deepseek_reader as t
+import torch
+import transformers
+from PIL import Image
 
-from optical_memory.pages import HEADER, PageFormat, PlannedRow  # noqa: E402
-from optical_memory.readers import load_reader  # noqa: E402
-from optical_memory.render import Renderer  # noqa: E402
+from optical_memory.pages import HEADER, PageFormat, PlannedRow
+from optical_memory.readers import load_reader
+from optical_memory.render import Renderer
 
 print(
     "torch",
