@@ -47,8 +47,10 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", CHILD, str(chars)], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout)
         growth = r["rss_peak_mib"] - r["rss_before_mib"]
-        print(f"| {chars:,} | {r['pages']} | {r['seconds']:.1f} | {r['rss_before_mib']:.0f} | "
-              f"{r['rss_peak_mib']:.0f} | {growth:.0f} |")
+        print(
+            f"| {chars:,} | {r['pages']} | {r['seconds']:.1f} | {r['rss_before_mib']:.0f} | "
+            f"{r['rss_peak_mib']:.0f} | {growth:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -35,24 +35,31 @@ LINES_PER_PAGE = 62  # a default page holds 63 rows under its header: a little l
 TOKENIZER = "o200k_base"  # GPT-4o's encoding, shipped inside the bpe-openai wheel (works offline)
 
 
-def mixed_text(pages: int, seed: int = 7) -> str:
-    """About `pages` pages of the held-out mixed corpus: code, prose, logs, tables, non-ASCII, fixed by seed."""
-    from optical_memory.training.corpus import mixed_lines
+def mixed_text(pages: int, seed: int = 7, stress: bool = False) -> str:
+    """About `pages` pages of the held-out mixed corpus: code, prose, logs, tables, non-ASCII, fixed by seed.
+
+    `stress` uses the training mix instead, whose random runs cover the whole alphabet uniformly
+    (mostly accented capitals, Greek, Cyrillic and box drawing): a worst case, not dialogue.
+    """
+    from optical_memory.training.corpus import REALISTIC_MIX, TRAINING_MIX, mixed_lines
 
     rng = random.Random(seed)
     lines: list[str] = []
     while len(lines) < pages * LINES_PER_PAGE:
-        lines.extend(mixed_lines(rng, "heldout"))
+        lines.extend(mixed_lines(rng, "heldout", mix=TRAINING_MIX if stress else REALISTIC_MIX))
     return "\n".join(lines[: pages * LINES_PER_PAGE])
 
 
-def corpus_entries(folder: Path | None, pages: int) -> tuple[list[str], str]:
+def corpus_entries(folder: Path | None, pages: int, stress: bool = False) -> tuple[list[str], str]:
     """`remember` entries (texts split at blank lines) for about `pages` pages, and a description.
 
     `folder`: every UTF-8 text file under it, in path order; None: the built-in mixed corpus.
     """
     if folder is None:
-        text, described = mixed_text(pages), "built-in mixed held-out corpus (code, prose, logs, tables, non-ASCII)"
+        text = mixed_text(pages, stress=stress)
+        described = "built-in mixed held-out corpus (code, prose, logs, tables, non-ASCII)" + (
+            ", stress mix: uniform random runs over the whole alphabet" if stress else ""
+        )
     else:
         lines: list[str] = []
         files = 0

@@ -398,7 +398,9 @@ def measure_scale(results: Results, workdir: Path, n_pages: int, config_path: st
 def run(args: argparse.Namespace, workdir: Path) -> Results:
     config = load_config(args.config, archive=workdir / "archive", environ={})
     results = Results(" ".join(["python bench/run.py", *map(shlex.quote, args.argv)]), machine(), "", config.tiers)
-    entries, results.corpus = corpus_entries(args.corpus, args.pages + 1)  # +1: the last page stays open
+    entries, results.corpus = corpus_entries(
+        args.corpus, args.pages + 1, stress=args.stress
+    )  # +1: the last page stays open
 
     print(f"remembering {len(entries)} entries ...", flush=True)
     memory = Memory(replace(config, tiers=config.tiers[:1]), reader=TrainedReader())  # no fading while timing
@@ -430,6 +432,9 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=None, help="a folder of text files (default: built-in mix)")
+    parser.add_argument(
+        "--stress", action="store_true", help="built-in corpus with uniform random runs over the whole alphabet"
+    )
     parser.add_argument("--quick", action="store_true", help="a reduced run: fewer pages, reads and scale pages")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     parser.add_argument("--readers", default="trained,rapidocr,tesseract,deepseek")

@@ -25,7 +25,7 @@ from optical_memory.errors import InvalidArgument, OpticalMemoryError, PageNotFo
 from optical_memory.fading import fade
 from optical_memory.pages import plan_entry
 from optical_memory.readers.base import Reader
-from optical_memory.records import apply_plan, new_record, page_info
+from optical_memory.records import apply_plan, new_record, new_session, page_info
 from optical_memory.render import Renderer
 from optical_memory.results import (
     ForgetResult,
@@ -155,16 +155,7 @@ class Memory:
             return " · ".join(parts) + (" (cont.)" if continued else "")
 
         def once(tx: ArchiveTxn) -> RememberResult:
-            sess = tx.session(session)
-            if sess is None:
-                sess = {
-                    "sid": tx.next_session_id(),
-                    "open_page": None,
-                    "open_rows": 0,
-                    "open_lines": 0,
-                    "pages": 0,
-                    "created": stamp,
-                }
+            sess = tx.session(session) or new_session(tx.next_session_id(), stamp)
             open_page = tx.page(sess["open_page"]) if sess["open_page"] else None
             plans = plan_entry(
                 lines,

@@ -25,7 +25,20 @@ from optical_memory.results import PageInfo
 from optical_memory.tiers import Tier
 from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens, estimate_text_tokens
 
-__all__ = ["apply_plan", "new_record", "page_info"]
+__all__ = ["apply_plan", "new_record", "new_session", "page_info"]
+
+
+def new_session(sid: int, created: str, updated: str | None = None) -> dict[str, Any]:
+    """A session record: its id in the page indexes, its open page (and how full it is), its page count."""
+    return {
+        "sid": sid,
+        "open_page": None,
+        "open_rows": 0,
+        "open_lines": 0,
+        "pages": 0,
+        "created": created,
+        "updated": updated or created,
+    }
 
 
 def new_record(page_id: str, number: int, session: str, stamp: str, geometry: Geometry, hot: Tier) -> dict[str, Any]:

@@ -13,7 +13,8 @@ and error codes whole (``0x1f3a``, ``E1234``, ``HTTP-503``). Everything is lower
 
 Layouts (integers big-endian)::
 
-    postings    term (UTF-8, <= 64 chars) -> u32 sid | u64 page | u16 line | u16 count  (dupsort)
+    postings    term (UTF-8, <= 64 chars) -> u64 page | u16 line | u32 sid | u16 count  (dupsort:
+                each term's postings sort by page, i.e. oldest first across every session)
     page_terms  u64 page -> JSON {"terms": [distinct terms], "lengths": {line: terms on it}}
     meta        b"index_lines" -> u64, b"index_terms" -> u64   (for BM25's average line length)
 """
@@ -30,10 +31,23 @@ from typing import Any
 
 from optical_memory.archive import ArchiveTxn, u32, u64
 
-__all__ = ["LineHit", "bump_index_counts", "index_lines", "rank", "terms", "unindex_page"]
+__all__ = [
+    "LineHit",
+    "bump_index_counts",
+    "index_lines",
+    "parse_posting",
+    "posting",
+    "rank",
+    "terms",
+    "unindex_page",
+]
 
 POSTING_DB, TERMS_DB = "postings", "page_terms"
-MAX_TERM = 64  # longer runs (base64 blobs, minified code) are indexed by their first 64 characters
+MAX_TERM = 64
+# Postings read per query term. A term on more lines than this (think "the" in a 100,000-page
+# archive) is only looked up on the lines rarer terms found, or, if every term is that common,
+# read from the newest pages back: search stays bounded in time and memory at any archive size.
+MAX_SCAN = 20_000  # longer runs (base64 blobs, minified code) are indexed by their first 64 characters
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")
 _SEPARATORS = re.compile(r"[./\\:@#-]")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -57,6 +71,25 @@ def terms(text: str) -> list[str]:
     return out
 
 
+def posting(page: int, line: int, sid: int, count: int) -> bytes:
+    """One posting value: where a term occurs and how often on that line."""
+    return u64(page) + line.to_bytes(2, "big") + u32(sid) + min(count, 0xFFFF).to_bytes(2, "big")
+
+
+def parse_posting(value: bytes) -> tuple[int, int, int, int]:
+    """(page, line, sid, count) of a posting value."""
+    return (
+        int.from_bytes(value[:8], "big"),
+        int.from_bytes(value[8:10], "big"),
+        int.from_bytes(value[10:14], "big"),
+        int.from_bytes(value[14:16], "big"),
+    )
+
+
+def _key(term: str) -> bytes:
+    return term.encode("utf-8", "surrogatepass")
+
+
 def bump_index_counts(tx: ArchiveTxn, lines: int, terms: int) -> None:
     """Add to (or, negative, take from) the index's line and term totals that BM25 averages over."""
     db = tx.db("meta")
@@ -76,8 +109,7 @@ def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Se
         line = first_line + offset
         counts = Counter(terms(piece))
         for term, count in counts.items():
-            value = u32(sid) + u64(page) + line.to_bytes(2, "big") + min(count, 0xFFFF).to_bytes(2, "big")
-            tx.txn.put(term.encode("utf-8", "surrogatepass"), value, db=postings, dupdata=True)
+            tx.txn.put(_key(term), posting(page, line, sid, count), db=postings, dupdata=True)
             if term not in known:
                 known.add(term)
                 entry["terms"].append(term)
@@ -97,11 +129,11 @@ def unindex_page(tx: ArchiveTxn, page: int) -> None:
     page_key = u64(page)
     with tx.txn.cursor(db=postings) as cursor:
         for term in entry["terms"]:
-            if not cursor.set_key(term.encode("utf-8", "surrogatepass")):
-                continue
-            doomed = [bytes(v) for v in cursor.iternext_dup() if bytes(v)[4:12] == page_key]
-            for value in doomed:
-                tx.txn.delete(term.encode("utf-8", "surrogatepass"), value, db=postings)
+            # the page's postings of a term are one contiguous run of its sorted duplicates
+            found = cursor.set_range_dup(_key(term), page_key)
+            while found and bytes(cursor.value())[:8] == page_key:
+                found = cursor.delete()  # moves to the next duplicate, if any
+                found = found and bytes(cursor.key()) == _key(term)
     tx.txn.delete(u64(page), db=page_terms)
     bump_index_counts(tx, -len(entry["lengths"]), -sum(entry["lengths"].values()))
 
@@ -124,17 +156,30 @@ def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int
     idf: dict[str, float] = {}
     found: dict[tuple[int, int], dict[str, int]] = {}  # (page, line) -> {term: count on that line}
     with tx.txn.cursor(db=postings) as cursor:
+        common: list[tuple[int, str]] = []
         for term in dict.fromkeys(query_terms):
-            if not cursor.set_key(term.encode("utf-8", "surrogatepass")):
-                continue
-            df = cursor.count()
+            if cursor.set_key(_key(term)):
+                common.append((cursor.count(), term))
+        for df, term in sorted(common):  # rarest first: they decide which lines are candidates
             idf[term] = math.log(1 + (total_lines - df + 0.5) / (df + 0.5))
-            for raw in cursor.iternext_dup():
-                value = bytes(raw)
-                if sid is not None and int.from_bytes(value[:4], "big") != sid:
-                    continue
-                key = (int.from_bytes(value[4:12], "big"), int.from_bytes(value[12:14], "big"))
-                found.setdefault(key, {})[term] = int.from_bytes(value[14:16], "big")
+            cursor.set_key(_key(term))
+            if df <= MAX_SCAN or not found:
+                # read the postings newest first, at most MAX_SCAN of them: memory and time stay
+                # bounded however common the term is
+                valid = cursor.last_dup()
+                for _ in range(min(df, MAX_SCAN)):
+                    if not valid:
+                        break
+                    page, line, posted_sid, count = parse_posting(bytes(cursor.value()))
+                    if sid is None or posted_sid == sid:
+                        found.setdefault((page, line), {})[term] = count
+                    valid = cursor.prev_dup()
+            else:
+                # too common to enumerate: only look it up on the lines the rarer terms found
+                for (page, line), counts in found.items():
+                    at = u64(page) + line.to_bytes(2, "big")
+                    if cursor.set_range_dup(_key(term), at) and bytes(cursor.value())[:10] == at:
+                        counts[term] = parse_posting(bytes(cursor.value()))[3]
     lengths: dict[int, dict[str, int]] = {}
     scores: dict[tuple[int, int], float] = {}
     for (page, line), counts in found.items():

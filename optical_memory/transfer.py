@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from optical_memory.archive import Archive, ArchiveTxn, u32, u64
+from optical_memory.archive import Archive, ArchiveTxn, u64
 from optical_memory.errors import InvalidArgument, SessionNotFound
-from optical_memory.search import POSTING_DB, TERMS_DB, bump_index_counts
+from optical_memory.records import new_session
+from optical_memory.search import POSTING_DB, TERMS_DB, bump_index_counts, parse_posting, posting
 
 __all__ = ["export_pages", "import_pages"]
 
@@ -39,13 +40,15 @@ def _page_index(tx: ArchiveTxn, number: int) -> dict[str, Any]:
         return {"lengths": {}, "postings": []}
     entry = json.loads(bytes(raw))
     found: list[list[Any]] = []
+    page_key = u64(number)
     with tx.txn.cursor(db=tx.db(POSTING_DB)) as cursor:
         for term in entry["terms"]:
-            if cursor.set_key(term.encode("utf-8", "surrogatepass")):
-                for value in cursor.iternext_dup():
-                    v = bytes(value)
-                    if int.from_bytes(v[4:12], "big") == number:
-                        found.append([term, int.from_bytes(v[12:14], "big"), int.from_bytes(v[14:16], "big")])
+            key = term.encode("utf-8", "surrogatepass")
+            valid = cursor.set_range_dup(key, page_key)  # the page's postings of a term are contiguous
+            while valid and bytes(cursor.value())[:8] == page_key:
+                _, line, _, count = parse_posting(bytes(cursor.value()))
+                found.append([term, line, count])
+                valid = cursor.next_dup()
     return {"lengths": entry["lengths"], "postings": found}
 
 
@@ -122,15 +125,7 @@ def import_pages(archive: Archive, source: str | Path) -> dict[str, Any]:
             sess = tx.session(name)
             if sess is None:
                 meta = manifest["sessions"].get(name, {})
-                sess = {
-                    "sid": tx.next_session_id(),
-                    "open_page": None,
-                    "open_rows": 0,
-                    "open_lines": 0,
-                    "pages": 0,
-                    "created": meta.get("created", stamp),
-                    "updated": meta.get("updated", stamp),
-                }
+                sess = new_session(tx.next_session_id(), meta.get("created", stamp), meta.get("updated", stamp))
             page_id, number = tx.next_page_id()
             mapping[record["id"]] = page_id
             record.update(id=page_id, number=number)
@@ -154,7 +149,7 @@ def import_pages(archive: Archive, source: str | Path) -> dict[str, Any]:
 def _repost(tx: ArchiveTxn, sid: int, number: int, index: dict[str, Any]) -> None:
     terms: dict[str, None] = {}
     for term, line, count in index["postings"]:
-        value = u32(sid) + u64(number) + int(line).to_bytes(2, "big") + int(count).to_bytes(2, "big")
+        value = posting(number, int(line), sid, int(count))
         tx.txn.put(term.encode("utf-8", "surrogatepass"), value, db=tx.db(POSTING_DB), dupdata=True)
         terms[term] = None
     lengths = index["lengths"]

@@ -173,3 +173,21 @@ def test_recall_reconsolidates_faded_pages_when_enabled(tmp_path: Path) -> None:
         assert fresh.tier == "hot" and fresh.recalled_from == faded.id
         assert mem.page_info(faded.id).tier == "warm"  # the original keeps fading
         mem.close()
+
+
+def test_search_stays_bounded_when_terms_are_everywhere(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optical_memory.search as search
+
+    monkeypatch.setattr(search, "MAX_SCAN", 5)  # as if "common" were on millions of lines
+    for n in range(12):
+        memory.remember(f"common filler line {n}", session="bulk")
+    memory.remember("common needle_7f3a here", session="bulk")
+    for n in range(12, 20):
+        memory.remember(f"common filler line {n}", session="bulk")
+    # a rare term picks the candidates; the common one is only looked up on them
+    hits = memory.search("common needle_7f3a").hits
+    assert hits[0].lines[0].text == "common needle_7f3a here"
+    # every term common: the newest lines are read, at most MAX_SCAN of them
+    common = memory.search("common filler", limit=50).hits
+    assert 0 < len(common) <= 5
+    assert {hit.lines[0].text for hit in common} <= {f"common filler line {n}" for n in range(15, 20)}

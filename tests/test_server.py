@@ -20,6 +20,7 @@ from optical_memory.tokens import claude_image_tokens
 from server.app import AppState, build_server
 
 READ_ONLY_TOOLS = {"list_pages", "view_page", "read_lines", "search", "list_sessions"}
+TOOLS = READ_ONLY_TOOLS | {"remember", "forget", "import_conversation"}  # names are a public contract
 
 # Texts the template reader must give back exactly at the hot tier (40 x 12 pages in these tests).
 SEVERAL_PAGES = "\n".join(f"line {i}: " + "word " * (i % 7) for i in range(30))
@@ -64,16 +65,7 @@ async def test_tools_are_listed_with_annotations_and_schemas(server: MCPServer[A
     async with Client(server) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
 
-    assert set(tools) == {
-        "remember",
-        "list_pages",
-        "view_page",
-        "read_lines",
-        "search",
-        "list_sessions",
-        "forget",
-        "import_conversation",
-    }
+    assert set(tools) == TOOLS
     for name, tool in tools.items():
         assert tool.annotations is not None
         assert tool.annotations.read_only_hint is (name in READ_ONLY_TOOLS)

@@ -15,6 +15,8 @@ from mcp.client.session import IncomingMessage
 from mcp.types import ImageContent, TextContent
 from PIL import Image
 
+from tests.test_server import TOOLS
+
 TEXT = "first line\n" + "a line longer than one row of forty cells, so it wraps " * 3 + "\nlast line, 日本語 🙂"
 
 
@@ -38,16 +40,7 @@ async def test_serve_over_stdio_calls_every_tool(
     with caplog.at_level(logging.ERROR, logger="mcp.client.stdio"):
         async with Client(params, message_handler=on_message, read_timeout_seconds=60) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == {
-                "remember",
-                "list_pages",
-                "view_page",
-                "read_lines",
-                "search",
-                "list_sessions",
-                "forget",
-                "import_conversation",
-            }
+            assert names == TOOLS
 
             remembered = await client.call_tool("remember", {"text": TEXT, "role": "user", "title": "stdio"})
             assert not remembered.is_error and remembered.structured_content is not None

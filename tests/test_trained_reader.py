@@ -19,24 +19,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optical_memory.config import Config
+from optical_memory.config import Config, load_config
 from optical_memory.errors import ReaderUnavailable
 from optical_memory.memory import Memory
 from optical_memory.readers import Reader, load_reader
 from optical_memory.readers.trained import TrainedReader, default_model_path
-from optical_memory.tiers import Tier
 from optical_memory.training.corpus import REALISTIC_MIX, TRAINING_MIX, mixed_lines
 from optical_memory.training.evaluate import HELDOUT_SEED, TierScore, sample, score
 from optical_memory.training.generate import Page, TierImage
 from tests.test_server import call, read_back
 
-TIERS = (
-    Tier("hot", 1.0, "png"),
-    Tier("warm", 0.75, "webp", lossless=True, after_pages=4),
-    Tier("cool", 0.5, "webp", lossless=True, after_pages=16),
-    Tier("cold", 0.35, "webp", lossless=True, after_pages=64),
-    Tier("frost", 0.21, "webp", lossless=True, after_pages=256),
-)
+TIERS = load_config(environ={}).tiers  # the shipped chain: these thresholds guard what users get
 # Largest CER each tier may show on the sample. The shipped weights measure, on these 4 pages
 # (14,767 characters): hot 0, warm 0, cool 0, cold 0.014 % (2), frost 0.45 % (66).
 MAX_CER = {"hot": 0.0, "warm": 0.0003, "cool": 0.0005, "cold": 0.001, "frost": 0.01}
