@@ -94,6 +94,19 @@ class Memory:
         self.renderer = Renderer(config.page, config.font_size)
         self._reader = reader
         self._reader_lock = threading.Lock()
+        # Pixels of open pages this process last wrote, keyed by page id, with the row count they
+        # show: the next entry draws on them instead of decoding the stored image again. Used and
+        # changed only inside write transactions, which LMDB runs one at a time.
+        self._canvases: dict[str, tuple[int, np.ndarray]] = {}
+
+    def _open_canvas(self, tx: ArchiveTxn, record: dict[str, Any]) -> np.ndarray:
+        """The open page's hot pixels: from this process's last write if still current, else decoded."""
+        cached = self._canvases.get(record["id"])
+        if cached is not None and cached[0] == len(record["rows"]):  # no other process wrote since
+            return cached[1].copy()  # a copy: a write that fails after drawing must leave no trace here
+        image = tx.image(record["id"])
+        assert image is not None, f"page {record['id']} has no image"
+        return np.array(decode_image(image))
 
     def close(self) -> None:
         self.archive.close()
@@ -181,11 +194,14 @@ class Memory:
                 else:
                     assert open_page is not None
                     record = open_page
-                    image = tx.image(record["id"])
-                    assert image is not None, f"page {record['id']} has no image"
-                    canvas = np.array(decode_image(image))
+                    canvas = self._open_canvas(tx, record)
                 self.renderer.draw_rows(canvas, plan.first_row, plan.rows)
-                data = encode_image(canvas, self.tiers[0])
+                # An open page is rewritten at every entry: store it quickly, and well once sealed.
+                data = encode_image(canvas, self.tiers[0], fast=not plan.sealed)
+                if plan.sealed:
+                    self._canvases.pop(record["id"], None)
+                else:
+                    self._canvases[record["id"]] = (len(record["rows"]) + len(plan.rows), canvas)
                 apply_plan(record, plan, role, title, stamp, len(data))
                 record["entries"][-1]["time"] = _iso(said)
                 if recalled_from is not None:

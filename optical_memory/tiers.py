@@ -53,7 +53,7 @@ class Tier:
         return MIME_TYPES[self.codec]
 
 
-def _png(pixels: np.ndarray) -> bytes:
+def _png(pixels: np.ndarray, level: int = 6) -> bytes:
     """8-bit greyscale PNG, every row with filter None, one zlib stream at level 6.
 
     Pages are mostly white with sparse glyphs: PNG's adaptive filters buy nothing there, and this
@@ -71,16 +71,16 @@ def _png(pixels: np.ndarray) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
         + chunk(b"IEND", b"")
     )
 
 
-def encode_image(pixels: np.ndarray | Image.Image, tier: Tier) -> bytes:
-    """Encode a grayscale page image with a tier's codec."""
+def encode_image(pixels: np.ndarray | Image.Image, tier: Tier, fast: bool = False) -> bytes:
+    """Encode a grayscale page image with a tier's codec; `fast` trades size for speed (PNG: zlib level 1)."""
     if tier.codec == "png":
         array = np.asarray(pixels.convert("L")) if isinstance(pixels, Image.Image) else pixels
-        return _png(np.ascontiguousarray(array, dtype=np.uint8))
+        return _png(np.ascontiguousarray(array, dtype=np.uint8), level=1 if fast else 6)
     image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
     out = io.BytesIO()
     if tier.codec == "webp":

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import lmdb
+import numpy as np
 import pytest
 
 from optical_memory.archive import _DATABASES, Archive, ArchiveTxn
@@ -15,7 +16,8 @@ from optical_memory.config import load_config
 from optical_memory.errors import ArchiveFull
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
-from optical_memory.tiers import Tier
+from optical_memory.render import Geometry
+from optical_memory.tiers import Tier, decode_image
 
 WRITE_STEPS = ("next_page_id", "next_session_id", "put_page", "put_image", "put_session", "add_page_to_indexes")
 TIERS = (Tier("hot", 1.0), Tier("warm", 0.6, "webp", 80, after_pages=1))
@@ -118,4 +120,24 @@ def test_enospc_at_each_step_of_demotion_changes_nothing(tmp_path: Path, monkeyp
     assert at > 2  # demotion writes the image and the record: both steps were failed once
     assert memory.page_info("p1").tier == "warm"
     assert memory.archive.check() == []
+    memory.close()
+
+
+def test_a_failed_append_leaves_no_ghost_rows_on_the_open_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hot = replace(load_config(archive=tmp_path / "g", environ={}), tiers=(Tier("hot", 1.0),))
+    memory = Memory(hot, reader=TemplateReader())
+    memory.remember("first entry", session="s")
+    with monkeypatch.context() as patch:
+        inject(patch, 1, lambda: lmdb.DiskError("mdb_put: No space left on device"))
+        with pytest.raises(ArchiveFull):
+            memory.remember("a long failed entry\n" * 5, session="s")
+    memory.remember("short", session="s")
+    assert [line.text for line in memory.read_lines("p1").lines] == ["first entry", "short"]
+    # below the rows in use the page is blank: nothing of the failed entry was kept
+    record = memory.archive.read(lambda tx: tx.page("p1"))
+    geometry = Geometry.from_dict(record["geometry"])
+    pixels = np.asarray(decode_image(memory.view_page("p1").data))
+    _, top, _, _ = geometry.row_box(len(record["rows"]))
+    left, _, right, bottom = geometry.row_box(geometry.rows - 1)
+    assert (pixels[round(top) : round(bottom), round(left) : round(right)] == 255).all()
     memory.close()
