@@ -13,7 +13,8 @@ and error codes whole (``0x1f3a``, ``E1234``, ``HTTP-503``). Everything is lower
 
 Layouts (integers big-endian)::
 
-    postings    term (UTF-8, <= 64 chars) -> u64 page | u16 line | u32 sid | u16 count  (dupsort:
+    postings    term (UTF-8, <= 64 chars) -> u64 page | u16 line | u32 sid | u16 count | u16 terms
+                on the line (BM25's length, kept here so ranking reads nothing else) (dupsort:
                 each term's postings sort by page, i.e. oldest first across every session)
     page_terms  u64 page -> JSON {"terms": [distinct terms], "lengths": {line: terms on it}}
     meta        b"index_lines" -> u64, b"index_terms" -> u64   (for BM25's average line length)
@@ -71,18 +72,25 @@ def terms(text: str) -> list[str]:
     return out
 
 
-def posting(page: int, line: int, sid: int, count: int) -> bytes:
-    """One posting value: where a term occurs and how often on that line."""
-    return u64(page) + line.to_bytes(2, "big") + u32(sid) + min(count, 0xFFFF).to_bytes(2, "big")
+def posting(page: int, line: int, sid: int, count: int, length: int) -> bytes:
+    """One posting value: where a term occurs, how often on that line, and how many terms the line has."""
+    return (
+        u64(page)
+        + line.to_bytes(2, "big")
+        + u32(sid)
+        + min(count, 0xFFFF).to_bytes(2, "big")
+        + min(length, 0xFFFF).to_bytes(2, "big")
+    )
 
 
-def parse_posting(value: bytes) -> tuple[int, int, int, int]:
-    """(page, line, sid, count) of a posting value."""
+def parse_posting(value: bytes) -> tuple[int, int, int, int, int]:
+    """(page, line, sid, count, length) of a posting value."""
     return (
         int.from_bytes(value[:8], "big"),
         int.from_bytes(value[8:10], "big"),
         int.from_bytes(value[10:14], "big"),
         int.from_bytes(value[14:16], "big"),
+        int.from_bytes(value[16:18], "big"),
     )
 
 
@@ -108,8 +116,9 @@ def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Se
     for offset, piece in enumerate(pieces):
         line = first_line + offset
         counts = Counter(terms(piece))
+        length = sum(counts.values())
         for term, count in counts.items():
-            tx.txn.put(_key(term), posting(page, line, sid, count), db=postings, dupdata=True)
+            tx.txn.put(_key(term), posting(page, line, sid, count, length), db=postings, dupdata=True)
             if term not in known:
                 known.add(term)
                 entry["terms"].append(term)
@@ -147,7 +156,7 @@ class LineHit:
 
 def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int) -> list[LineHit]:
     """The best `limit` lines for the query by BM25, newest page first on ties."""
-    meta, postings, page_terms = tx.db("meta"), tx.db(POSTING_DB), tx.db(TERMS_DB)
+    meta, postings = tx.db("meta"), tx.db(POSTING_DB)
     raw_lines, raw_terms = tx.txn.get(b"index_lines", db=meta), tx.txn.get(b"index_terms", db=meta)
     total_lines = int.from_bytes(raw_lines, "big") if raw_lines else 0
     if not total_lines:
@@ -155,6 +164,7 @@ def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int
     average = (int.from_bytes(raw_terms, "big") if raw_terms else 0) / total_lines or 1.0
     idf: dict[str, float] = {}
     found: dict[tuple[int, int], dict[str, int]] = {}  # (page, line) -> {term: count on that line}
+    lengths: dict[tuple[int, int], int] = {}  # (page, line) -> terms on that line
     with tx.txn.cursor(db=postings) as cursor:
         common: list[tuple[int, str]] = []
         for term in dict.fromkeys(query_terms):
@@ -170,9 +180,10 @@ def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int
                 for _ in range(min(df, MAX_SCAN)):
                     if not valid:
                         break
-                    page, line, posted_sid, count = parse_posting(bytes(cursor.value()))
+                    page, line, posted_sid, count, length = parse_posting(bytes(cursor.value()))
                     if sid is None or posted_sid == sid:
                         found.setdefault((page, line), {})[term] = count
+                        lengths[(page, line)] = length
                     valid = cursor.prev_dup()
             else:
                 # too common to enumerate: only look it up on the lines the rarer terms found
@@ -180,13 +191,9 @@ def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int
                     at = u64(page) + line.to_bytes(2, "big")
                     if cursor.set_range_dup(_key(term), at) and bytes(cursor.value())[:10] == at:
                         counts[term] = parse_posting(bytes(cursor.value()))[3]
-    lengths: dict[int, dict[str, int]] = {}
     scores: dict[tuple[int, int], float] = {}
     for (page, line), counts in found.items():
-        if page not in lengths:
-            raw_entry = tx.txn.get(u64(page), db=page_terms)
-            lengths[page] = json.loads(bytes(raw_entry))["lengths"] if raw_entry else {}
-        norm = _K1 * (1 - _B + _B * lengths[page].get(str(line), average) / average)
+        norm = _K1 * (1 - _B + _B * lengths[(page, line)] / average)
         scores[(page, line)] = sum(idf[t] * tf * (_K1 + 1) / (tf + norm) for t, tf in counts.items())
     ordered = sorted(scores.items(), key=lambda item: (-item[1], -item[0][0], item[0][1]))
     return [LineHit(page, line, round(score, 4)) for (page, line), score in ordered[:limit]]

@@ -46,7 +46,7 @@ def _page_index(tx: ArchiveTxn, number: int) -> dict[str, Any]:
             key = term.encode("utf-8", "surrogatepass")
             valid = cursor.set_range_dup(key, page_key)  # the page's postings of a term are contiguous
             while valid and bytes(cursor.value())[:8] == page_key:
-                _, line, _, count = parse_posting(bytes(cursor.value()))
+                _, line, _, count, _ = parse_posting(bytes(cursor.value()))
                 found.append([term, line, count])
                 valid = cursor.next_dup()
     return {"lengths": entry["lengths"], "postings": found}
@@ -149,7 +149,7 @@ def import_pages(archive: Archive, source: str | Path) -> dict[str, Any]:
 def _repost(tx: ArchiveTxn, sid: int, number: int, index: dict[str, Any]) -> None:
     terms: dict[str, None] = {}
     for term, line, count in index["postings"]:
-        value = posting(number, int(line), sid, int(count))
+        value = posting(number, int(line), sid, int(count), int(index["lengths"].get(str(line), 0)))
         tx.txn.put(term.encode("utf-8", "surrogatepass"), value, db=tx.db(POSTING_DB), dupdata=True)
         terms[term] = None
     lengths = index["lengths"]
