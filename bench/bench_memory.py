@@ -15,12 +15,14 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable (bench.common)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import mixed_text, percentile
+from optical_memory.archive import ArchiveTxn
 from optical_memory.config import load_config
 from optical_memory.memory import Memory
 from optical_memory.readers import load_reader
@@ -69,7 +71,8 @@ def main() -> None:
         per_tier: list[list[tuple[int, int, Geometry]]] = [[] for _ in chain]
         for page in full:
             view = memory.view_page(page.id)
-            record = memory.archive.read(lambda tx, page_id=page.id: tx.page(page_id))
+            record = memory.archive.read(partial(ArchiveTxn.page, page_id=page.id))
+            assert record is not None
             data, geometry = view.data, Geometry.from_dict(record["geometry"])
             per_tier[0].append((len(data), page.characters, geometry))
             for index, tier in enumerate(chain[1:], start=1):
@@ -79,8 +82,10 @@ def main() -> None:
             size = statistics.mean(r[0] for r in rows)
             chars = sum(r[1] for r in rows)
             g = rows[0][2]
+            codec = tier.codec if tier.codec == "png" or tier.lossless else f"{tier.codec} q{tier.quality}"
+            codec += " lossless" if tier.lossless else ""
             print(
-                f"| {tier.name} | {tier.scale} | {tier.codec}{'' if tier.codec == 'png' else ' q' + str(tier.quality)} "
+                f"| {tier.name} | {tier.scale} | {codec} "
                 f"| {g.width}x{g.height} | {g.px_per_char:.1f} | {size:,.0f} | {sum(r[0] for r in rows) / chars:.2f} "
                 f"| {g.width * g.height / 750:.0f} | {g.width * g.height / 4096:.0f} |"
             )
@@ -105,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
