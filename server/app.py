@@ -78,6 +78,16 @@ def _read_only(title: str) -> ToolAnnotations:
     return ToolAnnotations(title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
+def _writes(title: str, destructive: bool = False, idempotent: bool = False) -> ToolAnnotations:
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=False,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=False,
+    )
+
+
 @contextmanager
 def _tool_errors() -> Iterator[None]:
     """Turn the library's deliberate errors into tool errors the model can act on."""
@@ -133,15 +143,7 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
 
         return register
 
-    @tool(
-        ToolAnnotations(
-            title="Remember text",
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=False,
-        )
-    )
+    @tool(_writes("Remember text"))
     def remember(
         ctx: Context[AppState, Any],
         text: Annotated[
@@ -271,15 +273,7 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
         with _tool_errors():
             return _memory(ctx).list_sessions()
 
-    @tool(
-        ToolAnnotations(
-            title="Forget memory pages",
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=True,
-            open_world_hint=False,
-        )
-    )
+    @tool(_writes("Forget memory pages", destructive=True, idempotent=True))
     def forget(
         ctx: Context[AppState, Any],
         page_id: Annotated[str | None, Field(description="forget this one page, e.g. 'p12'")] = None,
@@ -295,15 +289,7 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
         with _tool_errors():
             return _memory(ctx).forget(page_id=page_id, session=session)
 
-    @tool(
-        ToolAnnotations(
-            title="Import a conversation",
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=False,
-        )
-    )
+    @tool(_writes("Import a conversation"))
     async def import_conversation(
         ctx: Context[AppState, Any],
         content: Annotated[

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ __all__ = [
     "StrPath",
     "base64_size",
     "conversations",
+    "each_conversation",
     "iso_time",
     "jsonl_lines",
     "read_json",
@@ -133,3 +134,16 @@ def conversations(data: object) -> tuple[list[object], Problem | None]:
     if isinstance(data, list):
         return data, None
     return [], Problem(None, f"the file holds a JSON {type(data).__name__}, not a list of conversations")
+
+
+def each_conversation(path: StrPath, read_one: Callable[[int, object], Iterator[Record]]) -> Iterator[Record]:
+    """Parse a JSON export and run `read_one(index, conversation)` over its conversations (1-based)."""
+    data, problem = read_json(path)
+    if problem:
+        yield problem
+        return
+    items, problem = conversations(data)
+    if problem:
+        yield problem
+    for index, conversation in enumerate(items, start=1):
+        yield from read_one(index, conversation)

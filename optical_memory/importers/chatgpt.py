@@ -27,22 +27,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from optical_memory.importers.base import Message, Problem, Record, StrPath, conversations, iso_time, read_json
+from optical_memory.importers.base import Message, Problem, Record, StrPath, each_conversation, iso_time
 
 __all__ = ["read_chatgpt"]
 
 
 def read_chatgpt(path: StrPath) -> Iterator[Record]:
     """Every conversation's active branch, conversation by conversation in file order."""
-    data, problem = read_json(path)
-    if problem:
-        yield problem
-        return
-    items, problem = conversations(data)
-    if problem:
-        yield problem
-    for index, conversation in enumerate(items, start=1):
-        yield from _conversation(index, conversation)
+    return each_conversation(path, _conversation)
 
 
 def _conversation(index: int, conversation: object) -> Iterator[Record]:

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from optical_memory.importers.base import Message, Problem, Record, StrPath, conversations, iso_time, read_json
+from optical_memory.importers.base import Message, Problem, Record, StrPath, each_conversation, iso_time
 from optical_memory.importers.blocks import content_text
 
 __all__ = ["read_claude_ai"]
@@ -31,15 +31,7 @@ ROLES = {"human": "user", "assistant": "assistant"}
 
 def read_claude_ai(path: StrPath) -> Iterator[Record]:
     """Every conversation's messages, conversation by conversation in file order."""
-    data, problem = read_json(path)
-    if problem:
-        yield problem
-        return
-    items, problem = conversations(data)
-    if problem:
-        yield problem
-    for index, conversation in enumerate(items, start=1):
-        yield from _conversation(index, conversation)
+    return each_conversation(path, _conversation)
 
 
 def _conversation(index: int, conversation: object) -> Iterator[Record]:
