@@ -116,11 +116,11 @@ def tables(results: Results) -> str:
         "of a page, so posting lists are longer than in real history: search latency here is pessimistic.",
         "",
         "| pages | open ms | list_pages p50 / p95 ms | search p50 / p95 ms | of which ranking p50 / p95 ms "
-        "| peak RSS MiB (after imports) | on disk MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| peak RSS MiB (after imports) | of it the process's own (RssAnon) MiB | on disk MiB |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {sc['pages']:,.0f} | {sc['open_ms']:.1f} | {sc['list_p50_ms']:.2f} / {sc['list_p95_ms']:.2f} "
         f"| {sc['search_p50_ms']:.1f} / {sc['search_p95_ms']:.1f} | {sc['rank_p50_ms']:.1f} / {sc['rank_p95_ms']:.1f} "
-        f"| {sc['rss_mib']:.0f} ({sc['rss_before_mib']:.0f}) "
+        f"| {sc['rss_mib']:.0f} ({sc['rss_before_mib']:.0f}) | {sc.get('rss_anon_mib', float('nan')):.0f} "
         f"| {sc['bytes_on_disk'] / 2**20:,.1f} |",
         "",
         "## Plots",

@@ -331,15 +331,23 @@ def generate_archive(
     return time.perf_counter() - start
 
 
-def peak_rss_mib() -> float:
-    """This process's peak RSS. Linux keeps ru_maxrss across fork and exec (a child would report its
-    parent's peak), so VmHWM, the peak of this process's own memory map, is read where it exists."""
+def status_mib(field: str) -> float | None:
+    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS. Linux keeps ru_maxrss across fork and exec (a child would report its
+    parent's peak), so VmHWM, the peak of this process's own memory map, is read where it exists."""
+    peak = status_mib("VmHWM")
+    if peak is not None:
+        return peak
     unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / 2**20
 
@@ -360,6 +368,9 @@ def probe_archive(path: str, config_path: str | None, queries: list[str], reps: 
     searching = timed(lambda q: memory.search(q, limit=10), queries)
     ranking = timed(lambda q: archive.read(lambda tx: rank(tx, list(dict.fromkeys(terms(q))), None, 10)), queries)
     peak = peak_rss_mib()
+    # RSS counts the archive's memory-mapped file pages a query touched; they are the OS's page
+    # cache, shared and reclaimable. RssAnon is the process's own memory.
+    anon = status_mib("RssAnon")
     files = list(Path(path).glob("*.mdb"))
     memory.close()
     return {
@@ -373,6 +384,7 @@ def probe_archive(path: str, config_path: str | None, queries: list[str], reps: 
         "rank_p95_ms": percentile(ranking, 0.95),
         "rss_mib": peak,
         "rss_before_mib": before,
+        "rss_anon_mib": anon if anon is not None else float("nan"),
         "bytes_on_disk": sum(f.stat().st_blocks * 512 for f in files),
         "file_bytes": sum(f.stat().st_size for f in files),
     }
