@@ -17,9 +17,10 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
+from optical_memory.errors import InvalidArgument
 from optical_memory.render import Geometry
 
-__all__ = ["Reader"]
+__all__ = ["Reader", "check_rows"]
 
 
 @runtime_checkable
@@ -31,3 +32,10 @@ class Reader(Protocol):
     def read_rows(self, image: Image.Image, geometry: Geometry, rows: Sequence[int]) -> list[str]:
         """Return the cell text of each physical row in `rows` (0-based), in the same order."""
         ...
+
+
+def check_rows(geometry: Geometry, rows: Sequence[int]) -> None:
+    """Refuse a row index outside the page, before any reader crops or runs a model."""
+    for row in rows:
+        if not 0 <= row < geometry.rows:
+            raise InvalidArgument(f"row {row} is outside the page's rows 0..{geometry.rows - 1}")

@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from optical_memory.errors import InvalidArgument, ReaderError, ReaderUnavailable
+from optical_memory.errors import ReaderError, ReaderUnavailable
+from optical_memory.readers.base import check_rows
 from optical_memory.render import Geometry
 
 __all__ = ["OCR_PROMPT", "BandReader", "DeepSeekReader", "lines_to_rows", "place_cells"]
@@ -167,9 +168,7 @@ class BandReader:
 
     def read_rows(self, image: Image.Image, geometry: Geometry, rows: Sequence[int]) -> list[str]:
         """Return the cell text of each physical row in `rows` (0-based), in the same order."""
-        for row in rows:
-            if not 0 <= row < geometry.rows:
-                raise InvalidArgument(f"row {row} is outside the page's rows 0..{geometry.rows - 1}")
+        check_rows(geometry, rows)
         gray = image if image.mode == "L" else image.convert("L")
         pixels = np.asarray(gray)
         ink = {row: _ink_cells(pixels, geometry, row) for row in set(rows)}
