@@ -21,7 +21,7 @@ from optical_memory.readers.template import TemplateReader
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from server.app import AppState
+    from optical_memory_mcp.app import AppState
 
 # 40 x 12 cells: 11 text lines a page under one header row. Tiers stay the defaults, so pages fade
 # only past 8 newer pages in a session (or 2 days): tests that need exact text write fewer.
@@ -72,6 +72,6 @@ def memory(config: Config) -> Iterator[Memory]:
 
 @pytest.fixture
 def server(config: Config, memory: Memory) -> MCPServer[AppState]:
-    from server.app import build_server
+    from optical_memory_mcp.app import build_server
 
     return build_server(config, memory)

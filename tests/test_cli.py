@@ -16,7 +16,7 @@ from PIL import Image
 
 from optical_memory.config import Config
 from optical_memory.memory import Memory
-from server.cli import main
+from optical_memory_mcp.cli import main
 
 Run = Callable[..., tuple[int, Any, str]]
 
@@ -125,7 +125,7 @@ def test_an_unwritable_output_file_is_an_error(run: Run, tmp_path: Path) -> None
 def test_python_dash_m_server(archive_path: Path, config_file: Path) -> None:
     common = ["--archive", str(archive_path), "--config", str(config_file)]
     done = subprocess.run(
-        [sys.executable, "-m", "server", "remember", "via -m", *common],
+        [sys.executable, "-m", "optical_memory_mcp", "remember", "via -m", *common],
         capture_output=True,
         text=True,
         timeout=60,
@@ -135,7 +135,11 @@ def test_python_dash_m_server(archive_path: Path, config_file: Path) -> None:
     assert json.loads(done.stdout)["spans"][0]["page_id"] == "p1"
 
     failed = subprocess.run(
-        [sys.executable, "-m", "server", "read", "p2", *common], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "optical_memory_mcp", "read", "p2", *common],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert failed.returncode == 2 and failed.stdout == ""
     assert "no page 'p2'" in failed.stderr
@@ -145,7 +149,16 @@ def test_serve_reports_an_unusable_archive_and_exits_2(tmp_path: Path, config_fi
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"")
     done = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--archive", str(blocker / "archive"), "--config", str(config_file)],
+        [
+            sys.executable,
+            "-m",
+            "optical_memory_mcp",
+            "serve",
+            "--archive",
+            str(blocker / "archive"),
+            "--config",
+            str(config_file),
+        ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

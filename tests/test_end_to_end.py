@@ -54,7 +54,7 @@ async def test_fifty_kilobytes_through_stdio_fade_and_read_back(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve", "--archive", str(tmp_path / "archive"), "--config", str(config)],
+        args=["-m", "optical_memory_mcp", "serve", "--archive", str(tmp_path / "archive"), "--config", str(config)],
         env=env,
     )
     entries = mixed_history()

@@ -18,7 +18,7 @@ from optical_memory.config import Config, load_config
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
 from optical_memory.tiers import Tier
-from server.app import AppState
+from optical_memory_mcp.app import AppState
 
 # What can arrive through JSON: every code point incl. NUL, DEL, C1 controls, RTL marks, combining
 # sequences and lone surrogates (JSON "\ud800" escapes decode to them), tabs, CR, long lines.
@@ -84,7 +84,7 @@ def small_limits(config: Config) -> Config:
 
 
 async def test_malformed_calls_get_clear_errors_and_change_nothing(config: Config) -> None:
-    from server.app import build_server
+    from optical_memory_mcp.app import build_server
 
     memory = Memory(small_limits(config), reader=TemplateReader())
     server: MCPServer[AppState] = build_server(small_limits(config), memory=memory)
@@ -102,7 +102,7 @@ async def test_malformed_calls_get_clear_errors_and_change_nothing(config: Confi
 
 
 async def test_random_argument_fuzz_never_crashes_the_server(config: Config) -> None:
-    from server.app import build_server
+    from optical_memory_mcp.app import build_server
 
     rng = random.Random(5)
     values: list[Any] = [None, 0, -1, 1, 2**63, 1.5, "", "p1", "p2", "x" * 1000, [], {}, True, "\ud800", "🙂" * 50]

@@ -37,7 +37,17 @@ def start(archive: Path, port: int, token: str | None) -> subprocess.Popen[bytes
     env["OPTICAL_MEMORY_READER"] = "template"
     if token:
         env["OPTICAL_MEMORY_TOKEN"] = token
-    args = [sys.executable, "-m", "server", "serve", "--http", "--port", str(port), "--archive", str(archive)]
+    args = [
+        sys.executable,
+        "-m",
+        "optical_memory_mcp",
+        "serve",
+        "--http",
+        "--port",
+        str(port),
+        "--archive",
+        str(archive),
+    ]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

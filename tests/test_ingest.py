@@ -10,8 +10,8 @@ from mcp.server.mcpserver import MCPServer
 
 from optical_memory.ingest import import_conversations
 from optical_memory.memory import Memory
-from server.app import AppState
-from server.cli import main
+from optical_memory_mcp.app import AppState
+from optical_memory_mcp.cli import main
 
 TRANSCRIPT = [
     {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optical_memory
 
-FORBIDDEN = {"mcp", "mcp_types", "server"}
+FORBIDDEN = {"mcp", "mcp_types", "server", "optical_memory_mcp"}
 PACKAGE = Path(optical_memory.__file__).parent
 
 

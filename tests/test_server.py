@@ -17,7 +17,7 @@ from PIL import Image
 from optical_memory.config import Config
 from optical_memory.memory import Memory
 from optical_memory.tokens import claude_image_tokens
-from server.app import AppState, build_server
+from optical_memory_mcp.app import AppState, build_server
 
 READ_ONLY_TOOLS = {"list_pages", "view_page", "read_lines", "search", "list_sessions"}
 TOOLS = READ_ONLY_TOOLS | {"remember", "forget", "import_conversation"}  # names are a public contract

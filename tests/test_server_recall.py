@@ -11,7 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import BlobResourceContents, TextContent, TextResourceContents
 from PIL import Image
 
-from server.app import AppState
+from optical_memory_mcp.app import AppState
 
 
 async def test_search_then_forget_through_mcp(server: MCPServer[AppState]) -> None:

@@ -26,7 +26,7 @@ async def test_serve_over_stdio_calls_every_tool(
     # `python -m server` is the console script's `main` without needing the script on PATH.
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve", "--archive", str(archive_path), "--config", str(config_file)],
+        args=["-m", "optical_memory_mcp", "serve", "--archive", str(archive_path), "--config", str(config_file)],
         cwd=tmp_path,
     )
     # The client turns each stdout line that is not a JSON-RPC message into an exception it hands
@@ -81,7 +81,7 @@ async def test_real_readers_keep_stdout_clean(tmp_path: Path, archive_path: Path
         env["OPTICAL_MEMORY_READER"] = reader
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve", "--archive", str(archive_path)],
+        args=["-m", "optical_memory_mcp", "serve", "--archive", str(archive_path)],
         cwd=tmp_path,
         env=env,
     )

@@ -164,7 +164,7 @@ async def test_remember_then_read_lines_is_exact_through_mcp(config: Config) -> 
     """Held-out mixed text (code, logs, tables, escapes, non-ASCII) on the small pages of the fixtures."""
     from mcp import Client
 
-    from server.app import build_server
+    from optical_memory_mcp.app import build_server
 
     lines, size = [], 0
     for line in mixed_lines(random.Random(SEED + 200), "heldout", min_lines=60, mix=REALISTIC_MIX):

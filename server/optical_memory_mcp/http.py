@@ -26,7 +26,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from optical_memory.config import Config
 from optical_memory.memory import Memory
-from server.app import build_server
+from optical_memory_mcp.app import build_server
 
 __all__ = ["BearerAuth", "http_app", "serve_http", "token_for"]
 

@@ -152,11 +152,11 @@ def _serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = load_config(args.config, args.archive)
     if args.http:
-        from server.http import serve_http
+        from optical_memory_mcp.http import serve_http
 
         serve_http(config, args.host, args.port)
         return
-    from server.app import build_server  # the MCP SDK is loaded only to serve
+    from optical_memory_mcp.app import build_server  # the MCP SDK is loaded only to serve
 
     build_server(config).run("stdio")
 
