@@ -65,6 +65,21 @@ class PageImage(BaseModel):
 class Line(BaseModel):
     number: int
     text: str
+    verified: bool | None = Field(
+        default=None,
+        description=(
+            "true: the text matches the check code kept when the line was remembered (exact); false: no reading "
+            "matched it, the text is the reader's best guess and may be wrong at the `uncertain` columns; "
+            "null: the page was remembered before check codes existed, or the reader cannot verify"
+        ),
+    )
+    uncertain: list[int] = Field(
+        default_factory=list, description="0-based columns of the characters the reader doubts (when verified is false)"
+    )
+    alternative: str | None = Field(default=None, description="the reader's runner-up reading (when verified is false)")
+    role: str | None = Field(default=None, description="who said the entry this line belongs to (user, assistant, ...)")
+    time: str | None = Field(default=None, description="when the entry this line belongs to was said (UTC, ISO 8601)")
+    title: str | None = Field(default=None, description="the title of the entry this line belongs to")
 
 
 class LinesRead(BaseModel):
