@@ -6,6 +6,10 @@ a cold row is upsampled back onto the same grid. All requested rows go through t
 call. The weights ship in `optical_memory/models/` as `reader.onnx` with `reader.json` beside it
 (model arguments, alphabet hash, how they were trained and what they measured); training and
 `training/export.py` write both. Serving needs neither torch nor the training package.
+
+Besides the argmax, the model gives each cell's K most probable classes with their probabilities
+(`read_rows_topk`), which verified decoding (`optical_memory.verify`) searches when a line's reading
+fails its check code. Weights exported before the top K existed still serve, with K = 1.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class _Loaded:
     session: Any  # onnxruntime.InferenceSession
     cell_height: int
     cell_width: int
+    has_topk: bool  # exported with topk_classes / topk_probs
 
 
 class TrainedReader:
@@ -136,7 +141,9 @@ class TrainedReader:
         except Exception as exc:  # onnxruntime raises its own untyped errors for missing and corrupt files
             raise ReaderUnavailable(f"trained reader: cannot load {self.model_path} ({exc}); {REBUILD}") from exc
         model = meta["model"]
-        return _Loaded(session, int(model["cell_height"]), int(model["cell_width"]))
+        outputs = {output.name for output in session.get_outputs()}
+        has_topk = {"topk_classes", "topk_probs"} <= outputs
+        return _Loaded(session, int(model["cell_height"]), int(model["cell_width"]), has_topk)
 
     def read_rows(self, image: Image.Image, geometry: Geometry, rows: Sequence[int]) -> list[str]:
         classes, _ = self.classify(image, geometry, rows)
@@ -148,5 +155,23 @@ class TrainedReader:
         strips = row_strips(image, geometry, rows, loaded.cell_height, loaded.cell_width)
         if not len(strips):
             return np.zeros((0, geometry.columns), np.int64), np.zeros((0, geometry.columns), np.float32)
-        classes, confidence = loaded.session.run(None, {"strips": strips})
+        classes, confidence = loaded.session.run(["classes", "confidence"], {"strips": strips})
         return classes, confidence
+
+    def read_rows_topk(
+        self, image: Image.Image, geometry: Geometry, rows: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The K most probable classes of every cell of `rows` and their probabilities, most probable first.
+
+        Two (len(rows), columns, K) arrays: int64 class indices into `ALPHABET`, float32 softmax
+        probabilities. One model call, as `read_rows`; `[..., 0]` is what `read_rows` reads.
+        """
+        loaded = self.load()
+        strips = row_strips(image, geometry, rows, loaded.cell_height, loaded.cell_width)
+        if not len(strips):
+            return np.zeros((0, geometry.columns, 1), np.int64), np.zeros((0, geometry.columns, 1), np.float32)
+        if not loaded.has_topk:  # weights exported before the top K: the argmax alone, K = 1
+            classes, confidence = loaded.session.run(["classes", "confidence"], {"strips": strips})
+            return classes[..., None], confidence[..., None]
+        classes, probs = loaded.session.run(["topk_classes", "topk_probs"], {"strips": strips})
+        return classes, probs
