@@ -1,114 +1,274 @@
-"""Page records: the JSON kept for each page, which holds layout and bookkeeping but never text.
+"""Page and session records: the typed bookkeeping kept for each page and session, never any text.
 
-::
+This module owns their on-disk form: one JSON object per record, with these keys (old archives and
+exports, written before the typed records, keep reading; keys added since are optional)::
 
-    id, number, session, created, updated, sealed, sealed_at,
-    tier          index into the configured tiers
-    codec, image_bytes
-    geometry      render.Geometry of the stored image (scaled with its tier)
-    rows          one code per used row: 0 header, +n first row of line n, -n continuation of line n
-    lines         line numbers on the page run 1..lines
-    continued     line 1 continues the last line of the session's previous page
-    continues     the last line continues on the next page
-    characters, text_tokens   of the text on the page (counted when it was laid out)
-    title         the first entry title on the page
-    entries       [{role, time, title, first_line, last_line}] one per remember call on the page
+    page     id, number, session, created, updated, sealed, sealed_at,
+             tier          index into the configured tiers
+             codec, image_bytes
+             geometry      render.Geometry of the stored image (scaled with its tier)
+             rows          one code per used row: 0 header, +n first row of line n, -n continuation of line n
+             lines         line numbers on the page run 1..lines
+             continued     line 1 continues the last line of the session's previous page
+             continues     the last line continues on the next page
+             characters, text_tokens   of the text on the page (counted when it was laid out)
+             title         the first entry title on the page
+             entries       [{role, time, title, first_line, last_line[, recalled_from][, entry]}] one per
+                           remember call; `entry` ("<page id>:<line>" where the call began) is the
+                           same on every page the call spans
+             recalled_from the faded page whose lines this page re-remembers (reconsolidation)
+             version       +1 at every write of the page (what caches of its pixels are keyed by)
+             image_sha     blake2b-128 of the stored image bytes (hex), checked on every read
+             codes         the lines' check codes (`checkcode`), hex, CODE_BYTES per line, in line order
+             codes_key     hex of the check key of the archive the codes were made in, if not this one
+    session  sid, open_page, open_rows, open_lines, pages, created, updated
+
+A record without `image_sha` or `codes` comes from an older version: its image is not checked and its
+lines read with `verified: null`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from optical_memory.errors import PageDamaged
 from optical_memory.pages import PagePlan
 from optical_memory.render import Geometry
 from optical_memory.results import PageInfo
 from optical_memory.tiers import Tier
 from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens, estimate_text_tokens
 
-__all__ = ["apply_plan", "new_record", "new_session", "page_info"]
+__all__ = [
+    "EntryRecord",
+    "PageRecord",
+    "SessionRecord",
+    "apply_plan",
+    "check_image",
+    "image_digest",
+    "page_info",
+]
 
 
-def new_session(sid: int, created: str, updated: str | None = None) -> dict[str, Any]:
-    """A session record: its id in the page indexes, its open page (and how full it is), its page count."""
-    return {
-        "sid": sid,
-        "open_page": None,
-        "open_rows": 0,
-        "open_lines": 0,
-        "pages": 0,
-        "created": created,
-        "updated": updated or created,
-    }
+def image_digest(data: bytes) -> str:
+    """The checksum kept with a stored image: blake2b-128, hex."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def new_record(page_id: str, number: int, session: str, stamp: str, geometry: Geometry, hot: Tier) -> dict[str, Any]:
-    return {
-        "id": page_id,
-        "number": number,
-        "session": session,
-        "created": stamp,
-        "updated": stamp,
-        "sealed": False,
-        "sealed_at": None,
-        "tier": 0,
-        "codec": hot.codec,
-        "image_bytes": 0,
-        "geometry": geometry.to_dict(),
-        "rows": [],
-        "lines": 0,
-        "continued": False,
-        "continues": False,
-        "characters": 0,
-        "text_tokens": 0,
-        "title": None,
-        "entries": [],
-    }
+def _compact(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def apply_plan(
-    record: dict[str, Any], plan: PagePlan, role: str | None, title: str | None, stamp: str, size: int
-) -> None:
-    """Account for an entry's rows written onto the page `record` (image of `size` bytes now)."""
-    if record["lines"] == 0 and plan.continued:
-        record["continued"] = True
-    record["rows"].extend(row.code for row in plan.rows)
-    record["lines"] = plan.last_line or record["lines"]
-    record["continues"] = plan.continues
-    record["characters"] += sum(len(piece) for piece in plan.pieces)
-    record["text_tokens"] += estimate_text_tokens("\n".join(plan.pieces))
-    record["entries"].append(
-        {"role": role, "time": stamp, "title": title, "first_line": plan.first_line, "last_line": plan.last_line}
-    )
-    if record["title"] is None and title:
-        record["title"] = title
-    record["updated"] = stamp
-    record["image_bytes"] = size
+@dataclass
+class EntryRecord:
+    """One remember call's part of a page: who said it, when, and which of the page's lines it holds."""
+
+    role: str | None
+    time: str
+    title: str | None
+    first_line: int
+    last_line: int
+    recalled_from: str | None = None
+    # "<page id>:<line>" where the remember call began: the same on every page it spans (None before ids)
+    entry: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EntryRecord:
+        return cls(
+            role=data.get("role"),
+            time=data["time"],
+            title=data.get("title"),
+            first_line=int(data["first_line"]),
+            last_line=int(data["last_line"]),
+            recalled_from=data.get("recalled_from"),
+            entry=data.get("entry"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for optional in ("recalled_from", "entry"):
+            if data[optional] is None:
+                del data[optional]
+        return data
+
+
+@dataclass
+class SessionRecord:
+    """A session: its id in the page indexes, its open page (and how full it is), its page count."""
+
+    sid: int
+    created: str
+    updated: str
+    open_page: str | None = None
+    open_rows: int = 0
+    open_lines: int = 0
+    pages: int = 0
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> SessionRecord:
+        data = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        data.setdefault("updated", data.get("created"))
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_bytes(self) -> bytes:
+        return _compact(asdict(self))
+
+    def close_page(self) -> None:
+        self.open_page, self.open_rows, self.open_lines = None, 0, 0
+
+
+@dataclass
+class PageRecord:
+    """What the archive keeps about one page besides its image (see the module docstring)."""
+
+    id: str
+    number: int
+    session: str
+    created: str
+    updated: str
+    geometry: Geometry
+    codec: str
+    sealed: bool = False
+    sealed_at: str | None = None
+    tier: int = 0
+    image_bytes: int = 0
+    rows: list[int] = field(default_factory=list)
+    lines: int = 0
+    continued: bool = False
+    continues: bool = False
+    characters: int = 0
+    text_tokens: int = 0
+    title: str | None = None
+    entries: list[EntryRecord] = field(default_factory=list)
+    recalled_from: str | None = None
+    version: int = 0
+    image_sha: str | None = None
+    codes: bytes | None = None
+    codes_key: bytes | None = None
+
+    @classmethod
+    def new(cls, page_id: str, number: int, session: str, stamp: str, geometry: Geometry, hot: Tier) -> PageRecord:
+        return cls(
+            id=page_id, number=number, session=session, created=stamp, updated=stamp, geometry=geometry, codec=hot.codec
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> PageRecord:
+        data = json.loads(raw)
+        return cls(
+            id=data["id"],
+            number=int(data["number"]),
+            session=data["session"],
+            created=data["created"],
+            updated=data.get("updated", data["created"]),
+            geometry=Geometry.from_dict(data["geometry"]),
+            codec=data["codec"],
+            sealed=bool(data.get("sealed", False)),
+            sealed_at=data.get("sealed_at"),
+            tier=int(data.get("tier", 0)),
+            image_bytes=int(data.get("image_bytes", 0)),
+            rows=[int(code) for code in data.get("rows", [])],
+            lines=int(data.get("lines", 0)),
+            continued=bool(data.get("continued", False)),
+            continues=bool(data.get("continues", False)),
+            characters=int(data.get("characters", 0)),
+            text_tokens=int(data.get("text_tokens", 0)),
+            title=data.get("title"),
+            entries=[EntryRecord.from_json(entry) for entry in data.get("entries", [])],
+            recalled_from=data.get("recalled_from"),
+            version=int(data.get("version", 0)),
+            image_sha=data.get("image_sha"),
+            codes=bytes.fromhex(data["codes"]) if data.get("codes") is not None else None,
+            codes_key=bytes.fromhex(data["codes_key"]) if data.get("codes_key") else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("geometry", "entries")
+        }
+        data["geometry"] = self.geometry.to_dict()
+        data["entries"] = [entry.to_json() for entry in self.entries]
+        data["codes"] = self.codes.hex() if self.codes is not None else None
+        data["codes_key"] = self.codes_key.hex() if self.codes_key is not None else None
+        for optional in ("recalled_from", "codes_key"):
+            if data[optional] is None:
+                del data[optional]
+        return data
+
+    def to_bytes(self) -> bytes:
+        return _compact(self.to_json())
+
+    def stored(self, data: bytes) -> None:
+        """Account for a new stored image: its size, its checksum, and one more version of the page."""
+        self.image_bytes = len(data)
+        self.image_sha = image_digest(data)
+        self.version += 1
+
+    def entry_of(self, line: int) -> EntryRecord | None:
+        """The entry (remember call) that holds line `line` of this page."""
+        for entry in self.entries:
+            if entry.first_line <= line <= entry.last_line:
+                return entry
+        return None
+
+
+def check_image(record: PageRecord, data: bytes | None) -> bytes:
+    """The page's stored image, after checking it against the checksum kept with it."""
+    if data is None:
+        raise PageDamaged(f"page {record.id} has no stored image; the archive is damaged (run `optical-memory check`)")
+    if record.image_sha is not None and image_digest(data) != record.image_sha:
+        raise PageDamaged(
+            f"page {record.id}'s stored image does not match its checksum: it is damaged and will not be read "
+            "(restore it from an export, or forget the page)"
+        )
+    return data
+
+
+def apply_plan(record: PageRecord, plan: PagePlan, entry: EntryRecord, codes: bytes | None, stamp: str) -> None:
+    """Account for an entry's rows written onto the page `record` at `stamp` (the caller stores the image)."""
+    if record.lines == 0 and plan.continued:
+        record.continued = True
+    record.rows.extend(row.code for row in plan.rows)
+    record.lines = plan.last_line or record.lines
+    record.continues = plan.continues
+    record.characters += sum(len(piece) for piece in plan.pieces)
+    record.text_tokens += estimate_text_tokens("\n".join(plan.pieces))
+    record.entries.append(entry)
+    if codes is not None and (record.codes is not None or plan.first_line == 1):
+        # codes only for pages that had them from line 1: a page begun without is read as unverifiable
+        record.codes = (record.codes or b"") + codes
+    if record.title is None and entry.title:
+        record.title = entry.title
+    record.updated = stamp
     if plan.sealed:
-        record["sealed"] = True
-        record["sealed_at"] = stamp
+        record.sealed = True
+        record.sealed_at = stamp
 
 
-def page_info(record: dict[str, Any], tier: Tier) -> PageInfo:
+def page_info(record: PageRecord, tier: Tier) -> PageInfo:
     """The public description of a page at its current tier."""
-    geometry = Geometry.from_dict(record["geometry"])
+    geometry = record.geometry
     return PageInfo(
-        id=record["id"],
-        session=record["session"],
-        created=record["created"],
-        updated=record["updated"],
+        id=record.id,
+        session=record.session,
+        created=record.created,
+        updated=record.updated,
         tier=tier.name,
-        tier_index=record["tier"],
-        sealed=record["sealed"],
-        lines=record["lines"],
-        characters=record["characters"],
-        text_tokens=record["text_tokens"],
+        tier_index=record.tier,
+        sealed=record.sealed,
+        lines=record.lines,
+        characters=record.characters,
+        text_tokens=record.text_tokens,
         image_width=geometry.width,
         image_height=geometry.height,
-        image_bytes=record["image_bytes"],
-        image_format=record["codec"],
+        image_bytes=record.image_bytes,
+        image_format=record.codec,
         image_tokens=claude_image_tokens(geometry.width, geometry.height),
         vision_tokens=deepseek_vision_tokens(geometry.width, geometry.height),
         px_per_char=round(geometry.px_per_char, 2),
-        title=record["title"],
-        recalled_from=record.get("recalled_from"),
+        title=record.title,
+        recalled_from=record.recalled_from,
     )

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Line", "LinesRead", "PageImage", "PageInfo", "PageList", "RememberResult", "Span"]
+__all__ = [
+    "EntryRead",
+    "ForgetResult",
+    "Line",
+    "LinesRead",
+    "PageImage",
+    "PageInfo",
+    "PageList",
+    "RememberResult",
+    "SearchHit",
+    "SearchResult",
+    "SessionInfo",
+    "SessionList",
+    "Span",
+]
 
 
 class Span(BaseModel):
@@ -93,6 +107,31 @@ class LinesRead(BaseModel):
     recalled_into: list[Span] = Field(
         default_factory=list, description="where the lines were re-remembered, sharp (recall.reconsolidate on)"
     )
+    session: str | None = Field(default=None, description="the session the page belongs to")
+    previous_page: str | None = Field(
+        default=None, description="the session's page before this one (where a `continued` line 1 begins)"
+    )
+    next_page: str | None = Field(
+        default=None, description="the session's page after this one (where a `continues` last line goes on)"
+    )
+
+
+class EntryRead(BaseModel):
+    """One remembered entry (one remember call) read back whole, across every page it spans."""
+
+    entry: str = Field(description="the entry's id: '<page id>:<line>' where it begins")
+    session: str
+    role: str | None = None
+    time: str = Field(description="when it was said (UTC, ISO 8601)")
+    title: str | None = None
+    text: str = Field(description="the entry's text, its spans joined exactly as remembered")
+    spans: list[Span]
+    verified: bool | None = Field(
+        description="true: every line matched its check code; false: some did not (see unverified_lines); "
+        "null: some page has no check codes"
+    )
+    unverified_lines: list[str] = Field(default_factory=list, description="'<page id>:<line>' of lines not verified")
+    reader: str
 
 
 class SearchHit(BaseModel):

@@ -8,11 +8,10 @@ without trailing blanks) and the escape form is decoded. One reader call per pag
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from optical_memory.pages import HEADER, decode, join_row_cells
 from optical_memory.readers.base import Reader
-from optical_memory.render import Geometry
+from optical_memory.records import PageRecord
 from optical_memory.results import Line
 from optical_memory.tiers import decode_image
 
@@ -28,11 +27,13 @@ def rows_of_lines(codes: Sequence[int], numbers: Sequence[int]) -> dict[int, lis
     return wanted
 
 
-def transcribe_lines(reader: Reader, record: dict[str, Any], image: bytes, numbers: Sequence[int]) -> list[Line]:
+def transcribe_lines(
+    reader: Reader, record: PageRecord, image: bytes, numbers: Sequence[int], key: bytes | None = None
+) -> list[Line]:
     """Read lines `numbers` of the page `record` whose stored image is `image`."""
-    rows_of = rows_of_lines(record["rows"], numbers)
+    rows_of = rows_of_lines(record.rows, numbers)
     wanted = [row for number in numbers for row in rows_of[number]]
-    geometry = Geometry.from_dict(record["geometry"])
+    geometry = record.geometry
     cells = reader.read_rows(decode_image(image), geometry, wanted)
     by_row = dict(zip(wanted, cells, strict=True))
     return [

@@ -58,7 +58,8 @@ def test_remember_list_view_read(run: Run, tmp_path: Path, monkeypatch: pytest.M
 
     code, read, _ = run("read", "p1", "--start", "2", "--end", "2")
     assert code == 0
-    assert read["lines"] == [{"number": 2, "text": "world"}] and read["total_lines"] == 2
+    assert [(line["number"], line["text"], line["role"]) for line in read["lines"]] == [(2, "world", "user")]
+    assert read["total_lines"] == 2
 
 
 @pytest.mark.parametrize("argv", [("remember", "-"), ("remember",)], ids=["dash", "absent"])

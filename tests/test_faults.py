@@ -16,7 +16,6 @@ from optical_memory.config import load_config
 from optical_memory.errors import ArchiveFull
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
-from optical_memory.render import Geometry
 from optical_memory.tiers import Tier, decode_image
 
 WRITE_STEPS = ("next_page_id", "next_session_id", "put_page", "put_image", "put_session", "add_page_to_indexes")
@@ -135,9 +134,10 @@ def test_a_failed_append_leaves_no_ghost_rows_on_the_open_page(tmp_path: Path, m
     assert [line.text for line in memory.read_lines("p1").lines] == ["first entry", "short"]
     # below the rows in use the page is blank: nothing of the failed entry was kept
     record = memory.archive.read(lambda tx: tx.page("p1"))
-    geometry = Geometry.from_dict(record["geometry"])
+    assert record is not None
+    geometry = record.geometry
     pixels = np.asarray(decode_image(memory.view_page("p1").data))
-    _, top, _, _ = geometry.row_box(len(record["rows"]))
+    _, top, _, _ = geometry.row_box(len(record.rows))
     left, _, right, bottom = geometry.row_box(geometry.rows - 1)
     assert (pixels[round(top) : round(bottom), round(left) : round(right)] == 255).all()
     memory.close()

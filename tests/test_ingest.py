@@ -72,7 +72,7 @@ def test_import_keeps_roles_times_and_reports_bad_lines(memory: Memory, tmp_path
     hit = memory.search("ERR_4417").hits[0]
     assert "KeyError: 'ERR_4417'" in hit.lines[0].text
     record = memory.archive.read(lambda tx: tx.page(hit.page_id))
-    assert [(e["role"], e["time"]) for e in record["entries"]] == [
+    assert record is not None and [(e.role, e.time) for e in record.entries] == [
         ("user", "2026-11-20T09:00:00Z"),
         ("assistant", "2026-11-20T09:00:05Z"),
         ("user", "2026-11-20T09:00:09Z"),

@@ -138,16 +138,25 @@ async def test_remember_list_view_read(server: MCPServer[AppState]) -> None:
         assert viewed.structured_content == page
 
         read = (await call(client, "read_lines", page_id="p1")).structured_content
+        assert read is not None
+        lines = read.pop("lines")
         assert read == {
             "page_id": "p1",
             "tier": "hot",
-            "lines": [{"number": 1, "text": "hello"}, {"number": 2, "text": "world"}],
             "total_lines": 2,
             "continued": False,
             "continues": False,
             "reader": "template",
             "recalled_into": [],
+            "session": "default",
+            "previous_page": None,
+            "next_page": None,
         }
+        assert [(line["number"], line["text"], line["verified"]) for line in lines] == [
+            (1, "hello", True),
+            (2, "world", True),
+        ]
+        assert {line["role"] for line in lines} == {None} and all(line["time"].endswith("Z") for line in lines)
 
 
 @pytest.mark.parametrize("text", [SEVERAL_PAGES, LONG_LINE, MIXED], ids=["several-pages", "long-line", "mixed"])

@@ -1,0 +1,259 @@
+"""Text -> pages in the archive: the write path of `remember` and of batched imports.
+
+A batch of entries is laid out and stored in ONE write transaction: it commits whole or not at all.
+Each entry appends to its session's open page by drawing new rows onto the page's hot pixels (no
+text is kept even for the open page: the image is the only copy of what it says), starting new
+pages as they fill. Every page touched by the batch is encoded and stored once, at the end of the
+batch, with its checksum, its lines' check codes (`checkcode`) and its search terms (`search`).
+
+The pixels of open pages this process wrote last are kept in a small LRU (`CanvasCache`), keyed by
+the page's stored version, so the next entry draws on them instead of decoding the stored image.
+The cache is changed only after a commit, from copies: a write that fails leaves no trace in it, and
+a page another process wrote since (a newer version) is decoded from the archive, never trusted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from optical_memory.archive import Archive, ArchiveTxn
+from optical_memory.checkcode import codes_for, line_key
+from optical_memory.config import Config
+from optical_memory.errors import TextTooLarge
+from optical_memory.pages import PagePlan, plan_entry
+from optical_memory.records import EntryRecord, PageRecord, SessionRecord, apply_plan, check_image
+from optical_memory.render import Renderer
+from optical_memory.results import RememberResult, Span
+from optical_memory.search import index_lines
+from optical_memory.tiers import decode_image, encode_image
+from optical_memory.tokens import estimate_text_tokens
+from optical_memory.validation import check_name, check_text
+
+__all__ = ["CanvasCache", "NewEntry", "Writer", "iso", "now"]
+
+CANVAS_CACHE_PAGES = 8  # open pages whose pixels stay decoded: about 1.3 MB each at the hot scale
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """One text to remember: what `remember` takes, and what importers pass in batches."""
+
+    text: str
+    session: str = "default"
+    role: str | None = None
+    title: str | None = None
+    said_at: datetime | None = None  # when it was said, if not now (imported conversations keep their times)
+    recalled_from: str | None = None  # the faded page its text was read from (reconsolidation)
+
+
+class CanvasCache:
+    """A bounded LRU of open pages' hot pixels, keyed by page id and the page's stored version."""
+
+    def __init__(self, capacity: int = CANVAS_CACHE_PAGES) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, page_id: str, version: int) -> np.ndarray | None:
+        """A copy of the pixels of `page_id` at `version`, or None (never cached, evicted, or since rewritten)."""
+        with self._lock:
+            item = self._items.get(page_id)
+            if item is None or item[0] != version:
+                return None
+            self._items.move_to_end(page_id)
+            return item[1].copy()
+
+    def put(self, page_id: str, version: int, pixels: np.ndarray) -> None:
+        with self._lock:
+            self._items[page_id] = (version, pixels)
+            self._items.move_to_end(page_id)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def evict(self, page_id: str) -> None:
+        with self._lock:
+            self._items.pop(page_id, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class _Touched:
+    """A page the batch in progress writes on: its record and its pixels, stored once at the end."""
+
+    record: PageRecord
+    canvas: np.ndarray
+    sid: int
+
+
+@dataclass
+class _Batch:
+    """What one run of the batch's transaction has done so far (it may run again from the start)."""
+
+    tx: ArchiveTxn
+    key: bytes
+    stamp: str
+    sessions: dict[str, SessionRecord] = field(default_factory=dict)
+    pages: dict[str, _Touched] = field(default_factory=dict)
+
+
+class Writer:
+    """Lays entries onto pages and stores them; shared by every call of one `Memory` (thread-safe)."""
+
+    def __init__(self, archive: Archive, config: Config, renderer: Renderer) -> None:
+        self.archive = archive
+        self.config = config
+        self.renderer = renderer
+        self.canvases = CanvasCache()
+
+    def validate(self, entry: NewEntry) -> None:
+        check_text(entry.text, self.config.limits.max_text_chars)
+        check_name("session", entry.session)
+        if entry.role is not None:
+            check_name("role", entry.role)
+        if entry.title is not None:
+            check_name("title", entry.title)
+
+    def write(
+        self,
+        entries: Sequence[NewEntry],
+        in_transaction: Callable[[ArchiveTxn, list[RememberResult]], None] | None = None,
+    ) -> list[RememberResult]:
+        """Store `entries` in one transaction; `in_transaction` runs inside it after they are written."""
+        for entry in entries:
+            self.validate(entry)
+        stamp = iso(now())
+
+        def once(tx: ArchiveTxn) -> tuple[list[RememberResult], dict[str, _Touched]]:
+            batch = _Batch(tx, line_key(tx.archive_key()), stamp)
+            results = [self._lay_out(batch, entry) for entry in entries]
+            self._store(batch)
+            for name, sess in batch.sessions.items():
+                tx.put_session(name, sess)
+            if in_transaction is not None:
+                in_transaction(tx, results)
+            return results, batch.pages
+
+        results, touched = self.archive.write(once)
+        for page in touched.values():  # committed: only now may the cache hold these pixels
+            if page.record.sealed:
+                self.canvases.evict(page.record.id)
+            else:
+                self.canvases.put(page.record.id, page.record.version, page.canvas)
+        return results
+
+    def _session(self, batch: _Batch, name: str) -> SessionRecord:
+        sess = batch.sessions.get(name)
+        if sess is None:
+            sess = batch.tx.session(name) or SessionRecord(
+                sid=batch.tx.next_session_id(), created=batch.stamp, updated=batch.stamp
+            )
+            batch.sessions[name] = sess
+        return sess
+
+    def _open_page(self, batch: _Batch, page_id: str, sid: int) -> _Touched:
+        touched = batch.pages.get(page_id)
+        if touched is not None:
+            return touched
+        record = batch.tx.page(page_id)
+        assert record is not None, f"session's open page {page_id} has no record"
+        canvas = self.canvases.get(page_id, record.version)
+        if canvas is None:  # written by another process since, evicted, or never seen by this one
+            image = check_image(record, batch.tx.image(page_id))
+            canvas = np.array(decode_image(image))
+        touched = _Touched(record, canvas, sid)
+        batch.pages[page_id] = touched
+        return touched
+
+    def _lay_out(self, batch: _Batch, entry: NewEntry) -> RememberResult:
+        said = entry.said_at or now()
+        sess = self._session(batch, entry.session)
+        header_time = said.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        parts = [entry.role or "note", entry.session, header_time, *([entry.title] if entry.title else [])]
+        base = " · ".join(parts)
+        open_page = sess.open_page
+        plans = plan_entry(
+            entry.text.split("\n"),
+            lambda continued: base + (" (cont.)" if continued else ""),
+            self.config.page,
+            open_rows=sess.open_rows if open_page else None,
+            open_lines=sess.open_lines if open_page else 0,
+        )
+        limit = self.config.limits.max_pages_per_call
+        if len(plans) > limit:
+            raise TextTooLarge(
+                f"text needs {len(plans)} pages; one remember call writes at most {limit} "
+                "(limits.max_pages_per_call): split it"
+            )
+        spans: list[Span] = []
+        sealed: list[str] = []
+        entry_id: str | None = None
+        for plan in plans:
+            page = self._page_for(batch, plan, sess, entry.session, open_page)
+            self.renderer.draw_rows(page.canvas, plan.first_row, plan.rows)
+            record = page.record
+            if entry_id is None and plan.first_line:  # where its first line lies (a plan may hold a header only)
+                entry_id = f"{record.id}:{plan.first_line}"
+            entry_record = EntryRecord(
+                entry.role, iso(said), entry.title, plan.first_line, plan.last_line, entry.recalled_from, entry_id
+            )
+            if entry.recalled_from is not None and record.recalled_from is None:
+                record.recalled_from = entry.recalled_from
+            codes = codes_for(batch.key, plan.pieces)
+            apply_plan(record, plan, entry_record, codes, batch.stamp)
+            index_lines(batch.tx, sess.sid, record.number, plan.first_line, plan.pieces)
+            spans.append(Span(page_id=record.id, start=plan.first_line, end=plan.last_line, continues=plan.continues))
+            if plan.sealed:
+                sealed.append(record.id)
+            if record.sealed:
+                sess.close_page()
+            else:
+                sess.open_page, sess.open_rows, sess.open_lines = record.id, len(record.rows), record.lines
+            open_page = sess.open_page
+        sess.updated = batch.stamp
+        return RememberResult(
+            session=entry.session,
+            spans=spans,
+            characters=len(entry.text),
+            text_tokens=estimate_text_tokens(entry.text),
+            pages_sealed=sealed,
+        )
+
+    def _page_for(
+        self, batch: _Batch, plan: PagePlan, sess: SessionRecord, session: str, open_page: str | None
+    ) -> _Touched:
+        if not plan.new_page:
+            assert open_page is not None
+            return self._open_page(batch, open_page, sess.sid)
+        page_id, number = batch.tx.next_page_id()
+        record = PageRecord.new(page_id, number, session, batch.stamp, self.renderer.geometry, self.config.tiers[0])
+        record.codes = b""
+        batch.tx.add_page_to_indexes(sess.sid, number, page_id)
+        sess.pages += 1
+        touched = _Touched(record, self.renderer.blank(), sess.sid)
+        batch.pages[page_id] = touched
+        return touched
+
+    def _store(self, batch: _Batch) -> None:
+        """Encode and store every page the batch touched, once each: quickly while open, well once sealed."""
+        hot = self.config.tiers[0]
+        for page in batch.pages.values():
+            data = encode_image(page.canvas, hot, fast=not page.record.sealed)
+            page.record.stored(data)
+            batch.tx.put_image(page.record.id, data)
+            batch.tx.put_page(page.record)
