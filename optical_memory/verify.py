@@ -1,0 +1,237 @@
+"""Verified decoding: read a line, and know whether the reading is exact.
+
+Each line piece on a page has a check code (`checkcode.line_code`) written with it. A reading is
+*verified* when its text matches that code. The reader gives each cell its K most probable classes
+(`TopKReader.read_rows_topk`); decoding takes the most probable string and, when it fails its code,
+tries the next most probable strings: a best-first search over the alternatives of the line's
+`SEARCH_CELLS` least certain cells, most probable first, until one matches or `MAX_CANDIDATES` were
+tried. The candidate's probability is the product of its cells' probabilities, so the first match is
+also the most probable reading that is consistent with the code.
+
+A line is laid out as `pages` lays it: its rows' cells joined (every row but the last full, the last
+without trailing blanks), then the escape form decoded. Escapes are decoded as a unit: a candidate
+whose cells are not a well-formed page encoding (a stray escape mark, lower-case or over-long hex, an
+escape for a character that is drawn as itself) cannot be what was written, so it is dropped unhashed.
+
+Columns. `uncertain` holds 0-based indices into the returned `text`: the characters whose cells the
+reader doubts. A doubted cell inside an escape (``¤301;``) names the one character the escape
+decodes to; a doubted blank cell past the end of the text names where a character may be missing
+(len(text) and beyond). For lines without escapes, this is the cell's column in the line as laid
+out: row offset x columns + cell.
+
+The chance that a wrong reading is marked verified is at most (candidates tried) / 2^(8 x CODE_BYTES):
+(MAX_CANDIDATES + 1) / 2^48 = 1.5e-11 per line (see `checkcode`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optical_memory.alphabet import ALPHABET, ESCAPE
+from optical_memory.checkcode import LineHasher
+from optical_memory.pages import decode, encode_piece, join_row_cells
+
+__all__ = [
+    "DOUBT",
+    "MAX_CANDIDATES",
+    "SEARCH_CELLS",
+    "Verified",
+    "cells_of_rows",
+    "text_columns",
+    "verify_line",
+    "verify_reading",
+]
+
+MAX_CANDIDATES = 4096  # per failing line: 4,096 x ~1.5 us of hashing, and the false-verify bound above
+SEARCH_CELLS = 24  # least certain cells whose alternatives are searched (a frost line rarely doubts more)
+# A candidate this much less probable than the argmax (e^-12 = 6e-6 of it) is not tried: on held-out
+# frost pages every line that verified by search did so within 6 nats, and the cap ends hopeless
+# searches early (a line of sure cells has few candidates under it).
+MAX_COST = 12.0
+_FIRST_STAGE = 64  # most failing lines match within the first few candidates: try those before building 4,096
+DOUBT = 0.99  # a cell whose best class is below this probability is reported as doubtful
+_MAX_UNCERTAIN = 16
+_MIN_UNCERTAIN = 3  # a line that fails its code has a wrong cell: name the least certain even if all look sure
+
+_CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
+_ESCAPED = re.compile(ESCAPE + "[0-9A-F]{1,6};")
+
+
+@dataclass(frozen=True)
+class Verified:
+    """One line read back: its text and how far it can be trusted (the fields of `results.Line`)."""
+
+    text: str
+    verified: bool | None  # None: no check code to compare with
+    uncertain: list[int] = field(default_factory=list)  # indices into `text`; only when verified is False
+    alternative: str | None = None  # the runner-up reading; only when verified is False
+
+
+def _well_formed(cells: str) -> bool:
+    """Could `cells` be what the page encoding wrote? (Only lines with an escape mark can fail this.)"""
+    return ESCAPE not in cells or encode_piece(decode(cells)) == cells
+
+
+def _line_cells(flat: str, prefix: int) -> str:
+    """A line's cells from its rows' cells concatenated (all full width): the last row without trailing blanks."""
+    return flat[:prefix] + flat[prefix:].rstrip(" ")
+
+
+def cells_of_rows(classes: np.ndarray) -> str:
+    """Class indices of a line's rows (rows, columns) -> the line's cells as `join_row_cells` joins them."""
+    rows, columns = classes.shape
+    flat = _CODE_POINTS[classes.reshape(-1)].view(f"<U{rows * columns}")[0] if classes.size else ""
+    return _line_cells(str(flat), (rows - 1) * columns)
+
+
+def text_columns(cells: str, positions: Sequence[int]) -> list[int]:
+    """Cell positions in a line's cells -> indices into its decoded text (sorted, distinct); see the module doc."""
+    if ESCAPE in cells:
+        to_char: list[int] = []
+        index, at = 0, 0
+        for match in _ESCAPED.finditer(cells):
+            for _ in range(at, match.start()):
+                to_char.append(index)
+                index += 1
+            to_char.extend([index] * (match.end() - match.start()))
+            index += 1
+            at = match.end()
+        for _ in range(at, len(cells)):
+            to_char.append(index)
+            index += 1
+    else:
+        to_char, index = list(range(len(cells))), len(cells)
+    end = len(cells)
+    return sorted({to_char[p] if p < end else index + (p - end) for p in positions})
+
+
+def _doubtful(confidence: np.ndarray) -> np.ndarray:
+    """Positions of the cells to report: below DOUBT (the least certain first, at most 16), else the 3 least certain."""
+    order = np.argsort(confidence, kind="stable")
+    below = order[confidence[order] < DOUBT][:_MAX_UNCERTAIN]
+    return below if len(below) else order[:_MIN_UNCERTAIN]
+
+
+def _ranked_assignments(costs: np.ndarray, budget: int, max_cost: float = MAX_COST) -> np.ndarray:
+    """The `budget` cheapest choices of one rank per searched cell, cheapest first, without the all-argmax one.
+
+    `costs` (n, K): -log of each rank's probability relative to the best (0 for rank 0, inf if
+    impossible); choices costing more than `max_cost` are left out. Cells are added one at a time,
+    keeping the `budget + 1` cheapest partial choices, sorted: a choice that is among the cheapest
+    overall has a prefix among the cheapest partial ones (the remaining cells at rank 0 add nothing),
+    so the pruning is exact. Rank r of a cell shifts the sorted list by its cost; only the head of
+    that shifted list that can still beat the worst kept choice is merged in (a stable sort of a few
+    sorted runs). Each step keeps (parent, rank) pointers; the choices are traced back at the end.
+    """
+    n, k = costs.shape
+    scores = np.zeros(1)
+    steps: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for i in range(n):
+        limit = min(max_cost, scores[-1]) if len(scores) > budget else max_cost
+        parts = [(scores, np.arange(len(scores)), 0)]
+        for rank in range(1, k):
+            cost = costs[i, rank]
+            head = int(np.searchsorted(scores, limit - cost, side="right")) if cost <= limit else 0
+            if head:
+                parts.append((scores[:head] + cost, np.arange(head), rank))
+        if len(parts) == 1:
+            steps.append(None)  # no alternative of this cell fits: every kept choice takes rank 0 here
+            continue
+        total = np.concatenate([part[0] for part in parts])
+        order = np.argsort(total, kind="stable")[: budget + 1]
+        parents = np.concatenate([part[1] for part in parts])[order]
+        ranks = np.concatenate([np.full(len(part[1]), part[2]) for part in parts])[order]
+        steps.append((parents, ranks))
+        scores = total[order]
+    choices = np.zeros((len(scores), n), dtype=np.int64)
+    at = np.arange(len(scores))
+    for i in range(n - 1, -1, -1):
+        step = steps[i]
+        if step is not None:
+            choices[:, i] = step[1][at]
+            at = step[0][at]
+    return choices[choices.any(axis=1)][:budget]
+
+
+def _candidates(flat: np.ndarray, topk: np.ndarray, cells: np.ndarray, ranks: np.ndarray) -> list[str]:
+    """Each row of `ranks` applied to the argmax classes `flat` at `cells` -> the candidate's flat cell string."""
+    length = len(flat)
+    grid = np.broadcast_to(flat, (len(ranks), length)).copy()
+    grid[:, cells] = topk[cells[None, :], ranks]
+    return [str(s) for s in _CODE_POINTS[grid].view(f"<U{length}")[:, 0].tolist()]
+
+
+def _search(
+    classes: np.ndarray, probs: np.ndarray, code: bytes, hasher: LineHasher, prefix: int, budget: int
+) -> tuple[str | None, str | None]:
+    """Best-first search for a reading that matches `code`: (matching cells or None, runner-up cells or None)."""
+    topk = classes.reshape(-1, classes.shape[-1])  # (L, K)
+    p = probs.reshape(-1, probs.shape[-1]).astype(np.float64)
+    n = min(SEARCH_CELLS, len(topk))
+    searched = np.argpartition(p[:, 0], n - 1)[:n] if n < len(topk) else np.arange(len(topk))
+    with np.errstate(divide="ignore"):
+        costs = np.log(p[searched, :1]) - np.log(p[searched])  # (n, K), rank 0 costs nothing
+    costs[~np.isfinite(costs)] = np.inf
+    # Cells past the last non-blank of any candidate are blank in all of them: leave them out of the strings.
+    nonblank = np.flatnonzero(topk[:, 0])
+    end = max(int(nonblank[-1]) + 1 if len(nonblank) else 0, int(searched.max()) + 1, prefix)
+    runner_up: str | None = None
+    done = 0
+    code_of = hasher.code
+    for stage in (min(_FIRST_STAGE, budget), budget):
+        ranks = _ranked_assignments(costs, stage)
+        for flat in _candidates(topk[:end, 0], topk, searched, ranks)[done:]:
+            cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
+            if ESCAPE in cells:
+                if not _well_formed(cells):
+                    continue
+                text = decode(cells)
+            else:
+                text = cells
+            runner_up = runner_up or cells
+            if code_of(text) == code:
+                return cells, runner_up
+        done = len(ranks)
+        if done < stage:  # every candidate within MAX_COST was tried
+            break
+    return None, runner_up
+
+
+def verify_line(
+    classes: np.ndarray,
+    probs: np.ndarray,
+    code: bytes | None,
+    hasher: LineHasher | None,
+    budget: int = MAX_CANDIDATES,
+) -> Verified:
+    """Verified decoding of one line from its rows' top-K classes and probabilities, each (rows, columns, K).
+
+    Without a code (or hasher) the argmax reading is returned with verified None.
+    """
+    if classes.shape != probs.shape or classes.ndim != 3:
+        raise ValueError(f"classes and probs must both be (rows, columns, K); got {classes.shape} and {probs.shape}")
+    rows, columns, _ = classes.shape
+    prefix = (rows - 1) * columns
+    best = cells_of_rows(classes[..., 0])
+    if code is None or hasher is None:
+        return Verified(decode(best), None)
+    if _well_formed(best) and hasher.code(decode(best)) == code:
+        return Verified(decode(best), True)
+    found, runner_up = _search(classes, probs, code, hasher, prefix, budget) if budget > 0 else (None, None)
+    if found is not None:
+        return Verified(decode(found), True)
+    doubtful = _doubtful(probs[..., 0].reshape(-1))
+    alternative = decode(runner_up) if runner_up is not None and runner_up != best else None
+    return Verified(decode(best), False, text_columns(best, doubtful.tolist()), alternative)
+
+
+def verify_reading(row_cells: Sequence[str], columns: int, code: bytes | None, hasher: LineHasher | None) -> Verified:
+    """A reader's one reading of a line's rows (no probabilities): verified true or false, nothing searched."""
+    text = decode(join_row_cells(row_cells, columns))
+    if code is None or hasher is None:
+        return Verified(text, None)
+    return Verified(text, hasher.code(text) == code)
