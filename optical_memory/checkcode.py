@@ -65,7 +65,8 @@ class LineHasher:
     """`line_code` for many texts under one key: the keyed state is made once and copied (verify's hot loop)."""
 
     def __init__(self, key: bytes) -> None:
-        self._keyed = hashlib.blake2b(key=_check_key(key, "a line-code key"), digest_size=CODE_BYTES, person=_LINE_PERSON)
+        key = _check_key(key, "a line-code key")
+        self._keyed = hashlib.blake2b(key=key, digest_size=CODE_BYTES, person=_LINE_PERSON)
 
     def code(self, text: str) -> bytes:
         h = self._keyed.copy()
