@@ -1,5 +1,10 @@
 """Typed configuration: the default TOML (config/default.toml), a user TOML over it, then the environment.
 
+The default TOML is the one source of defaults: every setting has its value there and nowhere else
+(the dataclasses below have none), so a `Config` is only ever made by `load_config`. Each table is
+validated strictly (a string where a number or a boolean belongs is an error, not a guess) and every
+error names the key and what is valid.
+
 This is the only module that reads the environment. Variables:
 
 * ``OPTICAL_MEMORY_CONFIG``  path of a TOML file whose tables override the defaults
@@ -18,16 +23,19 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from optical_memory.errors import InvalidArgument
 from optical_memory.pages import PageFormat
 from optical_memory.tiers import Tier
 
-__all__ = ["ArchiveConfig", "Config", "LimitsConfig", "default_archive_path", "load_config"]
+__all__ = ["ArchiveConfig", "Config", "LimitsConfig", "default_archive_path", "default_config", "load_config"]
 
 ENV_PREFIX = "OPTICAL_MEMORY_"
 
@@ -35,29 +43,29 @@ ENV_PREFIX = "OPTICAL_MEMORY_"
 @dataclass(frozen=True)
 class ArchiveConfig:
     path: Path
-    map_size_mib: int = 32768
-    max_map_size_mib: int = 1048576
-    busy_timeout_s: float = 10.0
+    map_size_mib: int
+    max_map_size_mib: int
+    busy_timeout_s: float
 
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    max_text_chars: int = 2_000_000
-    max_pages_per_call: int = 500
-    max_list_limit: int = 200
+    max_text_chars: int
+    max_pages_per_call: int
+    max_list_limit: int
 
 
 @dataclass(frozen=True)
 class Config:
     archive: ArchiveConfig
-    page: PageFormat = field(default_factory=PageFormat)
-    font_size: int = 16
-    limits: LimitsConfig = field(default_factory=LimitsConfig)
-    reader: str = "trained"
-    reader_options: Mapping[str, Any] = field(default_factory=dict)
-    tiers: tuple[Tier, ...] = (Tier("hot", 1.0),)
-    http_token: str | None = None
-    recall_reconsolidates: bool = False
+    page: PageFormat
+    font_size: int
+    limits: LimitsConfig
+    reader: str
+    reader_options: Mapping[str, Any]
+    tiers: tuple[Tier, ...]
+    recall_reconsolidates: bool
+    http_token: str | None = None  # from the environment only, never from a file
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -77,6 +85,83 @@ class Config:
         return replace(self, archive=replace(self.archive, path=Path(path).expanduser()))
 
 
+# The tables of a config file, as TOML gives them: strict types, no unknown keys. ----------------------
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class _PageTable(BaseModel):
+    model_config = _STRICT
+    columns: int = Field(ge=1)
+    rows: int = Field(ge=1)
+    font_size: int = Field(ge=6, le=64)
+
+
+class _ArchiveTable(BaseModel):
+    model_config = _STRICT
+    path: str | None = None
+    map_size_mib: int = Field(ge=1)
+    max_map_size_mib: int = Field(ge=1)
+    busy_timeout_s: float = Field(ge=0, le=3600)
+
+
+class _LimitsTable(BaseModel):
+    model_config = _STRICT
+    max_text_chars: int = Field(ge=1)
+    max_pages_per_call: int = Field(ge=1)
+    max_list_limit: int = Field(ge=1)
+
+
+class _RecallTable(BaseModel):
+    model_config = _STRICT
+    reconsolidate: bool
+
+
+class _ReaderTable(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _tier_table() -> type[BaseModel]:
+    """The [[tiers]] table's model, made from `Tier`'s own fields, so the two never disagree."""
+    hints = get_type_hints(Tier)
+    return create_model(
+        "_TierTable",
+        __config__=_STRICT,
+        **{f.name: (hints[f.name], ... if f.default is MISSING else f.default) for f in fields(Tier)},
+    )
+
+
+_TierTable = _tier_table()
+
+
+class _Tables(BaseModel):
+    model_config = _STRICT
+    page: _PageTable
+    archive: _ArchiveTable
+    limits: _LimitsTable
+    recall: _RecallTable
+    reader: _ReaderTable
+    tiers: list[_TierTable] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+def _describe(error: ValidationError) -> str:
+    """'[recall] reconsolidate: Input should be a valid boolean (got 'no')' for each problem."""
+    problems = []
+    for item in error.errors():
+        where = [str(part) for part in item["loc"]]
+        if where and where[0] == "tiers" and len(where) > 1:
+            table = f"[[tiers]] #{int(where[1]) + 1}"
+            key = ".".join(where[2:])
+        else:
+            table = f"[{where[0]}]" if where else "config"
+            key = ".".join(where[1:])
+        given = f" (got {item['input']!r})" if item["type"] != "missing" else ""
+        hint = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        problems.append(f"{table} {key}: {hint}{given}".replace("  ", " "))
+    return "; ".join(problems)
+
+
 def default_archive_path() -> Path:
     """The user's data dir: XDG on Linux, Application Support on macOS, LOCALAPPDATA on Windows."""
     if sys.platform == "darwin":
@@ -88,12 +173,13 @@ def default_archive_path() -> Path:
     return base / "optical-memory" / "archive"
 
 
-def _default_toml() -> dict[str, Any]:
+@cache
+def _default_text() -> str:
     packaged = resources.files("optical_memory") / "default.toml"
     if packaged.is_file():  # installed wheel: config/default.toml is packaged here
-        return tomllib.loads(packaged.read_text(encoding="utf-8"))
+        return packaged.read_text(encoding="utf-8")
     source = Path(__file__).resolve().parent.parent / "config" / "default.toml"  # source tree / editable
-    return tomllib.loads(source.read_text(encoding="utf-8"))
+    return source.read_text(encoding="utf-8")
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,14 +192,6 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _table(data: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
-    table = dict(data.get(name, {}))
-    unknown = set(table) - allowed
-    if unknown:
-        raise InvalidArgument(f"config [{name}]: unknown keys {sorted(unknown)}; valid keys are {sorted(allowed)}")
-    return table
-
-
 def _reader_options(options: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """The reader's constructor options, with `api_key_env` resolved to `api_key` from the environment."""
     resolved = dict(options)
@@ -123,6 +201,17 @@ def _reader_options(options: Mapping[str, Any], env: Mapping[str, str]) -> dict[
     return resolved
 
 
+def _validated(data: Mapping[str, Any], source: str) -> _Tables:
+    unknown = sorted(set(data) - set(_Tables.model_fields))
+    if unknown:
+        valid = sorted(_Tables.model_fields)
+        raise InvalidArgument(f"config {source}: unknown tables {unknown}; valid tables are {valid}")
+    try:
+        return _Tables.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidArgument(f"config {source}: {_describe(exc)}") from None
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     archive: str | os.PathLike[str] | None = None,
@@ -130,40 +219,41 @@ def load_config(
 ) -> Config:
     """Defaults, then the TOML at `path` (or $OPTICAL_MEMORY_CONFIG), then env vars, then `archive`."""
     env = os.environ if environ is None else environ
-    data = _default_toml()
+    data = tomllib.loads(_default_text())
     user_path = path or env.get(ENV_PREFIX + "CONFIG")
+    source = "defaults"
     if user_path:
         try:
             user = tomllib.loads(Path(user_path).expanduser().read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"config file {user_path}: {exc}") from exc
         data = _merge(data, user)
-
-    page = _table(data, "page", {"columns", "rows", "font_size"})
-    archive_table = _table(data, "archive", {"path", "map_size_mib", "max_map_size_mib", "busy_timeout_s"})
-    limits = _table(data, "limits", {f.name for f in fields(LimitsConfig)})
-    reader = _table(data, "reader", {"name", "options"})
-    recall = _table(data, "recall", {"reconsolidate"})
+        source = f"file {user_path}"
+    tables = _validated(data, source)
     try:
-        tiers = tuple(Tier(**tier) for tier in data.get("tiers", []))
-    except TypeError as exc:
-        raise InvalidArgument(f"config [[tiers]]: {exc}") from exc
-
-    archive_path = archive or env.get(ENV_PREFIX + "ARCHIVE") or archive_table.pop("path", None)
-    archive_table.pop("path", None)
-    try:
-        return Config(
-            archive=ArchiveConfig(
-                Path(archive_path).expanduser() if archive_path else default_archive_path(), **archive_table
-            ),
-            page=PageFormat(page.get("columns", 100), page.get("rows", 64)),
-            font_size=int(page.get("font_size", 16)),
-            limits=LimitsConfig(**limits),
-            reader=env.get(ENV_PREFIX + "READER") or reader.get("name", "trained"),
-            reader_options=_reader_options(reader.get("options", {}), env),
-            tiers=tiers,
-            http_token=env.get(ENV_PREFIX + "TOKEN") or None,
-            recall_reconsolidates=bool(recall.get("reconsolidate", False)),
-        )
+        tiers = tuple(Tier(**table.model_dump()) for table in tables.tiers)  # type: ignore[arg-type]
+        page = PageFormat(tables.page.columns, tables.page.rows)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"config: {exc}") from exc
+        raise InvalidArgument(f"config {source}: {exc}") from exc
+    archive_path = archive or env.get(ENV_PREFIX + "ARCHIVE") or tables.archive.path
+    return Config(
+        archive=ArchiveConfig(
+            path=Path(archive_path).expanduser() if archive_path else default_archive_path(),
+            map_size_mib=tables.archive.map_size_mib,
+            max_map_size_mib=tables.archive.max_map_size_mib,
+            busy_timeout_s=tables.archive.busy_timeout_s,
+        ),
+        page=page,
+        font_size=tables.page.font_size,
+        limits=LimitsConfig(**tables.limits.model_dump()),
+        reader=env.get(ENV_PREFIX + "READER") or tables.reader.name,
+        reader_options=_reader_options(tables.reader.options, env),
+        tiers=tiers,
+        recall_reconsolidates=tables.recall.reconsolidate,
+        http_token=env.get(ENV_PREFIX + "TOKEN") or None,
+    )
+
+
+def default_config(archive: str | os.PathLike[str]) -> Config:
+    """The shipped defaults for an archive at `archive`, ignoring the environment (libraries, tests)."""
+    return load_config(archive=archive, environ={})
