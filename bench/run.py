@@ -45,6 +45,7 @@ from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.config import Config, load_config
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.memory import Memory
+from optical_memory.metrics import edit_distance
 from optical_memory.pages import plan_entry
 from optical_memory.readers import load_reader
 from optical_memory.readers.base import Reader
@@ -54,7 +55,6 @@ from optical_memory.search import index_lines, rank, terms
 from optical_memory.tiers import Tier, demote, tier_due
 from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens
 from optical_memory.transcribe import transcribe_lines
-from tests.ocr_metrics import edit_distance
 
 SLOW_READERS = ("rapidocr", "tesseract", "deepseek")  # read on a few pages only (RapidOCR ~0.1 s a row)
 

@@ -21,8 +21,8 @@ from mcp.types import ImageContent
 from PIL import Image
 
 from optical_memory.config import load_config
+from optical_memory.metrics import edit_distance
 from optical_memory.training.corpus import REALISTIC_MIX, mixed_lines
-from tests.ocr_metrics import edit_distance
 
 # Issue 7's bounds. Measured on this fixed history: hot 0/5,021 characters wrong, warm 0/8,523,
 # cool 0/10,654, cold 0/9,022, frost 25/16,293 (0.15 %).

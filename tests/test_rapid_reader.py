@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from optical_memory.errors import InvalidArgument
+from optical_memory.metrics import cer, edit_distance
 from optical_memory.pages import HEADER, PageFormat, PlannedRow, plan_entry
 from optical_memory.readers import load_reader
 from optical_memory.readers.rapid import RapidOcrReader
 from optical_memory.render import Geometry, Renderer
 from optical_memory.tiers import Tier, decode_image, demote, encode_image
-from tests.ocr_metrics import cer, edit_distance
 
 SAMPLE = '''\
 def merge(a: list[int], b: list[int]) -> list[int]:
