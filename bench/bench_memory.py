@@ -85,7 +85,7 @@ def main() -> None:
             view = memory.view_page(page.id)
             record = memory.archive.read(partial(ArchiveTxn.page, page_id=page.id))
             assert record is not None
-            data, geometry = view.data, Geometry.from_dict(record["geometry"])
+            data, geometry = view.data, record.geometry
             per_tier[0].append((len(data), page.characters, geometry))
             for index, tier in enumerate(chain[1:], start=1):
                 data, geometry = demote(data, geometry, tier)

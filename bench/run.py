@@ -50,6 +50,7 @@ from optical_memory.pages import plan_entry
 from optical_memory.readers import load_reader
 from optical_memory.readers.base import Reader
 from optical_memory.readers.trained import TrainedReader
+from optical_memory.records import PageRecord, SessionRecord
 from optical_memory.render import Geometry
 from optical_memory.search import index_lines, rank, terms
 from optical_memory.tiers import Tier, demote, tier_due
@@ -63,7 +64,7 @@ SLOW_READERS = ("rapidocr", "tesseract", "deepseek")  # read on a few pages only
 class Page:
     """A sealed page of the run: its hot record, and its image and geometry at every tier."""
 
-    record: dict[str, Any]
+    record: PageRecord
     truth: dict[int, str]  # line number -> the line's text on this page
     images: list[tuple[bytes, Geometry]]  # per tier, hot first
     tokens: int  # BPE tokens of the page's text
@@ -121,13 +122,13 @@ def remember_pages(memory: Memory, entries: list[str], session: str, results: Re
     elapsed = 0.0
     for entry in entries:
         state = memory.archive.read(lambda tx: tx.session(session))
-        open_page = state is not None and state["open_page"] is not None
+        open_page = state is not None and state.open_page is not None
         plans = plan_entry(
             entry.split("\n"),
             lambda continued: "",  # the header's text does not move any line: it is one row either way
             memory.config.page,
-            open_rows=state["open_rows"] if open_page and state else None,
-            open_lines=state["open_lines"] if open_page and state else 0,
+            open_rows=state.open_rows if open_page and state else None,
+            open_lines=state.open_lines if open_page and state else 0,
         )
         start = time.perf_counter()
         result = memory.remember(entry, session=session, role="user")
@@ -145,7 +146,7 @@ def remember_pages(memory: Memory, entries: list[str], session: str, results: Re
     return truth
 
 
-def _stored(tx: ArchiveTxn, page_id: str) -> tuple[dict[str, Any], bytes]:
+def _stored(tx: ArchiveTxn, page_id: str) -> tuple[PageRecord, bytes]:
     record, data = tx.page(page_id), tx.image(page_id)
     assert record is not None and data is not None, f"page {page_id} is incomplete"
     return record, data
@@ -157,9 +158,9 @@ def fade_pages(memory: Memory, truth: dict[str, dict[int, str]], tiers: tuple[Ti
     ids = memory.archive.read(lambda tx: [page_id for _, page_id in tx.page_ids_newest_first()])
     for page_id in reversed(ids):
         record, data = memory.archive.read(partial(_stored, page_id=page_id))
-        if not record["sealed"]:
+        if not record.sealed:
             continue
-        geometry = Geometry.from_dict(record["geometry"])
+        geometry = record.geometry
         images = [(data, geometry)]
         for tier in tiers[1:]:
             data, geometry = demote(data, geometry, tier)
@@ -202,7 +203,7 @@ def measure_fidelity(reader: Reader, name: str, pages: list[Page], tiers: tuple[
     for index, page in enumerate(pages):
         numbers = sorted(page.truth)
         for score, (data, geometry) in zip(out, page.images, strict=True):
-            record = {**page.record, "geometry": geometry.to_dict()}
+            record = replace(page.record, geometry=geometry)
             start = time.perf_counter()
             lines = transcribe_lines(reader, record, data, numbers)
             score.read_ms[index] = 1000 * (time.perf_counter() - start)
@@ -249,7 +250,7 @@ def search_queries(pages: list[Page], count: int, seed: int = 11) -> list[str]:
 def measure_speed(
     memory: Memory, pages: list[Page], queries: list[str], reps: int
 ) -> dict[str, tuple[float, float, int]]:
-    ids = [page.record["id"] for page in pages]
+    ids = [page.record.id for page in pages]
     memory.read_lines(ids[0])  # the model loads outside the timing
     measured = {
         "view_page (full page)": timed(memory.view_page, ids * reps),
@@ -302,24 +303,22 @@ def generate_archive(
             written = 0
             for k in range(first, min(first + batch, n_pages)):
                 session, position = f"s{k // per_session}", k % per_session
-                sess = tx.session(session) or {
-                    "sid": tx.next_session_id(), "open_page": None, "open_rows": 0, "open_lines": 0,
-                    "pages": 0, "created": stamp, "updated": stamp,
-                }  # fmt: skip
+                sess = tx.session(session) or SessionRecord(sid=tx.next_session_id(), created=stamp, updated=stamp)
                 in_session = min(per_session, n_pages - (k - position))
                 tier = tier_due(tiers, in_session - 1 - position, 0.0)
                 template = pages[k % len(pages)]
                 data, geometry = template.images[tier]
                 page_id, number = tx.next_page_id()
-                record = {
-                    **template.record, "id": page_id, "number": number, "session": session, "tier": tier,
-                    "codec": tiers[tier].codec, "image_bytes": len(data), "geometry": geometry.to_dict(),
-                }  # fmt: skip
+                record = replace(
+                    template.record, id=page_id, number=number, session=session, tier=tier,
+                    codec=tiers[tier].codec, geometry=geometry,
+                )  # fmt: skip
+                record.stored(data)
                 tx.put_page(record)
                 tx.put_image(page_id, data)
-                tx.add_page_to_indexes(sess["sid"], number, page_id)
-                index_lines(tx, sess["sid"], number, 1, [template.truth[n] for n in sorted(template.truth)])
-                sess["pages"] += 1
+                tx.add_page_to_indexes(sess.sid, number, page_id)
+                index_lines(tx, sess.sid, number, 1, [template.truth[n] for n in sorted(template.truth)])
+                sess.pages += 1
                 tx.put_session(session, sess)
                 written += 1
             return written
