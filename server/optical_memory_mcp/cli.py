@@ -12,6 +12,7 @@
     optical-memory forget [--page PAGE_ID] [--session S]
     optical-memory export PATH [--session S]                                 # a folder, or PATH.zip
     optical-memory import PATH                                               # an export folder or zip
+    optical-memory web [--host H] [--port N] [--open]                        # the web page, http://127.0.0.1:8766/
 
 `--archive` and `--config` go before or after the command. Every command but `serve` prints its
 result as JSON on stdout (the tools' structured results); `serve` keeps stdout for the protocol and
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8765)
+
+    web = command("web", "serve a web page to look through the archive (sessions, pages, search, fading)")
+    web.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", type=int, default=8766)
+    web.add_argument("--open", action="store_true", help="open it in the default browser, logged in")
 
     remember = command("remember", "remember text (as the remember tool)")
     remember.add_argument(
@@ -159,6 +165,13 @@ def _serve(args: argparse.Namespace) -> None:
     from optical_memory_mcp.app import build_server  # the MCP SDK is loaded only to serve
 
     build_server(config).run("stdio")
+
+
+def _web(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from optical_memory_mcp.web.serve import serve_web
+
+    serve_web(load_config(args.config, args.archive), args.host, args.port, args.open)
 
 
 def _remember(memory: Memory, args: argparse.Namespace) -> Any:
@@ -249,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             _serve(args)
+            return 0
+        if args.command == "web":
+            _web(args)
             return 0
         memory = Memory(load_config(args.config, args.archive))
         try:

@@ -101,7 +101,10 @@ def http_app(config: Config, memory: Memory, host: str = "127.0.0.1") -> ASGIApp
     # a remember of the largest allowed text, as JSON (up to 6 bytes per character escaped), plus room
     max_body = config.limits.max_text_chars * 6 + (1 << 20)
     app = server.streamable_http_app(transport_security=security, max_request_body_size=max_body, host=host)
-    return BearerAuth(app, token_for(config))
+    token = token_for(config)
+    from optical_memory_mcp.web.mount import beside_mcp  # the web page at /, behind the same token
+
+    return beside_mcp(BearerAuth(app, token), memory, token, host)
 
 
 def serve_http(config: Config, host: str, port: int) -> None:
