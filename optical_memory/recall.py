@@ -1,9 +1,9 @@
 """Recall beyond single pages: search the index and read the hits, list sessions, forget for good.
 
-Search ranks lines by their terms (`search`), then reads the winning lines from the page images as
-they are now (fading included), verified like every read. Forget deletes a page's or a session's
-images, records and postings in one transaction, then erases the freed space of the archive's
-files, so what was forgotten cannot be carved out of them.
+Search ranks lines by their terms (`search`), then reads the winning lines with the lines around
+them from the page images as they are now (fading included), verified like every read (`passages`).
+Forget deletes a page's or a session's images, records and postings in one transaction, then erases
+the freed space of the archive's files, so what was forgotten cannot be carved out of them.
 """
 
 from __future__ import annotations
@@ -12,19 +12,17 @@ import logging
 from collections.abc import Callable
 
 from optical_memory.archive import Archive, ArchiveTxn
-from optical_memory.errors import InvalidArgument, PageDamaged
+from optical_memory.errors import InvalidArgument
+from optical_memory.passages import DEFAULT_CONTEXT, MAX_SEARCH_HITS, search_passages
 from optical_memory.readers.base import Reader
 from optical_memory.reading import Pages, find_record, find_session
 from optical_memory.records import PageRecord, SessionRecord
-from optical_memory.results import ForgetResult, Line, SearchHit, SearchResult, SessionInfo, SessionList
-from optical_memory.search import LineHit, rank, terms, unindex_page
-from optical_memory.validation import check_limit
+from optical_memory.results import ForgetResult, SearchResult, SessionInfo, SessionList
+from optical_memory.search import unindex_page
 
 __all__ = ["MAX_SEARCH_HITS", "Recall"]
 
 log = logging.getLogger(__name__)
-
-MAX_SEARCH_HITS = 50
 
 
 class Recall:
@@ -35,46 +33,16 @@ class Recall:
         self.pages = pages
         self._evict = evict  # drop a forgotten page's cached pixels
 
-    def search(self, reader: Reader, query: str, session: str | None = None, limit: int = 10) -> SearchResult:
-        """Lines whose terms match `query` (BM25), each read from its page as it is now."""
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidArgument("query is empty; give words, identifiers, paths, numbers or error codes")
-        check_limit("limit", limit, MAX_SEARCH_HITS)
-        wanted = list(dict.fromkeys(terms(query)))
-        if not wanted:
-            raise InvalidArgument(f"query {query!r} has no searchable terms (letters, digits or identifiers)")
-
-        def locate(tx: ArchiveTxn) -> list[tuple[LineHit, PageRecord]]:
-            sid = find_session(tx, session).sid if session is not None else None
-            return [(hit, record) for hit in rank(tx, wanted, sid, limit) if (record := tx.page(f"p{hit.page}"))]
-
-        located = self.archive.read(locate)
-        wanted_lines: dict[str, list[int]] = {}
-        for hit, record in located:
-            wanted_lines.setdefault(record.id, []).append(hit.line)
-        texts: dict[tuple[str, int], Line] = {}
-        for page_id, numbers in wanted_lines.items():
-            try:
-                stored = self.pages.stored(page_id)
-            except PageDamaged as exc:  # one damaged page must not fail every search that ranks it
-                log.warning("search skips a damaged page: %s", exc)
-                continue
-            for line in self.pages.transcribe(reader, stored, sorted(set(numbers))):
-                texts[(page_id, line.number)] = line
-        hits = [
-            SearchHit(
-                page_id=record.id,
-                session=record.session,
-                tier=self.pages.tier(record).name,
-                score=hit.score,
-                start=hit.line,
-                end=hit.line,
-                lines=[texts[(record.id, hit.line)]],
-            )
-            for hit, record in located
-            if (record.id, hit.line) in texts
-        ]
-        return SearchResult(query=query, terms=wanted, hits=hits)
+    def search(
+        self,
+        reader: Reader,
+        query: str,
+        session: str | None = None,
+        limit: int = 10,
+        context: int = DEFAULT_CONTEXT,
+    ) -> SearchResult:
+        """Passages around the lines that best match `query`, each read from its page as it is now."""
+        return search_passages(self.archive, self.pages, reader, query, session, limit, context)
 
     def sessions(self) -> SessionList:
         """Every session with its page count and times."""
@@ -124,4 +92,3 @@ def _delete(tx: ArchiveTxn, sess: SessionRecord, record: PageRecord) -> None:
     sess.pages -= 1
     if sess.open_page == record.id:
         sess.close_page()
-

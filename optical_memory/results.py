@@ -135,19 +135,36 @@ class EntryRead(BaseModel):
 
 
 class SearchHit(BaseModel):
+    """A passage: lines `start`..`end` of one page, around the lines that matched the query."""
+
     page_id: str
     session: str
     tier: str
-    score: float
-    start: int = Field(description="first line number of the hit on the page")
-    end: int
-    lines: list[Line] = Field(description="the hit's lines as the reader reads them now, fading included")
+    score: float = Field(description="the best matching line's score: BM25 times the share of the query it holds")
+    start: int = Field(description="first line number of the passage on the page")
+    end: int = Field(description="last line number of the passage on the page")
+    lines: list[Line] = Field(
+        description="the passage's lines as the reader reads them now, fading included, each with its entry's "
+        "role, time and title"
+    )
+    matches: list[int] = Field(
+        default_factory=list,
+        description="the line numbers in the passage that matched the query, best first; the rest is context",
+    )
+    role: str | None = Field(default=None, description="who said the entry of the best matching line")
+    time: str | None = Field(default=None, description="when the entry of the best matching line was said (UTC)")
+    title: str | None = Field(default=None, description="the title of the entry of the best matching line")
+    also_on: list[str] = Field(
+        default_factory=list, description="other pages holding the same matching lines, folded into this hit"
+    )
+    duplicates: int = Field(default=0, description="how many other passages held the same matching lines")
 
 
 class SearchResult(BaseModel):
     query: str
     terms: list[str] = Field(description="the terms the query was cut into")
     hits: list[SearchHit]
+    context: int = Field(default=0, description="lines of context asked for around each matching line")
 
 
 class SessionInfo(BaseModel):

@@ -12,6 +12,7 @@ from optical_memory.config import load_config
 from optical_memory.errors import InvalidArgument, PageNotFound, SessionNotFound
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
+from optical_memory.results import SearchHit
 from optical_memory.search import terms
 from optical_memory.tiers import Tier
 
@@ -46,6 +47,12 @@ def test_terms_cut_identifiers_paths_and_codes() -> None:
     assert {"src/app/main.py:88", "main", "py", "88", "0xdeadbeef", "e1234", "http-503", "503"} <= cut
 
 
+def matched(hit: SearchHit) -> list[str]:
+    """The text of a passage's lines that matched the query, best first (the rest is context)."""
+    texts = {line.number: line.text for line in hit.lines}
+    return [texts[number] for number in hit.matches]
+
+
 @pytest.mark.parametrize(
     ("query", "page_line_text"),
     [
@@ -65,9 +72,9 @@ def test_search_finds_identifiers_buried_in_code_and_logs(memory: Memory, query:
     result = memory.search(query)
     assert result.hits, f"nothing found for {query!r}"
     best = result.hits[0]
-    assert query.split()[0] in best.lines[0].text  # the top hit holds the identifier itself
-    assert page_line_text in [hit.lines[0].text for hit in result.hits]  # read back exactly
-    assert best.tier == "hot" and best.start == best.lines[0].number
+    assert query.split()[0] in matched(best)[0]  # the top hit's matching line holds the identifier itself
+    assert page_line_text in [text for hit in result.hits for text in matched(hit)]  # read back exactly
+    assert best.tier == "hot" and best.start <= best.matches[0] <= best.end
 
 
 def test_search_stays_inside_a_session(memory: Memory) -> None:
@@ -80,7 +87,7 @@ def test_search_stays_inside_a_session(memory: Memory) -> None:
 def test_newer_pages_rank_first_on_ties(memory: Memory) -> None:
     memory.remember("the same token zebra", session="ties")
     memory.remember("x\n" * 70, session="ties")  # seal, so the next entry lands on a newer page
-    memory.remember("the same token zebra", session="ties")
+    memory.remember("the next token zebra", session="ties")
     hits = memory.search("zebra").hits
     assert len(hits) == 2 and hits[0].score == hits[1].score
     assert int(hits[0].page_id[1:]) > int(hits[1].page_id[1:])
@@ -186,8 +193,8 @@ def test_search_stays_bounded_when_terms_are_everywhere(memory: Memory, monkeypa
         memory.remember(f"common filler line {n}", session="bulk")
     # a rare term picks the candidates; the common one is only looked up on them
     hits = memory.search("common needle_7f3a").hits
-    assert hits[0].lines[0].text == "common needle_7f3a here"
+    assert matched(hits[0]) == ["common needle_7f3a here"]
     # every term common: the newest lines are read, at most MAX_SCAN of them
-    common = memory.search("common filler", limit=50).hits
+    common = memory.search("common filler", limit=50, context=0).hits
     assert 0 < len(common) <= 5
-    assert {hit.lines[0].text for hit in common} <= {f"common filler line {n}" for n in range(15, 20)}
+    assert {text for hit in common for text in matched(hit)} <= {f"common filler line {n}" for n in range(15, 20)}
