@@ -1,7 +1,17 @@
 """The MCP adapter for optical-memory: `optical_memory_mcp.app.build_server` wires the tools to the `Memory`
 facade, and `optical_memory_mcp.cli` is the `optical-memory` command (`serve` and the tools as subcommands).
 
-Kept free of imports so that the CLI's non-serving commands do not load the MCP SDK.
+Kept free of heavy imports so that the CLI's non-serving commands do not load the MCP SDK.
 """
 
-__all__: list[str] = []
+from importlib.metadata import PackageNotFoundError, version
+
+__all__ = ["package_version"]
+
+
+def package_version() -> str:
+    """The installed distribution's version (what `optical-memory --version` prints and MCP reports)."""
+    try:
+        return version("optical-memory")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+source"
