@@ -229,7 +229,7 @@ def test_claude_code_transcript_threads_merges_and_renders_blocks(tmp_path: Path
         ),
         m("user", "[tool_result Edit error] File has been modified since read", "2025-06-02T18:48:41Z"),
         m("system", "Conversation compacted", "2025-06-02T19:00:00Z"),
-        m("user", "This session is being continued from a previous conversation.", "2025-06-02T19:00:01Z"),
+        m("summary", "This session is being continued from a previous conversation.", "2025-06-02T19:00:01Z"),
         m("assistant", "Continuing: re-reading conftest.py.", "2025-06-02T19:00:05Z"),
     ]
     assert [p.line for p in problems] == [8, 12]

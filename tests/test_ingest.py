@@ -67,10 +67,10 @@ def test_import_keeps_roles_times_and_reports_bad_lines(memory: Memory, tmp_path
         memory, write_transcript(tmp_path / "s.jsonl"), progress=lambda d, t: seen.append((d, t))
     )
     assert report.format == "claude-code" and report.messages == 3 and report.sessions == ["sess-1"]
-    assert [p["line"] for p in report.problems] == [3]
+    assert [p.line for p in report.problems] == [3]
     assert seen[-1] == (3, 3)
     hit = memory.search("ERR_4417").hits[0]
-    assert "KeyError: 'ERR_4417'" in hit.lines[0].text
+    assert any("KeyError: 'ERR_4417'" in line.text for line in hit.lines)
     record = memory.archive.read(lambda tx: tx.page(hit.page_id))
     assert record is not None and [(e.role, e.time) for e in record.entries] == [
         ("user", "2026-11-20T09:00:00Z"),

@@ -1,6 +1,7 @@
 """The records every importer yields, and the small helpers they share.
 
-An importer turns one file into `Message`s in conversation order, with a `Problem` in between for
+An importer reads a `Source`: a path, or the file's content as bytes (the MCP tool passes content,
+never a path). It turns it into `Message`s in conversation order, with a `Problem` in between for
 each part of the input it could not read (and skipped). Problems name a 1-based line of the file
 where one is meaningful (JSONL, a JSON syntax error) and `None` otherwise (a record deep inside a
 JSON export), in which case the message says which conversation and message it was.
@@ -8,10 +9,11 @@ JSON export), in which case the message says which conversation and message it w
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,16 +21,20 @@ __all__ = [
     "Message",
     "Problem",
     "Record",
+    "Source",
     "StrPath",
     "base64_size",
     "conversations",
     "each_conversation",
     "iso_time",
     "jsonl_lines",
+    "parse_json_line",
     "read_json",
+    "source_bytes",
 ]
 
 StrPath = str | os.PathLike[str]
+Source = StrPath | bytes  # bytes: the content itself; anything else names a file
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,7 @@ class Message:
     time: str | None = None
     session: str | None = None
     title: str | None = None
+    line: int | None = field(default=None, compare=False)  # where it starts in the file, where that means something
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +78,20 @@ def iso_time(value: object) -> str | None:
     if isinstance(value, bool):
         raise ValueError(f"not a time: {value!r}")
     if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) >= _MILLISECONDS_FROM else value
-        try:
+        try:  # a 400-digit integer overflows already in the division
+            seconds = value / 1000 if abs(value) >= _MILLISECONDS_FROM else value
             moment = datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError) as exc:
-            raise ValueError(f"epoch time {value!r} is out of range") from exc
+            shown = repr(value) if abs(value) < 1e30 else "of more than 30 digits"
+            raise ValueError(f"epoch time {shown} is out of range") from exc
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.strip())
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         except ValueError:
-            raise ValueError(f"not an ISO 8601 time: {value!r}") from None
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            raise ValueError(f"not an ISO 8601 time: {value[:64]!r}") from None
+        except OverflowError:  # 9999-12-31T23:00-05:00 is past the last UTC moment Python can hold
+            raise ValueError(f"time {value[:64]!r} is out of range") from None
     else:
         raise ValueError(f"not a time: {value!r}")
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -96,13 +106,18 @@ def base64_size(data: object) -> int | None:
     return len(digits) * 3 // 4 - padding
 
 
-def jsonl_lines(path: StrPath) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line number, text, error) for each non-blank line of `path`, decoded as UTF-8 one line at a time.
+def source_bytes(source: Source) -> bytes:
+    """The content of `source`: itself when bytes, else the file it names."""
+    return source if isinstance(source, bytes) else Path(source).read_bytes()
+
+
+def jsonl_lines(source: Source) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text, error) for each non-blank line of `source`, decoded as UTF-8 one line at a time.
 
     A line that is not UTF-8 comes back with `text=None` and the reason, so one bad line costs only
     itself. A UTF-8 byte order mark on the first line is dropped.
     """
-    with Path(path).open("rb") as file:
+    with io.BytesIO(source) if isinstance(source, bytes) else Path(source).open("rb") as file:
         for number, raw in enumerate(file, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -115,9 +130,19 @@ def jsonl_lines(path: StrPath) -> Iterator[tuple[int, str | None, str | None]]:
                 yield number, text, None
 
 
-def read_json(path: StrPath) -> tuple[object, Problem | None]:
-    """The JSON document at `path`, or None and a Problem naming the line where it stops parsing."""
-    raw = Path(path).read_bytes()
+def parse_json_line(number: int, line: str) -> tuple[object, Problem | None]:
+    """One JSONL line's value, or None and the Problem that says why the line is skipped."""
+    try:
+        return json.loads(line), None
+    except json.JSONDecodeError as exc:
+        return None, Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno}); line skipped")
+    except RecursionError:
+        return None, Problem(number, "JSON nested too deeply to read (over about 1,000 levels); line skipped")
+
+
+def read_json(source: Source) -> tuple[object, Problem | None]:
+    """The JSON document in `source`, or None and a Problem naming the line where it stops parsing."""
+    raw = source_bytes(source)
     try:
         return json.loads(raw.decode("utf-8-sig")), None
     except UnicodeDecodeError as exc:
@@ -125,6 +150,8 @@ def read_json(path: StrPath) -> tuple[object, Problem | None]:
         return None, Problem(line, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); nothing imported")
     except json.JSONDecodeError as exc:
         return None, Problem(exc.lineno, f"not valid JSON ({exc.msg} at column {exc.colno}); nothing imported")
+    except RecursionError:
+        return None, Problem(None, "JSON nested too deeply to read (over about 1,000 levels); nothing imported")
 
 
 def conversations(data: object) -> tuple[list[object], Problem | None]:
@@ -136,9 +163,9 @@ def conversations(data: object) -> tuple[list[object], Problem | None]:
     return [], Problem(None, f"the file holds a JSON {type(data).__name__}, not a list of conversations")
 
 
-def each_conversation(path: StrPath, read_one: Callable[[int, object], Iterator[Record]]) -> Iterator[Record]:
+def each_conversation(source: Source, read_one: Callable[[int, object], Iterator[Record]]) -> Iterator[Record]:
     """Parse a JSON export and run `read_one(index, conversation)` over its conversations (1-based)."""
-    data, problem = read_json(path)
+    data, problem = read_json(source)
     if problem:
         yield problem
         return

@@ -20,11 +20,15 @@ from collections.abc import Mapping
 
 from optical_memory.importers.base import base64_size
 
-__all__ = ["content_text"]
+__all__ = ["MAX_DEPTH", "content_text"]
+
+MAX_DEPTH = 16  # tool results nest content in content; real transcripts use two or three levels
 
 
-def content_text(content: object, tool_names: Mapping[str, str] | None = None) -> str:
+def content_text(content: object, tool_names: Mapping[str, str] | None = None, depth: int = 0) -> str:
     """`content` as text; raises ValueError when it is neither a string nor a list of blocks."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"content blocks nested more than {MAX_DEPTH} deep")
     if content is None:
         return ""
     if isinstance(content, str):
@@ -33,11 +37,11 @@ def content_text(content: object, tool_names: Mapping[str, str] | None = None) -
         content = [content]
     if not isinstance(content, list):
         raise ValueError(f"content is a {type(content).__name__}, not a string or a list of blocks")
-    pieces = [_block_text(block, tool_names or {}) for block in content]
+    pieces = [_block_text(block, tool_names or {}, depth) for block in content]
     return "\n".join(piece for piece in pieces if piece)
 
 
-def _block_text(block: object, tool_names: Mapping[str, str]) -> str:
+def _block_text(block: object, tool_names: Mapping[str, str], depth: int) -> str:
     if isinstance(block, str):
         return block
     if not isinstance(block, dict):
@@ -51,12 +55,15 @@ def _block_text(block: object, tool_names: Mapping[str, str]) -> str:
     if kind == "redacted_thinking":
         return "[redacted thinking]"
     if kind in ("tool_use", "server_tool_use"):
-        arguments = json.dumps(block.get("input", {}), ensure_ascii=False)
+        try:
+            arguments = json.dumps(block.get("input", {}), ensure_ascii=False)
+        except RecursionError:
+            raise ValueError("a tool_use input is nested too deeply to write out") from None
         return f"[tool_use {block.get('name') or '?'}] {arguments}"
     if kind == "tool_result" or (isinstance(kind, str) and kind.endswith("_tool_result")):
         name = block.get("name") or tool_names.get(str(block.get("tool_use_id")), "")
         label = " ".join(part for part in ("tool_result", name, "error" if block.get("is_error") else "") if part)
-        body = content_text(block.get("content"), tool_names)
+        body = content_text(block.get("content"), tool_names, depth + 1)
         return f"[{label}] {body}" if body else f"[{label}]"
     if kind in ("image", "document"):
         return _media_text(kind, block.get("source"), block.get("title"))

@@ -27,14 +27,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from optical_memory.importers.base import Message, Problem, Record, StrPath, each_conversation, iso_time
+from optical_memory.importers.base import Message, Problem, Record, Source, each_conversation, iso_time
 
 __all__ = ["read_chatgpt"]
 
 
-def read_chatgpt(path: StrPath) -> Iterator[Record]:
+def read_chatgpt(source: Source) -> Iterator[Record]:
     """Every conversation's active branch, conversation by conversation in file order."""
-    return each_conversation(path, _conversation)
+    return each_conversation(source, _conversation)
 
 
 def _conversation(index: int, conversation: object) -> Iterator[Record]:

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from optical_memory.importers.base import Message, Problem, Record, StrPath, each_conversation, iso_time
+from optical_memory.importers.base import Message, Problem, Record, Source, each_conversation, iso_time
 from optical_memory.importers.blocks import content_text
 
 __all__ = ["read_claude_ai"]
@@ -29,9 +29,9 @@ __all__ = ["read_claude_ai"]
 ROLES = {"human": "user", "assistant": "assistant"}
 
 
-def read_claude_ai(path: StrPath) -> Iterator[Record]:
+def read_claude_ai(source: Source) -> Iterator[Record]:
     """Every conversation's messages, conversation by conversation in file order."""
-    return each_conversation(path, _conversation)
+    return each_conversation(source, _conversation)
 
 
 def _conversation(index: int, conversation: object) -> Iterator[Record]:

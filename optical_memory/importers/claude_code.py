@@ -28,20 +28,27 @@ Each line is one JSON record with `type`, `uuid`, `parentUuid`, `sessionId`, `ti
 * Other record types that carry no dialogue (file-history-snapshot, progress, queue-operation,
   agent-name, ...) are skipped quietly; a type this importer does not know is reported once, with
   its count and first line, so a format change cannot pass unnoticed.
+
+`read_claude_code_in_order` is the reader `capture` uses on the lines a transcript grew by since
+its last capture: there is no whole tree to walk, so it takes the dialogue records in file order
+(what was said, as it was written, edits and retries included), still merging one reply's lines,
+still leaving out subagent sidechains, and turning summaries (and the summary Claude Code writes
+after `/compact`, `isCompactSummary`) into "summary" messages.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optical_memory.importers.base import Message, Problem, Record, StrPath, iso_time, jsonl_lines
+from optical_memory.importers.base import Message, Problem, Record, Source, iso_time, jsonl_lines, parse_json_line
 from optical_memory.importers.blocks import content_text
 
-__all__ = ["read_claude_code"]
+__all__ = ["read_claude_code", "read_claude_code_in_order"]
+
+Lines = Iterable[tuple[int, str | None, str | None]]  # (line number, text, error) as `jsonl_lines` gives
 
 DIALOGUE = frozenset({"user", "assistant", "system"})
 # Record types known to carry no dialogue of their own (titles are read from the two title types).
@@ -82,17 +89,18 @@ class _Turn:
     time: str | None
     message_id: str | None
     texts: list[str]
+    line: int | None = None
 
 
-def read_claude_code(path: StrPath) -> Iterator[Record]:
+def read_claude_code(source: Source) -> Iterator[Record]:
     """The transcript's summaries, then its thread's messages root first."""
     problems: list[Problem] = []
-    transcript = _scan(path, problems)
+    transcript = _scan(jsonl_lines(source), problems)
     yield from problems
     thread, walk_problems = _thread(transcript)
     yield from walk_problems
 
-    session = Path(path).stem
+    session = None if isinstance(source, bytes) else Path(source).stem
     if thread:
         leaf_session = thread[-1][1].get("sessionId")
         if isinstance(leaf_session, str) and leaf_session:
@@ -109,29 +117,68 @@ def read_claude_code(path: StrPath) -> Iterator[Record]:
     turns: list[_Turn] = []
     for number, record in thread:
         turn = yield from _turn(number, record, transcript.tool_names)
-        if turn is None:
+        if turn is not None:
+            _merge(turns, turn)
+    yield from _messages(turns, session, title)
+
+
+def read_claude_code_in_order(lines: Lines, session: str | None = None) -> Iterator[Record]:
+    """The dialogue records of `lines` in file order, for a transcript read piece by piece."""
+    tool_names: dict[str, str] = {}
+    seen: set[str] = set()
+    turns: list[_Turn] = []
+    for number, line, error in lines:
+        if line is None:
+            yield Problem(number, f"{error}; line skipped")
             continue
-        last = turns[-1] if turns else None
-        if last and turn.message_id and last.message_id == turn.message_id and last.role == turn.role:
-            last.texts.extend(turn.texts)
-        else:
-            turns.append(turn)
+        record, problem = parse_json_line(number, line)
+        if problem is not None:
+            yield problem
+            continue
+        if not isinstance(record, dict) or record.get("isSidechain"):
+            continue
+        kind, uuid = record.get("type"), record.get("uuid")
+        if isinstance(uuid, str):
+            if uuid in seen:
+                continue
+            seen.add(uuid)
+        if kind == "summary" and isinstance(record.get("summary"), str) and record["summary"]:
+            yield from _messages(turns, session, None)
+            turns.clear()
+            yield Message(role="summary", text=record["summary"], session=session, line=number)
+            continue
+        _collect_tool_names(record, tool_names)
+        turn = yield from _turn(number, record, tool_names)
+        if turn is not None:
+            _merge(turns, turn)
+    yield from _messages(turns, session, None)
+
+
+def _merge(turns: list[_Turn], turn: _Turn) -> None:
+    """Append `turn`, or extend the last one when both are lines of one reply (one message.id)."""
+    last = turns[-1] if turns else None
+    if last and turn.message_id and last.message_id == turn.message_id and last.role == turn.role:
+        last.texts.extend(turn.texts)
+    else:
+        turns.append(turn)
+
+
+def _messages(turns: list[_Turn], session: str | None, title: str | None) -> Iterator[Message]:
     for turn in turns:
         text = "\n".join(piece for piece in turn.texts if piece)
         if text:
-            yield Message(role=turn.role, text=text, time=turn.time, session=session, title=title)
+            yield Message(role=turn.role, text=text, time=turn.time, session=session, title=title, line=turn.line)
 
 
-def _scan(path: StrPath, problems: list[Problem]) -> _Transcript:
+def _scan(lines: Lines, problems: list[Problem]) -> _Transcript:
     transcript = _Transcript()
-    for number, line, error in jsonl_lines(path):
+    for number, line, error in lines:
         if line is None:
             problems.append(Problem(number, f"{error}; line skipped"))
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno}); line skipped"))
+        record, problem = parse_json_line(number, line)
+        if problem is not None:
+            problems.append(problem)
             continue
         if not isinstance(record, dict):
             problems.append(Problem(number, f"a {type(record).__name__}, not a transcript record; line skipped"))
@@ -227,7 +274,7 @@ def _turn(number: int, record: dict[str, Any], tool_names: dict[str, str]) -> Ge
     if kind == "system":
         content = record.get("content")
         if isinstance(content, str) and content:
-            return _Turn("system", time, None, [content])
+            return _Turn("system", time, None, [content], number)
         return None
     if kind not in ("user", "assistant"):
         return None  # a non-dialogue record that merely links the chain (e.g. progress)
@@ -245,4 +292,6 @@ def _turn(number: int, record: dict[str, Any], tool_names: dict[str, str]) -> Ge
         yield Problem(number, f"{exc}; skipped")
         return None
     message_id = message.get("id")
-    return _Turn(role, time, message_id if isinstance(message_id, str) else None, [text])
+    if record.get("isCompactSummary"):  # the summary Claude Code writes after /compact, on a user line
+        role = "summary"
+    return _Turn(role, time, message_id if isinstance(message_id, str) else None, [text], number)

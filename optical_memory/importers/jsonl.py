@@ -9,25 +9,23 @@ reported and the message kept without one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
-from optical_memory.importers.base import Message, Problem, Record, StrPath, iso_time, jsonl_lines
+from optical_memory.importers.base import Message, Problem, Record, Source, iso_time, jsonl_lines, parse_json_line
 from optical_memory.importers.blocks import content_text
 
 __all__ = ["read_jsonl"]
 
 
-def read_jsonl(path: StrPath) -> Iterator[Record]:
+def read_jsonl(source: Source) -> Iterator[Record]:
     """Each line's message, in file order."""
-    for number, line, error in jsonl_lines(path):
+    for number, line, error in jsonl_lines(source):
         if line is None:
             yield Problem(number, f"{error}; line skipped")
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno}); line skipped")
+        record, problem = parse_json_line(number, line)
+        if problem is not None:
+            yield problem
             continue
         yield from _message(number, record)
 
@@ -64,4 +62,4 @@ def _message(number: int, record: object) -> Iterator[Record]:
             yield Problem(number, f"{key} is a {type(value).__name__}, not a string; ignored")
             value = None
         extras[key] = value or None
-    yield Message(role=role, text=text, time=time, session=extras["session"], title=extras["title"])
+    yield Message(role=role, text=text, time=time, session=extras["session"], title=extras["title"], line=number)

@@ -7,7 +7,8 @@ file reading back exactly as written; a caller that wants smaller pieces can spl
 
 Line endings become "\\n" (the page encoding would otherwise keep every "\\r") and trailing newlines
 are dropped; nothing else changes. `time` is the file's modification time, the only time a plain
-file has. A file that is not UTF-8 is reported with the line of its first bad byte and skipped.
+file has (content passed in has neither a name nor a time). A file that is not UTF-8 is reported
+with the line of its first bad byte and skipped.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from optical_memory.importers.base import Message, Problem, Record, StrPath, iso_time
+from optical_memory.importers.base import Message, Problem, Record, Source, iso_time, source_bytes
 
 __all__ = ["read_text"]
 
 
-def read_text(path: StrPath) -> Iterator[Record]:
-    """The file at `path` as one `Message(role="document", title=<file name>)`."""
-    path = Path(path)
-    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+def read_text(source: Source) -> Iterator[Record]:
+    """The file (or content) as one `Message(role="document", title=<file name>)`."""
+    raw = source_bytes(source).removeprefix(b"\xef\xbb\xbf")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -34,4 +34,8 @@ def read_text(path: StrPath) -> Iterator[Record]:
     if not text:
         yield Problem(None, "the file is empty; nothing to import")
         return
-    yield Message(role="document", text=text, time=iso_time(path.stat().st_mtime), title=path.name)
+    if isinstance(source, bytes):
+        yield Message(role="document", text=text)
+    else:
+        path = Path(source)
+        yield Message(role="document", text=text, time=iso_time(path.stat().st_mtime), title=path.name)
