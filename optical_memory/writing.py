@@ -14,9 +14,11 @@ a page another process wrote since (a newer version) is decoded from the archive
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -252,8 +254,17 @@ class Writer:
     def _store(self, batch: _Batch) -> None:
         """Encode and store every page the batch touched, once each: quickly while open, well once sealed."""
         hot = self.config.tiers[0]
-        for page in batch.pages.values():
-            data = encode_image(page.canvas, hot, fast=not page.record.sealed)
+        pages = list(batch.pages.values())
+
+        def encode(page: _Touched) -> bytes:
+            return encode_image(page.canvas, hot, fast=not page.record.sealed)
+
+        if len(pages) > 1:  # zlib and WebP release the GIL: a batch of pages encodes on every core
+            with ThreadPoolExecutor(max_workers=min(len(pages), os.cpu_count() or 1)) as pool:
+                encoded = list(pool.map(encode, pages))
+        else:
+            encoded = [encode(page) for page in pages]
+        for page, data in zip(pages, encoded, strict=True):
             page.record.stored(data)
             batch.tx.put_image(page.record.id, data)
             batch.tx.put_page(page.record)
