@@ -303,9 +303,9 @@ def _apply(changes: list[FileChange], dry_run: bool, restoring: bool) -> Plan:
             change.path.unlink()
             backup.unlink(missing_ok=True)
             continue
+        change.path.parent.mkdir(parents=True, exist_ok=True)
         if not restoring:
             backup.write_text(change.before or "", encoding="utf-8")
-        change.path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(change.path, change.after)
         if restoring and backup.is_file() and change.after == backup.read_text(encoding="utf-8"):
             backup.unlink()
