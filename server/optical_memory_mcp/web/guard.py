@@ -38,7 +38,8 @@ SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: under no-referrer a browser's own form posts carry "Origin: null"
+    (b"referrer-policy", b"same-origin"),
 ]
 PUBLIC_PATHS = ("/login", "/static/")  # the login form and its CSS: no token yet, nothing to protect
 WILDCARD_BINDS = ("0.0.0.0", "::", "")
