@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from optical_memory.ingest import import_conversations
+from optical_memory.ingest import import_conversation_content, import_conversations
 from optical_memory.memory import Memory
 from optical_memory_mcp.app import AppState
 from optical_memory_mcp.cli import main
@@ -100,3 +102,172 @@ async def test_import_tool_reports_progress(server: MCPServer[AppState], tmp_pat
         assert result.structured_content["messages"] == 3
         assert result.structured_content["problems"][0]["line"] == 3
     assert updates and updates[-1] == 3
+
+
+# --- idempotent import, every format -------------------------------------------------------------
+
+CODEX_LINES = [
+    {
+        "timestamp": "2026-11-20T09:00:00.100Z",
+        "type": "session_meta",
+        "payload": {
+            "id": "0199a1b2-codex",
+            "timestamp": "2026-11-20T09:00:00Z",
+            "cwd": "/w",
+            "originator": "codex_cli",
+        },
+    },
+    {
+        "timestamp": "2026-11-20T09:00:01.000Z",
+        "type": "response_item",
+        "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "run the tests"}]},
+    },
+    {
+        "timestamp": "2026-11-20T09:00:02.000Z",
+        "type": "response_item",
+        "payload": {"type": "function_call", "name": "shell", "arguments": '{"command":["pytest"]}', "call_id": "c1"},
+    },
+    {
+        "timestamp": "2026-11-20T09:00:03.000Z",
+        "type": "response_item",
+        "payload": {"type": "function_call_output", "call_id": "c1", "output": "1 failed"},
+    },
+]
+
+
+def gpt_node(node: str, parent: str | None, child: str | None, role: str, text: str, at: int) -> dict[str, object]:
+    message = {"author": {"role": role}, "content": {"content_type": "text", "parts": [text]}, "create_time": at}
+    return {"id": node, "message": message, "parent": parent, "children": [child] if child else []}
+
+
+SOURCES: dict[str, tuple[str, str]] = {
+    "text": ("notes.md", "# Notes\n\nThe staging host is db-7.\n"),
+    "jsonl": (
+        "chat.jsonl",
+        "".join(json.dumps({"role": r, "content": f"{r} says ok"}) + "\n" for r in ("user", "user")),
+    ),
+    "claude-code": ("s.jsonl", "".join(json.dumps(r) + "\n" for r in TRANSCRIPT)),
+    "codex": ("rollout-2026-11-20T09-00-00-0199a1b2.jsonl", "".join(json.dumps(r) + "\n" for r in CODEX_LINES)),
+    "claude-ai": (
+        "conversations.json",
+        json.dumps(
+            [
+                {
+                    "uuid": "c-1",
+                    "name": "Trip",
+                    "chat_messages": [
+                        {"uuid": "m1", "sender": "human", "text": "Book Lisbon", "created_at": "2026-01-02T10:00:00Z"},
+                        {"uuid": "m2", "sender": "assistant", "text": "Booked", "created_at": "2026-01-02T10:00:09Z"},
+                    ],
+                }
+            ]
+        ),
+    ),
+    "chatgpt": (
+        "conversations.json",
+        json.dumps(
+            [
+                {
+                    "conversation_id": "g-1",
+                    "title": "Regex",
+                    "current_node": "n2",
+                    "mapping": {
+                        "n1": gpt_node("n1", None, "n2", "user", "a regex for dates?", 1767348000),
+                        "n2": gpt_node("n2", "n1", None, "assistant", r"\d{4}-\d{2}-\d{2}", 1767348005),
+                    },
+                }
+            ]
+        ),
+    ),
+}
+
+
+def entries_in_archive(memory: Memory) -> int:
+    return memory.archive.read(lambda tx: sum(len(page.entries) for page in tx.pages()))
+
+
+def test_every_importer_adds_nothing_on_three_reruns(memory: Memory, tmp_path: Path) -> None:
+    for fmt, (name, content) in SOURCES.items():
+        path = tmp_path / fmt / name
+        path.parent.mkdir()
+        path.write_text(content, encoding="utf-8")
+        first = import_conversations(memory, path)
+        assert first.format == fmt and first.messages >= 1 and not first.problems, (fmt, first)
+        stored = entries_in_archive(memory)
+        for _ in range(3):
+            again = import_conversations(memory, path)
+            assert (again.messages, again.already_remembered) == (0, first.messages), fmt
+        assert entries_in_archive(memory) == stored, fmt
+    # the two identical "user says ok" lines of the JSONL file are two messages, both kept once
+    assert import_conversations(memory, tmp_path / "jsonl" / "chat.jsonl").already_remembered == 2
+
+
+def test_a_grown_file_adds_only_the_new_messages(memory: Memory, tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in TRANSCRIPT), encoding="utf-8")
+    assert import_conversations(memory, path).messages == 3
+    grown = {**TRANSCRIPT[0], "uuid": "u3", "parentUuid": "u2", "timestamp": "2026-11-20T09:01:00Z"}
+    grown["message"] = {"role": "user", "content": "and now?"}
+    with path.open("a", encoding="utf-8") as file:
+        file.write(json.dumps(grown) + "\n")
+    again = import_conversations(memory, path)
+    assert (again.messages, again.already_remembered) == (1, 3)
+
+
+def test_a_forgotten_conversation_can_be_imported_again(memory: Memory, tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in TRANSCRIPT), encoding="utf-8")
+    assert import_conversations(memory, path).messages == 3
+    memory.forget(session="sess-1")
+    assert import_conversations(memory, path).messages == 3
+
+
+def test_content_is_imported_like_the_file(memory: Memory, tmp_path: Path) -> None:
+    _name, content = SOURCES["codex"]
+    from_text = import_conversation_content(memory, content)
+    assert from_text.format == "codex" and from_text.messages == 3
+    assert import_conversation_content(memory, content.encode()).already_remembered == 3
+
+
+def test_bad_records_cost_only_themselves(memory: Memory, tmp_path: Path, config: Any) -> None:
+    """Deep nesting, far-future times, an oversized message and session name: reported, the rest imported."""
+    deep = {"role": "user", "content": [{"type": "tool_result", "content": []}]}
+    inner = deep["content"][0]
+    for _ in range(40):
+        nested = {"type": "tool_result", "content": []}
+        inner["content"].append(nested)
+        inner = nested
+    too_many_lines = "x\n" * (config.limits.max_pages_per_call * config.page.rows)
+    lines = [
+        "[" * 100_000,  # deeper than any JSON parser goes
+        json.dumps(deep),
+        json.dumps({"role": "user", "content": "far future", "timestamp": "9999-12-31T23:59:59-05:00"}),
+        json.dumps({"role": "user", "content": "huge epoch", "timestamp": 10**400}),
+        json.dumps({"role": "user", "content": too_many_lines}),
+        json.dumps({"role": "user", "content": "long session name", "session": "🦜" * 128}),
+        json.dumps({"role": "assistant", "content": "still here"}),
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = import_conversations(memory, path)
+    by_line = {problem.line: problem.message for problem in result.problems}
+    assert "nested too deeply" in by_line[1] and "nested more than" in by_line[2]
+    assert "out of range" in by_line[3] and "out of range" in by_line[4]
+    assert "message not imported" in by_line[5] and "pages" in by_line[5]
+    assert result.messages == 4  # far future, huge epoch (both without a time), long session name, still here
+    assert any(len(name.encode()) <= 400 and name.startswith("🦜") for name in result.sessions)
+
+
+def test_ctrl_c_keeps_what_was_committed(memory: Memory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("optical_memory.ingest.BATCH_MESSAGES", 5)
+    path = tmp_path / "many.jsonl"
+    path.write_text(
+        "".join(json.dumps({"role": "user", "content": f"m{i}"}) + "\n" for i in range(12)), encoding="utf-8"
+    )
+
+    def stop_after_first_batch(done: int, total: int | None) -> None:
+        raise KeyboardInterrupt
+
+    result = import_conversations(memory, path, progress=stop_after_first_batch)
+    assert result.interrupted and result.messages == 5
+    assert import_conversations(memory, path).messages == 7  # the rest, nothing twice
