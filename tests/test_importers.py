@@ -660,3 +660,125 @@ def test_importers_survive_any_value_anywhere(data: st.DataObject, format: str, 
                 assert all(isinstance(v, str | None) for v in (record.time, record.session, record.title))
             else:
                 assert isinstance(record, Problem) and isinstance(record.message, str)
+
+
+# --- Codex CLI ----------------------------------------------------------------------------------
+
+
+def rollout(kind: str, at: str, payload: dict[str, Any]) -> str:
+    return dumps({"timestamp": at, "type": kind, "payload": payload})
+
+
+CODEX_SID = "0199a1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b"
+CODEX_LINES = [
+    rollout(
+        "session_meta", "2026-11-20T09:00:00.100Z", {"id": CODEX_SID, "cwd": "/home/ada/api", "cli_version": "0.60.0"}
+    ),
+    rollout(
+        "response_item",
+        "2026-11-20T09:00:00.200Z",
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex"}]},
+    ),
+    rollout(
+        "response_item",
+        "2026-11-20T09:00:00.300Z",
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {
+                    "type": "input_text",
+                    "text": "<environment_context>\n  <cwd>/home/ada/api</cwd>\n</environment_context>",
+                }
+            ],
+        },
+    ),
+    rollout("turn_context", "2026-11-20T09:00:01.000Z", {"cwd": "/home/ada/api", "model": "gpt-5-codex"}),
+    rollout(
+        "response_item",
+        "2026-11-20T09:00:01.000Z",
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "why is /health slow?"},
+                {"type": "input_image", "image_url": "data:image/png;base64,iVBO"},
+            ],
+        },
+    ),
+    rollout("event_msg", "2026-11-20T09:00:01.000Z", {"type": "user_message", "message": "why is /health slow?"}),
+    rollout(
+        "response_item",
+        "2026-11-20T09:00:02.000Z",
+        {
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": "**Checking the handler**"}],
+            "encrypted_content": "gAAA",
+        },
+    ),
+    rollout(
+        "response_item",
+        "2026-11-20T09:00:03.000Z",
+        {"type": "function_call", "name": "shell", "arguments": '{"command":["rg","health"]}', "call_id": "call_1"},
+    ),
+    rollout(
+        "response_item",
+        "2026-11-20T09:00:04.000Z",
+        {
+            "type": "function_call_output",
+            "call_id": "call_1",
+            "output": {"content": "app.py:12: def health():", "success": True},
+        },
+    ),
+    "{broken",
+    rollout(
+        "response_item",
+        "2026-11-20T09:00:05.000Z",
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "It queries the DB on every call."}],
+        },
+    ),
+    rollout("compacted", "2026-11-20T09:30:00.000Z", {"message": "Summary: /health hit the DB."}),
+    rollout("brand_new_type", "2026-11-20T09:30:01.000Z", {}),
+]
+
+
+def test_codex_rollout(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "2026" / "11" / "20" / f"rollout-2026-11-20T09-00-00-{CODEX_SID}.jsonl", CODEX_LINES)
+    assert detect_format(path) == "codex"
+    messages, problems = split(list(read_messages(path)))
+
+    def m(role: str, text: str, at: str) -> Message:
+        return Message(role=role, text=text, time=at, session=CODEX_SID)
+
+    assert messages == [
+        m("user", "why is /health slow?\n[image: image/png]", "2026-11-20T09:00:01Z"),
+        m("assistant", "[thinking] **Checking the handler**", "2026-11-20T09:00:02Z"),
+        m("assistant", '[tool_use shell] {"command":["rg","health"]}', "2026-11-20T09:00:03Z"),
+        m("tool", "[tool_result shell] app.py:12: def health():", "2026-11-20T09:00:04Z"),
+        m("assistant", "It queries the DB on every call.", "2026-11-20T09:00:05Z"),
+        m("summary", "Summary: /health hit the DB.", "2026-11-20T09:30:00Z"),
+    ]
+    assert [p.line for p in problems] == [10, 13]
+    assert "brand_new_type" in problems[1].message
+
+
+def test_codex_rollout_of_2025_without_envelopes(tmp_path: Path) -> None:
+    lines = [
+        dumps({"id": CODEX_SID, "timestamp": "2025-05-01T10:00:00Z", "instructions": None}),
+        dumps({"record_type": "state"}),
+        dumps({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}),
+    ]
+    path = write_lines(tmp_path / "rollout-old.jsonl", lines)
+    messages, problems = split(list(read_messages(path, "codex")))
+    assert messages == [Message(role="user", text="hello", session=CODEX_SID)] and not problems
+
+
+def test_content_passed_in_reads_like_the_file(tmp_path: Path) -> None:
+    from optical_memory.importers import read_content
+
+    path = write_lines(tmp_path / "r.jsonl", CODEX_LINES)
+    assert list(read_content(path.read_text(encoding="utf-8"))) == list(read_messages(path))
+    assert list(read_content(path.read_bytes(), "codex")) == list(read_messages(path, "codex"))
