@@ -1,0 +1,85 @@
+"""Bulk import speed: chat-sized messages remembered per second, and what a rerun costs.
+
+    python -m bench.bench_import [--messages 5000]
+
+A JSONL file of `--messages` chat messages (user and assistant in turn, 80 to 400 characters,
+timestamps one second apart) is imported into a fresh archive with the default config, batched
+(`ingest.BATCH_MESSAGES` a transaction), without fading; fading the sessions afterwards is timed
+on its own (the server's fader does it in the background). Then the same file is imported again:
+every message is found by its content key and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from optical_memory.config import load_config
+from optical_memory.ingest import BATCH_MESSAGES, import_conversations
+from optical_memory.memory import Memory
+
+SENTENCE = (
+    "the deploy failed because the migration locked the orders table for ninety seconds while checkout "
+    "retried with backoff and the cache warmed slowly so we moved the index build to a background job "
+    "and added a health check that reads replica lag before routing traffic"
+)
+WORDS = SENTENCE.split(" ")
+
+
+def chat_file(path: Path, messages: int, seed: int = 3) -> int:
+    rng = random.Random(seed)
+    characters = 0
+    with path.open("w", encoding="utf-8") as file:
+        for n in range(messages):
+            words: list[str] = []
+            target = rng.randint(80, 400)
+            while sum(len(word) + 1 for word in words) < target:
+                words.append(rng.choice(WORDS))
+            text = " ".join(words) + f" (#{n})"
+            characters += len(text)
+            role = "user" if n % 2 == 0 else "assistant"
+            file.write(json.dumps({"role": role, "content": text, "timestamp": 1_767_000_000 + n}) + "\n")
+    return characters
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--messages", type=int, default=5000, help="messages in the file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        source = root / "chat.jsonl"
+        characters = chat_file(source, args.messages)
+        memory = Memory(load_config(None, root / "archive"))
+        try:
+            started = time.perf_counter()
+            first = import_conversations(memory, source, fade=False)
+            took = time.perf_counter() - started
+            started = time.perf_counter()
+            steps = sum(memory.fade(session) for session in first.sessions)
+            fading = time.perf_counter() - started
+            started = time.perf_counter()
+            again = import_conversations(memory, source, fade=False)
+            rerun = time.perf_counter() - started
+        finally:
+            memory.close()
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"file: {args.messages} messages, {characters / args.messages:.0f} characters each on average")
+    print(
+        f"import ({BATCH_MESSAGES} messages a transaction, no fading): {first.messages / took:,.0f} messages/s "
+        f"({took:.1f} s, {len(first.pages)} pages)"
+    )
+    print(f"fading afterwards: {fading:.1f} s ({steps} tier steps)")
+    print(
+        f"import again: {again.messages} new, {again.already_remembered} already remembered, "
+        f"{args.messages / rerun:,.0f} messages/s checked"
+    )
+
+
+if __name__ == "__main__":
+    main()
