@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         help="conversation format (default: detected from the file)",
     )
     importing.add_argument("--session", help="remember every message in this session (default: the file's own)")
+    _add_capture_commands(command)
     return parser
 
 
@@ -221,20 +222,72 @@ def _import(memory: Memory, args: argparse.Namespace) -> Any:
     source = Path(args.source)
     if (source / "manifest.json").is_file() or (source.suffix == ".zip" and source.is_file()):
         return memory.import_pages(source)
-    from optical_memory.ingest import import_conversations
+    from optical_memory.ingest import ProgressBar, import_conversations
 
-    def bar(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} messages", end="", file=sys.stderr)
-        if done == total:
-            print(file=sys.stderr)
-
-    report = import_conversations(memory, source, args.format, args.session, progress=bar)
+    with ProgressBar(sys.stderr, "messages") as bar:
+        report = import_conversations(memory, source, args.format, args.session, progress=bar.update)
     for problem in report.problems:
-        where = f"line {problem['line']}: " if problem["line"] is not None else ""
-        print(f"{PROG}: skipped {where}{problem['message']}", file=sys.stderr)
+        where = f"line {problem.line}: " if problem.line is not None else ""
+        print(f"{PROG}: skipped {where}{problem.message}", file=sys.stderr)
+    if report.interrupted:  # Ctrl-C: say what was imported before stopping, then exit 130
+        print(f"{PROG}: stopped; {report.messages} message(s) were imported and are kept", file=sys.stderr)
+        _print_json(dataclasses.asdict(report))
+        raise KeyboardInterrupt
     return dataclasses.asdict(report)
+
+
+def _compact(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.archive.compact()
+
+
+def _stats(memory: Memory, args: argparse.Namespace) -> Any:
+    from optical_memory.maintenance import stats
+
+    return stats(memory.archive, [tier.name for tier in memory.tiers])
+
+
+def _add_capture_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """capture, install and uninstall: the commands that hook optical-memory into agents."""
+    capture = command(
+        "capture",
+        "remember the new turns of a Claude Code transcript or Codex rollout (as a hook: payload on stdin)",
+    )
+    capture.add_argument("--transcript", metavar="PATH", help="the transcript to capture (default: the hook payload's)")
+    capture.add_argument("--session", help="remember the turns in this session (default: the project's folder)")
+    capture.add_argument("--format", choices=["claude-code", "codex"], help="transcript format (default: detected)")
+    for name, summary in (
+        ("install", "add the MCP server and the capture hooks to a client's config (merged, with a backup)"),
+        ("uninstall", "remove exactly what install added to a client's config"),
+    ):
+        sub = command(name, summary)
+        sub.add_argument("client", choices=["claude-code", "claude-desktop"], help="the client to configure")
+        sub.add_argument(
+            "--scope",
+            choices=["user", "project"],
+            default="user",
+            help="claude-code: user (~/.claude.json, ~/.claude/settings.json) or project (./.mcp.json, "
+            "./.claude/settings.json); default user",
+        )
+        sub.add_argument("--dry-run", action="store_true", help="show the change as a diff and write nothing")
+
+
+def _capture(args: argparse.Namespace) -> int:
+    """Never fails the agent: errors go to capture.log, the status is 0, stdout stays empty for a hook."""
+    from optical_memory.capture import run_hook
+
+    result = run_hook(args.config, args.archive, args.transcript, args.session, args.format)
+    if args.transcript and result is not None:  # run by hand: say what happened
+        _print_json(dataclasses.asdict(result))
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    from optical_memory_mcp.install import install, uninstall
+
+    run = install if args.command == "install" else uninstall
+    plan = run(args.client, scope=args.scope, archive=args.archive, config=args.config, dry_run=args.dry_run)
+    print(plan.report(args.dry_run))
+    return 0
 
 
 _COMMANDS: dict[str, Callable[[Memory, argparse.Namespace], Any]] = {
@@ -266,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "web":
             _web(args)
             return 0
+        if args.command == "capture":
+            return _capture(args)
+        if args.command in ("install", "uninstall"):
+            return _install(args)
         memory = Memory(load_config(args.config, args.archive))
         try:
             result = _COMMANDS[args.command](memory, args)
