@@ -12,24 +12,13 @@ Terms are cut for how agents search: words; identifiers whole and in parts (``sn
 names and paths whole and by component (``os.path.join``, ``src/app/main.py``); numbers, hex ids
 and error codes whole (``0x1f3a``, ``E1234``, ``HTTP-503``). Everything is lower-cased.
 
-Layout 2 (integers big-endian in keys; values varint-coded)::
+The index's layout (keyed hashes in compact blocks of varint-coded postings; the page entries
+that forgetting unposts) is `postings`'s. Layout 1 (plain terms in the dupsort `postings` database,
+JSON term lists in `page_terms`) is moved into it by `upgrade_index`, which needs no page text: its
+postings hold everything, only hashed. What the index still reveals is in the README (Search).
 
-    term_blocks h + u64 0     -> varint: postings of the term (its document frequency)
-                h + u64 first -> a block: varint(last page - first), then postings sorted by (page,
-                                 line), each varint(page - previous page; the first from `first`),
-                                 [varint(sid): when the page changes, and in the first posting],
-                                 varint(line * 2 + (count > 1)), [varint(count) when > 1],
-                                 varint(terms on the line: BM25's length, so ranking reads nothing else)
-                (h: the term's 8-byte keyed hash. A term's postings for page P lie in its block with
-                the greatest first <= P: blocks partition the pages, and appends go to the last one.)
-    page_terms  u64 page      -> b"\\x02", varint(lines), (varint line, varint length) per line, then
-                                 the 8-byte hashes of the page's distinct terms (what forgetting unposts)
     meta        b"index_lines", b"index_terms" -> u64 (BM25's average line length);
                 b"index_layout" -> b"2"
-
-Layout 1 (plain terms in the dupsort `postings`, JSON term lists in `page_terms`) is moved into
-layout 2 by `upgrade_index`, which needs no page text: its postings hold everything, only hashed.
-What the index still reveals is in the README (Search).
 """
 
 from __future__ import annotations
@@ -39,7 +28,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -47,6 +36,22 @@ from typing import Any
 from optical_memory.archive import ArchiveTxn, u64
 from optical_memory.checkcode import derive_key
 from optical_memory.errors import ArchiveError, InvalidArgument
+from optical_memory.postings import (
+    BLOCKS_DB,
+    HASH_BYTES,
+    TERMS_DB,
+    Posting,
+    block_at,
+    decode_block,
+    document_frequency,
+    families,
+    newest_first,
+    page_entry,
+    parse_page_entry,
+    post,
+    put_blocks,
+    unpost,
+)
 
 __all__ = [
     "MAX_QUERY_CHARS",
@@ -61,11 +66,9 @@ __all__ = [
     "upgrade_index",
 ]
 
-BLOCKS_DB, TERMS_DB, LEGACY_DB = "term_blocks", "page_terms", "postings"
+LEGACY_DB = "postings"  # layout 1
 LAYOUT = b"2"
 TERMS_PURPOSE = "terms"
-HASH_BYTES = 8  # 2^64: collisions among even 10^8 distinct terms are unlikely (and cost one stray hit)
-BLOCK_BYTES = 1024  # well under LMDB's ~2 KB inline limit: a block never takes an overflow page
 MAX_TERM = 64  # longer runs (base64 blobs, minified code) are indexed by their first 64 characters
 # Postings read per query term. A term on more lines than this (think "the" in a 100,000-page
 # archive) is only looked up on the lines rarer terms found, or, if every term is that common,
@@ -76,14 +79,10 @@ MAX_LOOKUP = 2_000  # best candidate lines a too-common term is looked up on
 # A query is a few words or identifiers; a pasted page would cost seconds and hundreds of MB.
 MAX_QUERY_CHARS = 1_000
 MAX_QUERY_TERMS = 48
-_HEADER = u64(0)  # page numbers start at 1: key suffix 0 is the term's header
-_ENTRY_FORMAT = 2
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")
 _SEPARATORS = re.compile(r"[./\\:@#-]")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _K1, _B = 1.2, 0.75  # the usual BM25 constants
-
-Posting = tuple[int, int, int, int, int]  # page, line, sid, count, length
 
 
 def terms(text: str) -> list[str]:
@@ -139,173 +138,6 @@ class _TermHasher:
         return h.digest()
 
 
-def _varint(n: int, out: bytearray) -> None:
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-
-
-def _varints(data: bytes) -> list[int]:
-    out: list[int] = []
-    value = shift = 0
-    for byte in data:
-        if byte < 0x80:
-            out.append(value | (byte << shift))
-            value = shift = 0
-        else:
-            value |= (byte & 0x7F) << shift
-            shift += 7
-    return out
-
-
-def _read_varint(data: bytes, offset: int = 0) -> tuple[int, int]:
-    """The varint at `offset` of `data` and the offset after it."""
-    value = shift = 0
-    for end in range(offset, len(data)):
-        byte = data[end]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, end + 1
-        shift += 7
-    raise ArchiveError("a search index value is truncated; the archive is damaged")
-
-
-def _encode(postings: Iterable[Posting], previous: int, fresh: bool, out: bytearray) -> int:
-    """Append sorted `postings` after one at page `previous` (or, `fresh`, at a block's start); last page."""
-    for page, line, sid, count, length in postings:
-        delta = page - previous
-        _varint(delta, out)
-        if delta or fresh:
-            _varint(sid, out)
-            fresh = False
-        _varint(line << 1 | (count > 1), out)
-        if count > 1:
-            _varint(count, out)
-        _varint(length, out)
-        previous = page
-    return previous
-
-
-def _decode(first: int, value: bytes) -> list[Posting]:
-    """The postings of a block whose key says `first`, in (page, line) order."""
-    ints = _varints(value)
-    out: list[Posting] = []
-    page, sid, i, n = first, 0, 1, len(ints)
-    fresh = True
-    while i < n:
-        delta = ints[i]
-        page += delta
-        if delta or fresh:
-            sid, i, fresh = ints[i + 1], i + 2, False
-        else:
-            i += 1
-        flagged = ints[i]
-        if flagged & 1:
-            count, i = ints[i + 1], i + 2
-        else:
-            count, i = 1, i + 1
-        out.append((page, flagged >> 1, sid, count, ints[i]))
-        i += 1
-    return out
-
-
-def _block(first: int, postings: Sequence[Posting]) -> bytes:
-    body = bytearray()
-    last = _encode(postings, first, True, body)
-    head = bytearray()
-    _varint(last - first, head)
-    return bytes(head + body)
-
-
-# blocks ---------------------------------------------------------------------------------------------
-
-
-def _block_at(cursor: Any, h: bytes, page: int) -> tuple[int, bytes] | None:
-    """(first, value) of the block of term `h` that holds page `page`'s postings, if any."""
-    valid = cursor.prev() if cursor.set_range(h + u64(page + 1)) else cursor.last()
-    if not valid:
-        return None
-    key = bytes(cursor.key())
-    if key[:HASH_BYTES] != h or key[HASH_BYTES:] == _HEADER:
-        return None
-    return int.from_bytes(key[HASH_BYTES:], "big"), bytes(cursor.value())
-
-
-def _put_blocks(tx: ArchiveTxn, h: bytes, first: int, postings: Sequence[Posting]) -> None:
-    """Store sorted `postings` as blocks of about BLOCK_BYTES, the first keyed `first`; a page is never split."""
-    db = tx.db(BLOCKS_DB)
-    start = 0
-    while start < len(postings):
-        end, size = start, 0
-        while end < len(postings) and (size < BLOCK_BYTES or postings[end][0] == postings[end - 1][0]):
-            size += 6  # a posting's usual size; the block bound needs no precision
-            end += 1
-        tx.txn.put(h + u64(first), _block(first, postings[start:end]), db=db)
-        start = end
-        if start < len(postings):
-            first = postings[start][0]
-
-
-def _add_df(tx: ArchiveTxn, h: bytes, delta: int) -> None:
-    db = tx.db(BLOCKS_DB)
-    raw = tx.txn.get(h + _HEADER, db=db)
-    df = (_read_varint(bytes(raw))[0] if raw else 0) + delta
-    if df > 0:
-        out = bytearray()
-        _varint(df, out)
-        tx.txn.put(h + _HEADER, bytes(out), db=db)
-    elif raw is not None:
-        tx.txn.delete(h + _HEADER, db=db)
-
-
-def _post(tx: ArchiveTxn, cursor: Any, h: bytes, page: int, postings: list[Posting]) -> None:
-    """Add one page's postings of term `h` (sorted by line) to its blocks."""
-    db = tx.db(BLOCKS_DB)
-    found = _block_at(cursor, h, page)
-    if found is None:
-        _put_blocks(tx, h, page, postings)
-    else:
-        first, value = found
-        span, offset = _read_varint(value)
-        last = first + span
-        if page > last and len(value) >= BLOCK_BYTES:
-            _put_blocks(tx, h, page, postings)  # a full block: the next one starts at this page
-        elif page >= last:  # the usual case: the newest page, appended without decoding the block
-            body = bytearray(value[offset:])
-            _encode(postings, last, False, body)
-            head = bytearray()
-            _varint(page - first, head)
-            tx.txn.put(h + u64(first), bytes(head + body), db=db)
-        else:  # an older session's open page grew after newer pages were written: merge in order
-            _put_blocks(tx, h, first, sorted(_decode(first, value) + postings))
-    _add_df(tx, h, len(postings))
-
-
-# page entries ---------------------------------------------------------------------------------------
-
-
-def _parse_entry(raw: bytes) -> tuple[dict[int, int], list[bytes]]:
-    """A page's {line: terms on it} and the hashes of its distinct terms."""
-    if raw[:1] != bytes([_ENTRY_FORMAT]):
-        raise ArchiveError("the search index has layout 1 here; open the archive writable once to upgrade it")
-    count, offset = _read_varint(raw, 1)
-    lengths: dict[int, int] = {}
-    for _ in range(count):
-        line, offset = _read_varint(raw, offset)
-        lengths[line], offset = _read_varint(raw, offset)
-    return lengths, [raw[i : i + HASH_BYTES] for i in range(offset, len(raw), HASH_BYTES)]
-
-
-def _entry(lengths: dict[int, int], hashes: Iterable[bytes]) -> bytes:
-    out = bytearray([_ENTRY_FORMAT])
-    _varint(len(lengths), out)
-    for line, length in sorted(lengths.items()):
-        _varint(line, out)
-        _varint(length, out)
-    return bytes(out) + b"".join(hashes)
-
-
 # writing --------------------------------------------------------------------------------------------
 
 
@@ -323,8 +155,7 @@ def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Se
     hashed = _TermHasher(tx)
     page_terms = tx.db(TERMS_DB)
     raw = tx.txn.get(u64(page), db=page_terms)
-    lengths, known = _parse_entry(bytes(raw)) if raw else ({}, [])
-    seen = set(known)
+    lengths, known = parse_page_entry(bytes(raw)) if raw else ({}, [])
     by_hash: dict[bytes, list[Posting]] = {}
     added_terms = 0
     for offset, piece in enumerate(pieces):
@@ -336,12 +167,9 @@ def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Se
         lengths[line] = length
         added_terms += length
     with tx.txn.cursor(db=tx.db(BLOCKS_DB)) as cursor:
-        for h, postings in by_hash.items():
-            _post(tx, cursor, h, page, postings)
-            if h not in seen:
-                seen.add(h)
-                known.append(h)
-    tx.txn.put(u64(page), _entry(lengths, known), db=page_terms)
+        for h, found in by_hash.items():
+            post(tx, cursor, h, page, found)
+    tx.txn.put(u64(page), page_entry(lengths, [*known, *by_hash]), db=page_terms)
     bump_index_counts(tx, len(pieces), added_terms)
 
 
@@ -351,21 +179,12 @@ def unindex_page(tx: ArchiveTxn, page: int) -> None:
     raw = tx.txn.get(u64(page), db=tx.db(TERMS_DB))
     if raw is None:
         return
-    lengths, hashes = _parse_entry(bytes(raw))
-    db = tx.db(BLOCKS_DB)
-    with tx.txn.cursor(db=db) as cursor:
-        for h in hashes:
-            found = _block_at(cursor, h, page)
-            if found is None:
-                continue
-            first, value = found
-            postings = _decode(first, value)
-            kept = [p for p in postings if p[0] != page]
-            if kept:
-                tx.txn.put(h + u64(first), _block(first, kept), db=db)  # the key stays: blocks still partition
-            else:
-                tx.txn.delete(h + u64(first), db=db)
-            _add_df(tx, h, len(kept) - len(postings))
+    lengths, prefixes = parse_page_entry(bytes(raw))
+    with tx.txn.cursor(db=tx.db(BLOCKS_DB)) as cursor:
+        for prefix in prefixes:
+            # every term whose hash starts so: the page's own, and rarely another, which unposts nothing
+            for h in list(families(cursor, prefix)):
+                unpost(tx, cursor, h, page)
     tx.txn.delete(u64(page), db=tx.db(TERMS_DB))
     bump_index_counts(tx, -len(lengths), -sum(lengths.values()))
 
@@ -373,29 +192,27 @@ def unindex_page(tx: ArchiveTxn, page: int) -> None:
 def upgrade_index(tx: ArchiveTxn) -> bool:
     """Move a layout-1 index (plain terms) into layout 2 (keyed hashes, blocks); True if it did.
 
-    Call inside a write transaction (the archive's first write after opening does). The old
-    postings hold every (term, page, line, sid, count, length), so no page text is needed; the
-    plain-term databases are emptied in the same transaction.
+    Runs inside a write transaction (the first index write after an upgrade of the code does it).
+    The old postings hold every (term, page, line, sid, count, length), so no page text is needed;
+    the plain-term database is emptied in the same transaction.
     """
     meta = tx.db("meta")
     if tx.txn.get(b"index_layout", db=meta) == LAYOUT:
         return False
     hashed = _TermHasher(tx)
-    legacy = tx.db(LEGACY_DB)
-    with tx.txn.cursor(db=legacy) as cursor:
+    with tx.txn.cursor(db=tx.db(LEGACY_DB)) as cursor:
         for key in list(cursor.iternext_nodup(keys=True, values=False)):
             cursor.set_key(key)
-            postings = [_legacy_posting(bytes(value)) for value in cursor.iternext_dup()]
-            h = hashed(bytes(key).decode("utf-8", "surrogatepass"))
-            _put_blocks(tx, h, postings[0][0], postings)  # dupsort kept them in (page, line) order
-            _add_df(tx, h, len(postings))
+            found = [_legacy_posting(bytes(value)) for value in cursor.iternext_dup()]
+            # dupsort kept them in (page, line) order
+            put_blocks(tx, hashed(bytes(key).decode("utf-8", "surrogatepass")), found[0][0], found, len(found))
     page_terms = tx.db(TERMS_DB)
     for key, raw in list(tx.txn.cursor(db=page_terms)):
         if bytes(raw[:1]) == b"{":
             entry = json.loads(bytes(raw))
             lengths = {int(line): int(n) for line, n in entry["lengths"].items()}
-            tx.txn.put(bytes(key), _entry(lengths, (hashed(t) for t in entry["terms"])), db=page_terms)
-    tx.txn.drop(legacy, delete=False)
+            tx.txn.put(bytes(key), page_entry(lengths, [hashed(t) for t in entry["terms"]]), db=page_terms)
+    tx.txn.drop(tx.db(LEGACY_DB), delete=False)
     tx.txn.put(b"index_layout", LAYOUT, db=meta)
     return True
 
@@ -422,23 +239,11 @@ class LineHit:
     terms: int = 0  # distinct query terms on the line
 
 
-def _newest_first(cursor: Any, h: bytes) -> Iterator[Posting]:
-    """A term's postings from the newest page back."""
-    valid = cursor.prev() if cursor.set_range(h + b"\xff" * 8) else cursor.last()
-    while valid:
-        key = bytes(cursor.key())
-        if key[:HASH_BYTES] != h or key[HASH_BYTES:] == _HEADER:
-            return
-        block = _decode(int.from_bytes(key[HASH_BYTES:], "big"), bytes(cursor.value()))
-        yield from reversed(block)
-        valid = cursor.prev()
-
-
 def _check_layout(tx: ArchiveTxn) -> None:
     if tx.txn.get(b"index_layout", db=tx.db("meta")) != LAYOUT and tx.txn.stat(tx.db(LEGACY_DB))["entries"]:
         raise ArchiveError(
-            "this archive's search index has layout 1 (plain terms); open it writable once "
-            "(any write, or `optical-memory check`) to upgrade it to keyed hashes"
+            "this archive's search index has layout 1 (plain terms): its next write upgrades it to keyed "
+            "hashes (open it writable once, e.g. `optical-memory serve` or any remember)"
         )
 
 
@@ -455,29 +260,25 @@ def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int
     short one with a single rare word, which plain BM25 (rewarding short lines) would put first.
     """
     _check_layout(tx)
-    meta, db = tx.db("meta"), tx.db(BLOCKS_DB)
+    meta = tx.db("meta")
     raw_lines, raw_terms = tx.txn.get(b"index_lines", db=meta), tx.txn.get(b"index_terms", db=meta)
     total_lines = int.from_bytes(raw_lines, "big") if raw_lines else 0
     if not total_lines:
         return []
     average = (int.from_bytes(raw_terms, "big") if raw_terms else 0) / total_lines or 1.0
     hashed = _TermHasher(tx)
-    known: list[tuple[int, str, bytes]] = []
-    for term in dict.fromkeys(query_terms):
-        h = hashed(term)
-        raw = tx.txn.get(h + _HEADER, db=db)
-        if raw is not None:
-            known.append((_read_varint(bytes(raw))[0], term, h))
     idf: dict[str, float] = {}
     found: dict[tuple[int, int], dict[str, int]] = {}  # (page, line) -> {term: count on that line}
     lengths: dict[tuple[int, int], int] = {}  # (page, line) -> terms on that line
     scanned = 0
-    with tx.txn.cursor(db=db) as cursor:
+    with tx.txn.cursor(db=tx.db(BLOCKS_DB)) as cursor:
+        hashes = {term: hashed(term) for term in query_terms}
+        known = [(df, term, h) for term, h in hashes.items() if (df := document_frequency(cursor, h))]
         for df, term, h in sorted(known):  # rarest first: they decide which lines are candidates
             idf[term] = math.log(1 + (total_lines - df + 0.5) / (df + 0.5))
             if not found or (df <= MAX_SCAN and scanned + df <= MAX_SCAN_TOTAL):
                 # newest first, at most MAX_SCAN postings: time and memory stay bounded however common
-                for page, line, posted_sid, count, length in islice(_newest_first(cursor, h), MAX_SCAN):
+                for page, line, posted_sid, count, length in islice(newest_first(cursor, h), MAX_SCAN):
                     if sid is None or posted_sid == sid:
                         found.setdefault((page, line), {})[term] = count
                         lengths[(page, line)] = length
@@ -498,29 +299,12 @@ def _look_up(cursor: Any, h: bytes, term: str, lines: list[tuple[int, int]], fou
     """Add term `h`'s count on each of `lines` that holds it; each block is decoded once."""
     blocks: dict[int, dict[tuple[int, int], int]] = {}
     for page, line in sorted(lines):
-        located = _block_at(cursor, h, page)
+        located = block_at(cursor, h, page)
         if located is None:
             continue
         first, value = located
         if first not in blocks:
-            blocks[first] = {(p, n): count for p, n, _, count, _ in _decode(first, value)}
+            blocks[first] = {(p, n): count for p, n, _, count, _ in decode_block(first, value)}
         count = blocks[first].get((page, line))
         if count:
             found[(page, line)][term] = count
-
-
-# Until transfer.py re-indexes imported pages through `index_lines` (its owner is moving it), these
-# layout-1 names keep it importable; nothing in this module uses them.
-POSTING_DB = LEGACY_DB
-parse_posting = _legacy_posting
-
-
-def posting(page: int, line: int, sid: int, count: int, length: int) -> bytes:
-    """Layout 1's posting value (transfer.py's old import path only)."""
-    return (
-        u64(page)
-        + line.to_bytes(2, "big")
-        + sid.to_bytes(4, "big")
-        + count.to_bytes(2, "big")
-        + length.to_bytes(2, "big")
-    )

@@ -11,8 +11,8 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from optical_memory import search
-from optical_memory.archive import Archive, ArchiveTxn, u64
+from optical_memory import postings, search
+from optical_memory.archive import Archive, ArchiveTxn, u32, u64
 from optical_memory.config import load_config
 from optical_memory.errors import ArchiveError, InvalidArgument
 from optical_memory.memory import Memory
@@ -93,7 +93,13 @@ def _found(archive: Archive, query: str, sid: int | None = None) -> set[tuple[in
     return {(h.page, h.line) for h in archive.read(lambda tx: rank(tx, query_terms(query), sid, 100_000))}
 
 
-def test_blocks_stay_exact_through_appends_out_of_order_writes_and_forgetting(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("block_bytes", "prefix_bytes"), [(1024, 4), (48, 1)])
+def test_blocks_stay_exact_through_appends_out_of_order_writes_and_forgetting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, prefix_bytes: int
+) -> None:
+    # tiny blocks: every term spans many; 1-byte prefixes: forgetting a page meets many other terms
+    monkeypatch.setattr(postings, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(postings, "PREFIX_BYTES", prefix_bytes)
     rng = random.Random(3)
     archive = Archive(tmp_path / "a")
     truth: dict[int, list[str]] = {}
@@ -161,7 +167,9 @@ def test_a_layout_1_index_is_upgraded_without_the_text(tmp_path: Path) -> None:
             for term in terms(line):
                 counts[term] = counts.get(term, 0) + 1
             for term, count in counts.items():
-                value = search.posting(4, number, 2, count, len(terms(line)))
+                # layout 1: u64 page | u16 line | u32 sid | u16 count | u16 length
+                value = u64(4) + number.to_bytes(2, "big") + u32(2) + count.to_bytes(2, "big")
+                value += len(terms(line)).to_bytes(2, "big")
                 tx.txn.put(term.encode(), value, db=tx.db("postings"), dupdata=True)
                 distinct += [term] if term not in distinct else []
             lengths[str(number)] = len(terms(line))
@@ -171,7 +179,7 @@ def test_a_layout_1_index_is_upgraded_without_the_text(tmp_path: Path) -> None:
         tx.txn.delete(b"index_layout", db=tx.db("meta"))
 
     archive.write(write_layout_1)
-    with pytest.raises(ArchiveError, match=r"layout 1 .* open it writable once"):
+    with pytest.raises(ArchiveError, match=r"layout 1 .* next write upgrades it"):
         archive.read(lambda tx: rank(tx, ["alpha"], None, 10))
     assert archive.write(upgrade_index) is True
     assert archive.write(upgrade_index) is False  # once

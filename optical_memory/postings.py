@@ -1,0 +1,311 @@
+"""The search index's on-disk layout: compact blocks of postings under keyed term hashes.
+
+`search` cuts text into terms and ranks lines; this module stores and reads where each term occurs.
+A term is known here only by its 8-byte keyed hash `h` (never its text). Layout 2 (integers
+big-endian in keys; values varint-coded)::
+
+    term_blocks h + u64 first -> a block of the term's postings for pages >= `first`:
+                                 varint(last page - first), varint(df: the term's postings in all
+                                 its blocks, kept in its last block only; 0 in the others), then
+                                 the postings sorted by (page, line), each
+                                 varint(page - previous page; the first from `first`),
+                                 [varint(sid): in the first posting and whenever the page changes],
+                                 varint(line * 2 + (count > 1)), [varint(count): when > 1],
+                                 varint(terms on the line: BM25's length, so ranking reads nothing else)
+                (a term's postings for page P lie in its block with the greatest first <= P: blocks
+                partition the pages, so a new page appends to the last block without decoding it,
+                and forgetting a page rewrites one block per term)
+    page_terms  u64 page      -> b"\\x03", varint(lines), (varint line, varint length) per line, then
+                                 the first 4 bytes of the hash of each distinct term on the page:
+                                 what forgetting the page unposts (every term whose hash starts so)
+
+A block stays under BLOCK_BYTES (LMDB keeps values under ~2 KB inline, never on overflow pages),
+except that one page's postings are never split across blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from optical_memory.archive import ArchiveTxn, u64
+from optical_memory.errors import ArchiveError
+
+__all__ = [
+    "BLOCKS_DB",
+    "HASH_BYTES",
+    "TERMS_DB",
+    "Posting",
+    "block_at",
+    "decode_block",
+    "document_frequency",
+    "families",
+    "newest_first",
+    "page_entry",
+    "parse_page_entry",
+    "post",
+    "put_blocks",
+    "unpost",
+]
+
+BLOCKS_DB, TERMS_DB = "term_blocks", "page_terms"
+HASH_BYTES = 8  # 2^64: collisions among even 10^8 distinct terms are unlikely (and cost one stray hit)
+PREFIX_BYTES = 4  # of each hash in a page's entry: enough to find its blocks, half the bytes
+BLOCK_BYTES = 1024
+_ENTRY_FORMAT = 3
+
+Posting = tuple[int, int, int, int, int]  # page, line, sid, count, length
+
+
+def _varint(n: int, out: bytearray) -> None:
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _varints(data: bytes) -> list[int]:
+    out: list[int] = []
+    value = shift = 0
+    for byte in data:
+        if byte < 0x80:
+            out.append(value | (byte << shift))
+            value = shift = 0
+        else:
+            value |= (byte & 0x7F) << shift
+            shift += 7
+    return out
+
+
+def _read_varint(data: bytes, offset: int = 0) -> tuple[int, int]:
+    """The varint at `offset` of `data` and the offset after it."""
+    value = shift = 0
+    for end in range(offset, len(data)):
+        byte = data[end]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, end + 1
+        shift += 7
+    raise ArchiveError("a search index value is truncated; the archive is damaged")
+
+
+def _header(value: bytes) -> tuple[int, int, int]:
+    """(last page - first, df, where the postings begin) of a block."""
+    span, offset = _read_varint(value)
+    df, offset = _read_varint(value, offset)
+    return span, df, offset
+
+
+def _encode(postings: Iterable[Posting], previous: int, fresh: bool, out: bytearray) -> int:
+    """Append sorted `postings` after one at page `previous` (or, `fresh`, at a block's start); last page."""
+    for page, line, sid, count, length in postings:
+        delta = page - previous
+        _varint(delta, out)
+        if delta or fresh:
+            _varint(sid, out)
+            fresh = False
+        _varint(line << 1 | (count > 1), out)
+        if count > 1:
+            _varint(count, out)
+        _varint(length, out)
+        previous = page
+    return previous
+
+
+def decode_block(first: int, value: bytes) -> list[Posting]:
+    """The postings of a block whose key says `first`, in (page, line) order."""
+    ints = _varints(value)
+    out: list[Posting] = []
+    page, sid, i, n = first, 0, 2, len(ints)
+    fresh = True
+    while i < n:
+        delta = ints[i]
+        page += delta
+        if delta or fresh:
+            sid, i, fresh = ints[i + 1], i + 2, False
+        else:
+            i += 1
+        flagged = ints[i]
+        if flagged & 1:
+            count, i = ints[i + 1], i + 2
+        else:
+            count, i = 1, i + 1
+        out.append((page, flagged >> 1, sid, count, ints[i]))
+        i += 1
+    return out
+
+
+def _block(first: int, postings: Sequence[Posting], df: int) -> bytes:
+    body = bytearray()
+    last = _encode(postings, first, True, body)
+    head = bytearray()
+    _varint(last - first, head)
+    _varint(df, head)
+    return bytes(head + body)
+
+
+def _with_df(value: bytes, df: int) -> bytes:
+    span, _, offset = _header(value)
+    head = bytearray()
+    _varint(span, head)
+    _varint(df, head)
+    return bytes(head) + value[offset:]
+
+
+# finding blocks -------------------------------------------------------------------------------------
+
+
+def _at(cursor: Any, h: bytes) -> tuple[int, bytes] | None:
+    key = bytes(cursor.key())
+    if key[:HASH_BYTES] != h:
+        return None
+    return int.from_bytes(key[HASH_BYTES:], "big"), bytes(cursor.value())
+
+
+def block_at(cursor: Any, h: bytes, page: int) -> tuple[int, bytes] | None:
+    """(first, value) of the block of term `h` that holds page `page`'s postings, if any."""
+    valid = cursor.prev() if cursor.set_range(h + u64(page + 1)) else cursor.last()
+    return _at(cursor, h) if valid else None
+
+
+def _last_block(cursor: Any, h: bytes) -> tuple[int, bytes] | None:
+    valid = cursor.prev() if cursor.set_range(h + b"\xff" * 8) else cursor.last()
+    return _at(cursor, h) if valid else None
+
+
+def document_frequency(cursor: Any, h: bytes) -> int:
+    """How many postings term `h` has (0: none)."""
+    last = _last_block(cursor, h)
+    return _header(last[1])[1] if last is not None else 0
+
+
+def newest_first(cursor: Any, h: bytes) -> Iterator[Posting]:
+    """A term's postings from the newest page back."""
+    valid = cursor.prev() if cursor.set_range(h + b"\xff" * 8) else cursor.last()
+    while valid and (block := _at(cursor, h)) is not None:
+        yield from reversed(decode_block(*block))
+        valid = cursor.prev()
+
+
+# changing blocks ------------------------------------------------------------------------------------
+
+
+def put_blocks(tx: ArchiveTxn, h: bytes, first: int, postings: Sequence[Posting], df: int) -> None:
+    """Store sorted `postings` as blocks of about BLOCK_BYTES, the first keyed `first`; a page is never split.
+
+    `df` goes into the last of them: pass 0 unless they end the term's blocks.
+    """
+    db = tx.db(BLOCKS_DB)
+    start = 0
+    while start < len(postings):
+        end, size = start, 0
+        while end < len(postings) and (size < BLOCK_BYTES or postings[end][0] == postings[end - 1][0]):
+            size += 6  # a posting's usual size; the block bound needs no precision
+            end += 1
+        tx.txn.put(h + u64(first), _block(first, postings[start:end], df if end == len(postings) else 0), db=db)
+        start = end
+        if start < len(postings):
+            first = postings[start][0]
+
+
+def _add_to_last(tx: ArchiveTxn, cursor: Any, h: bytes, delta: int) -> None:
+    last = _last_block(cursor, h)
+    if last is not None:
+        tx.txn.put(h + u64(last[0]), _with_df(last[1], _header(last[1])[1] + delta), db=tx.db(BLOCKS_DB))
+
+
+def post(tx: ArchiveTxn, cursor: Any, h: bytes, page: int, postings: list[Posting]) -> None:
+    """Add one page's postings of term `h` (sorted by line) to its blocks."""
+    db = tx.db(BLOCKS_DB)
+    last = _last_block(cursor, h)
+    if last is None:
+        put_blocks(tx, h, page, postings, len(postings))
+        return
+    first, value = last
+    span, df, offset = _header(value)
+    top = first + span
+    if page > top and len(value) >= BLOCK_BYTES:  # a full block: the next one starts at this page
+        tx.txn.put(h + u64(first), _with_df(value, 0), db=db)
+        put_blocks(tx, h, page, postings, df + len(postings))
+    elif page >= top:  # the usual case: the newest page, appended without decoding the block
+        head = bytearray()
+        _varint(page - first, head)
+        _varint(df + len(postings), head)
+        body = bytearray(value[offset:])
+        _encode(postings, top, False, body)
+        tx.txn.put(h + u64(first), bytes(head + body), db=db)
+    else:  # an older session's open page grew after newer pages were written: merge in order
+        found = block_at(cursor, h, page)
+        if found is None:  # older than every block: a block of its own
+            put_blocks(tx, h, page, postings, 0)
+        else:
+            is_last = found[0] == first
+            merged = sorted(decode_block(*found) + postings)
+            put_blocks(tx, h, found[0], merged, df + len(postings) if is_last else 0)
+            if is_last:
+                return
+        _add_to_last(tx, cursor, h, len(postings))
+
+
+def unpost(tx: ArchiveTxn, cursor: Any, h: bytes, page: int) -> None:
+    """Remove page `page`'s postings of term `h`."""
+    db = tx.db(BLOCKS_DB)
+    found = block_at(cursor, h, page)
+    if found is None:
+        return
+    first, value = found
+    postings = decode_block(first, value)
+    kept = [p for p in postings if p[0] != page]
+    removed = len(postings) - len(kept)
+    if not removed:
+        return
+    last = _last_block(cursor, h)
+    assert last is not None
+    df = _header(last[1])[1] - removed
+    if kept:  # the key stays: blocks still partition the pages
+        tx.txn.put(h + u64(first), _block(first, kept, df if last[0] == first else 0), db=db)
+        if last[0] != first:
+            tx.txn.put(h + u64(last[0]), _with_df(last[1], df), db=db)
+        return
+    tx.txn.delete(h + u64(first), db=db)
+    if last[0] != first:
+        tx.txn.put(h + u64(last[0]), _with_df(last[1], df), db=db)
+    elif (before := _last_block(cursor, h)) is not None:  # the block before becomes the last
+        tx.txn.put(h + u64(before[0]), _with_df(before[1], df), db=db)
+
+
+def families(cursor: Any, prefix: bytes) -> Iterator[bytes]:
+    """The hashes of every term whose hash starts with `prefix` (one seek each)."""
+    valid = cursor.set_range(prefix)
+    while valid:
+        key = bytes(cursor.key())
+        if not key.startswith(prefix):
+            return
+        h = key[:HASH_BYTES]
+        yield h
+        valid = cursor.set_range(h + b"\xff" * 8)
+
+
+# page entries ---------------------------------------------------------------------------------------
+
+
+def parse_page_entry(raw: bytes) -> tuple[dict[int, int], list[bytes]]:
+    """A page's {line: terms on it} and the hash prefixes of its distinct terms."""
+    if raw[:1] != bytes([_ENTRY_FORMAT]):
+        raise ArchiveError("the search index has layout 1 here; open the archive writable once to upgrade it")
+    count, offset = _read_varint(raw, 1)
+    lengths: dict[int, int] = {}
+    for _ in range(count):
+        line, offset = _read_varint(raw, offset)
+        lengths[line], offset = _read_varint(raw, offset)
+    return lengths, [raw[i : i + PREFIX_BYTES] for i in range(offset, len(raw), PREFIX_BYTES)]
+
+
+def page_entry(lengths: dict[int, int], hashes: Iterable[bytes]) -> bytes:
+    """A page's entry: its line lengths and the prefixes of its term hashes (each kept once)."""
+    out = bytearray([_ENTRY_FORMAT])
+    _varint(len(lengths), out)
+    for line, length in sorted(lengths.items()):
+        _varint(line, out)
+        _varint(length, out)
+    return bytes(out) + b"".join(dict.fromkeys(h[:PREFIX_BYTES] for h in hashes))
