@@ -45,6 +45,7 @@ __all__ = [
     "ProgressBar",
     "import_conversation_content",
     "import_conversations",
+    "import_folder",
     "remember_messages",
 ]
 
@@ -93,6 +94,47 @@ def import_conversations(
     """Remember every message of the conversation file at `path`; `progress(done, total)` as it goes."""
     chosen = resolve_format(Path(path), fmt)
     return remember_messages(memory, read_messages(Path(path), chosen), chosen, session, progress, fade=fade)
+
+
+def import_folder(
+    memory: Memory,
+    folder: str | Path,
+    fmt: FormatChoice | str = "auto",
+    session: str | None = None,
+    progress: Progress | None = None,
+    *,
+    fade: bool = True,
+) -> ImportResult:
+    """Import every transcript under `folder`: Codex's `~/.codex/sessions`, Claude Code's `~/.claude/projects`.
+
+    Files are `rollout-*.jsonl` where there are any (Codex), else every `*.jsonl`; each is imported
+    as `import_conversations` does (so a folder imported again adds only what is new). A file
+    that cannot be read is reported as a problem naming it; the others are imported.
+    """
+    from optical_memory.errors import OpticalMemoryError
+
+    root = Path(folder)
+    files = sorted(root.rglob("rollout-*.jsonl")) or sorted(root.rglob("*.jsonl"))
+    total = ImportResult(format=str(fmt))
+    for path in files:
+        try:
+            one = import_conversations(memory, path, fmt, session, progress, fade=fade)
+        except OpticalMemoryError as exc:
+            total.problems.append(ImportProblem(None, f"{path}: {exc}"))
+            continue
+        total.messages += one.messages
+        total.entries += one.entries
+        total.characters += one.characters
+        total.already_remembered += one.already_remembered
+        total.sessions.extend(name for name in one.sessions if name not in total.sessions)
+        total.pages.extend(one.pages)
+        total.problems.extend(ImportProblem(p.line, f"{path.name}: {p.message}") for p in one.problems)
+        if one.interrupted:
+            total.interrupted = True
+            break
+    if not files:
+        total.problems.append(ImportProblem(None, f"no .jsonl transcripts under {root}"))
+    return total
 
 
 def import_conversation_content(

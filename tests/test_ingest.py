@@ -271,3 +271,21 @@ def test_ctrl_c_keeps_what_was_committed(memory: Memory, tmp_path: Path, monkeyp
     result = import_conversations(memory, path, progress=stop_after_first_batch)
     assert result.interrupted and result.messages == 5
     assert import_conversations(memory, path).messages == 7  # the rest, nothing twice
+
+
+def test_a_codex_sessions_folder_is_imported_once(
+    config_file: Path, archive_path: Path, tmp_path: Path, capsys: Any
+) -> None:
+    sessions = tmp_path / ".codex" / "sessions"
+    for day, sid in (("19", "0199-a"), ("20", "0199-b")):
+        lines = [{**CODEX_LINES[0], "payload": {**CODEX_LINES[0]["payload"], "id": sid}}, *CODEX_LINES[1:]]
+        path = sessions / "2026" / "11" / day / f"rollout-2026-11-{day}T09-00-00-{sid}.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    args = ["--config", str(config_file), "--archive", str(archive_path), "import", str(sessions)]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["messages"] == 6 and sorted(first["sessions"]) == ["0199-a", "0199-b"]
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["messages"], again["already_remembered"]) == (0, 6)
