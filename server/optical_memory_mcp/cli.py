@@ -222,10 +222,11 @@ def _import(memory: Memory, args: argparse.Namespace) -> Any:
     source = Path(args.source)
     if (source / "manifest.json").is_file() or (source.suffix == ".zip" and source.is_file()):
         return memory.import_pages(source)
-    from optical_memory.ingest import ProgressBar, import_conversations
+    from optical_memory.ingest import ProgressBar, import_conversations, import_folder
 
+    run = import_folder if source.is_dir() else import_conversations  # a folder: ~/.codex/sessions, ~/.claude/projects
     with ProgressBar(sys.stderr, "messages") as bar:
-        report = import_conversations(memory, source, args.format, args.session, progress=bar.update)
+        report = run(memory, source, args.format, args.session, progress=bar.update)
     for problem in report.problems:
         where = f"line {problem.line}: " if problem.line is not None else ""
         print(f"{PROG}: skipped {where}{problem.message}", file=sys.stderr)
