@@ -64,13 +64,26 @@ def _demote_once(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: in
     return archive.write(swap)
 
 
-def fade(archive: Archive, tiers: Sequence[Tier], session: str | None, now: datetime) -> int:
-    """Demote every sealed page (of `session`, or all) that is due; returns the steps taken."""
+def fade(
+    archive: Archive,
+    tiers: Sequence[Tier],
+    session: str | None,
+    now: datetime,
+    stop: Callable[[], bool] | None = None,
+) -> int:
+    """Demote every sealed page (of `session`, or all) that is due; returns the steps taken.
+
+    `stop` is asked before each step (a closing `BackgroundFader` says yes): fading then returns
+    with the rest undone, which is still due when fading next runs (the next server start, or
+    the next sealed page), since it is recomputed from the archive.
+    """
     if len(tiers) < 2:
         return 0
     steps = 0
     for page_id, tier, due in archive.read(lambda tx: _due_pages(tx, tiers, session, now)):
         while tier < due:
+            if stop is not None and stop():
+                return steps
             if not _demote_once(archive, tiers, page_id, tier):
                 break
             tier += 1
@@ -81,29 +94,39 @@ def fade(archive: Archive, tiers: Sequence[Tier], session: str | None, now: date
 class BackgroundFader:
     """Fades sessions on a worker thread, so a caller that stored pages need not wait for re-encoding.
 
-    `request(session)` queues a session (None: every session; requests coalesce); the thread runs
-    `fade_session` for each.
-    `close()` lets the step in progress finish and drops the queue: nothing is lost by that, since
-    fading is recomputed from the archive whenever it next runs.
+    `request(session)` queues a session (None: every session; requests coalesce); the thread calls
+    `fade_session(session, stop=...)` for each (`Memory.fade` hands `stop` on to `fade`).
+    `close()` lets the demotion step in progress finish (one page: well under a second), makes
+    `stop` say yes so `fade` returns before its next step, and drops the queue: stopping a server
+    never waits for a fading backlog. Nothing is lost by that: fading is recomputed from the
+    archive whenever it next runs.
     """
 
-    def __init__(self, fade_session: Callable[[str | None], object]) -> None:
+    def __init__(self, fade_session: Callable[..., object]) -> None:
         self._fade = fade_session
         self._pending: dict[str | None, None] = {}
         self._cond = threading.Condition()
         self._closed = False
         self._busy = False
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def request(self, session: str | None) -> None:
+    def request(self, session: str | None) -> bool:
+        """Queue `session` (None: all) for fading; False once closed (nothing is queued then)."""
         with self._cond:
             if self._closed:
-                return
+                return False
             self._pending[session] = None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="optical-memory-fader", daemon=True)
                 self._thread.start()
             self._cond.notify()
+            return True
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread is alive (started by the first request, ended by close)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing is queued or running (tests, benchmarks); False on timeout."""
@@ -120,7 +143,7 @@ class BackgroundFader:
                 del self._pending[session]
                 self._busy = True
             try:
-                self._fade(session)
+                self._fade(session, stop=self._stopping.is_set)
             except OpticalMemoryError as exc:  # retried at the next request or the next remember
                 log.warning("background fading of session %r failed: %s", session, exc)
             except Exception:  # never let the thread die silently
@@ -134,6 +157,7 @@ class BackgroundFader:
         with self._cond:
             self._closed = True
             self._pending.clear()
+            self._stopping.set()
             self._cond.notify_all()
             thread = self._thread
         if thread is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import subprocess
@@ -16,7 +17,7 @@ from PIL import Image
 
 from optical_memory.config import Config
 from optical_memory.memory import Memory
-from optical_memory_mcp.cli import main
+from optical_memory_mcp.cli import build_parser, main
 
 Run = Callable[..., tuple[int, Any, str]]
 
@@ -53,8 +54,9 @@ def test_remember_list_view_read(run: Run, tmp_path: Path, monkeypatch: pytest.M
     assert viewed["file"] == "p1.png" and viewed["mime_type"] == "image/png"
     with Image.open(tmp_path / "p1.png") as image:
         assert image.format == "PNG" and image.size == (viewed["info"]["image_width"], viewed["info"]["image_height"])
-    code, viewed, _ = run("view", "p1", "-o", str(tmp_path / "page.img"))
-    assert code == 0 and (tmp_path / "page.img").stat().st_size == viewed["bytes"]
+    code, viewed, _ = run("view", "p1", "-o", str(tmp_path / "page.png"))
+    assert code == 0 and (tmp_path / "page.png").read_bytes() == (tmp_path / "p1.png").read_bytes()
+    assert (viewed["bytes"], viewed["converted_from"]) == ((tmp_path / "page.png").stat().st_size, None)
 
     code, read, _ = run("read", "p1", "--start", "2", "--end", "2")
     assert code == 0
@@ -86,6 +88,77 @@ def test_view_names_the_file_after_the_stored_format(
     assert (code, viewed["file"], viewed["mime_type"]) == (0, "p1.webp", "image/webp")
     with Image.open(tmp_path / "p1.webp") as image:
         assert image.format == "WEBP"
+
+
+@pytest.mark.parametrize(
+    ("name", "pillow_format", "mime_type"),
+    [("x.png", "PNG", "image/png"), ("x.jpg", "JPEG", "image/jpeg"), ("x.JPEG", "JPEG", "image/jpeg")],
+)
+def test_view_writes_the_format_the_file_name_asks_for(
+    run: Run, config: Config, tmp_path: Path, name: str, pillow_format: str, mime_type: str
+) -> None:
+    memory = Memory(config)
+    try:
+        memory.remember("\n".join(f"line {i}" for i in range(30)))
+        assert memory.fade(now=datetime.now(UTC) + timedelta(days=3)) > 0  # p1 is stored as WebP now
+        stored = memory.view_page("p1")
+    finally:
+        memory.close()
+    code, viewed, _ = run("view", "p1", "-o", str(tmp_path / name))
+    assert code == 0
+    assert (viewed["format"], viewed["mime_type"], viewed["converted_from"]) == (
+        pillow_format.lower(),
+        mime_type,
+        "webp",
+    )
+    with Image.open(tmp_path / name) as written, Image.open(io.BytesIO(stored.data)) as original:
+        assert written.format == pillow_format and written.size == original.size
+        if pillow_format == "PNG":  # lossless: the very pixels kept at this tier
+            assert written.tobytes() == original.tobytes()
+
+
+def test_view_refuses_a_file_name_that_names_no_image_format(run: Run, tmp_path: Path) -> None:
+    run("remember", "x")
+    code, out, err = run("view", "p1", "-o", str(tmp_path / "page.img"))
+    assert (code, out) == (2, None) and not (tmp_path / "page.img").exists()
+    [line] = err.splitlines()
+    assert "cannot tell an image format from 'page.img'" in line and ".png" in line and ".webp" in line
+
+
+def test_version_and_help_on_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("optical-memory ")
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    undocumented = [
+        f"{name} {'/'.join(action.option_strings) or action.dest}"
+        for name, sub in [("", parser), *commands.choices.items()]
+        for action in sub._actions
+        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction) and not (action.help or "").strip()
+    ]
+    assert undocumented == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["nonsense"], "invalid choice: 'nonsense'"),
+        (["list", "--limit", "many"], "argument --limit: invalid int value: 'many'"),
+        (["read"], "the following arguments are required: PAGE_ID"),
+        (["serve", "--http", "--request-timeout", "-1"], "is not a number of seconds"),
+    ],
+)
+def test_a_bad_command_line_is_one_line_on_stderr(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert (exited.value.code, out) == (2, "")
+    [line] = err.splitlines()
+    assert line.startswith("optical-memory") and "error: " in line and says in line and "--help" in line
 
 
 def test_global_options_work_before_the_command(

@@ -2,10 +2,12 @@
 
 ::
 
-    optical-memory [--archive PATH] [--config FILE] serve [--http [--host H] [--port N]]
+    optical-memory --version
+    optical-memory [--archive PATH] [--config FILE] serve [--http [--host H] [--port N] [--request-timeout S]
+                                                          [--session-idle S]]
     optical-memory remember [--session S] [--role R] [--title T] [TEXT | -]   # stdin when - or absent
     optical-memory list [--session S] [--limit N] [--cursor C]
-    optical-memory view PAGE_ID [-o FILE]                                    # default PAGE_ID.<codec>, e.g. p3.png
+    optical-memory view PAGE_ID [-o FILE]           # FILE's extension picks the format; default PAGE_ID.<codec>
     optical-memory read PAGE_ID [--start N] [--end N]
     optical-memory search QUERY [--session S] [--limit N]
     optical-memory sessions
@@ -16,7 +18,8 @@
 
 `--archive` and `--config` go before or after the command. Every command but `serve` prints its
 result as JSON on stdout (the tools' structured results); `serve` keeps stdout for the protocol and
-logs to stderr. Errors print one message on stderr and exit with status 2.
+logs to stderr and stops within a second on SIGINT, SIGTERM or (stdio) the end of stdin. Errors, bad
+command lines included, print one line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -28,16 +31,37 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from optical_memory.config import load_config
 from optical_memory.errors import InvalidArgument, OpticalMemoryError
+from optical_memory.importers import FORMATS
 from optical_memory.memory import Memory
+from optical_memory_mcp import package_version
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "optical-memory"
 EXIT_ERROR = 2  # as argparse exits for a bad command line: the caller has to change something
+REQUEST_TIMEOUT_S = 15.0  # HTTP: a request's headers and body must arrive within this (slowloris)
+SESSION_IDLE_S = 1800.0  # HTTP: an MCP session with no request for this long is closed
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 1000000")
+    return value
 
 
 def _add_global_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -55,10 +79,9 @@ def _add_global_options(parser: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Long-term memory for agents, kept as page images that fade by tier."
-    )
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Long-term memory for agents, kept as page images that fade by tier.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     _add_global_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -72,11 +95,26 @@ def _parser() -> argparse.ArgumentParser:
     serve = command("serve", "run the MCP server (stdio, or streamable HTTP with --http)")
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument(
+        "--request-timeout",
+        type=_seconds,
+        default=REQUEST_TIMEOUT_S,
+        metavar="S",
+        help=f"HTTP: close a connection whose request headers and body take longer than S seconds to "
+        f"arrive (default {REQUEST_TIMEOUT_S:g})",
+    )
+    serve.add_argument(
+        "--session-idle",
+        type=_seconds,
+        default=SESSION_IDLE_S,
+        metavar="S",
+        help=f"HTTP: close an MCP session after S seconds without a request (default {SESSION_IDLE_S:g})",
+    )
 
     web = command("web", "serve a web page to look through the archive (sessions, pages, search, fading)")
     web.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    web.add_argument("--port", type=int, default=8766)
+    web.add_argument("--port", type=int, default=8766, help="port (default 8766)")
     web.add_argument("--open", action="store_true", help="open it in the default browser, logged in")
 
     remember = command("remember", "remember text (as the remember tool)")
@@ -87,47 +125,55 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="the text; '-' or absent reads UTF-8 from stdin, exactly (no newline is stripped)",
     )
-    remember.add_argument("--session", default="default")
-    remember.add_argument("--role")
-    remember.add_argument("--title")
+    remember.add_argument("--session", default="default", help="session to write on (default: 'default')")
+    remember.add_argument("--role", help="who said it (e.g. user, assistant), shown in the entry header")
+    remember.add_argument("--title", help="a short title shown in the entry header")
 
     listing = command("list", "list pages newest first (as list_pages)")
-    listing.add_argument("--session")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--session", help="only this session's pages (default: all sessions)")
+    listing.add_argument("--limit", type=int, default=20, help="how many pages (default 20)")
     listing.add_argument("--cursor", help="a next_cursor from an earlier list")
 
     view = command("view", "write a page's stored image to a file (as view_page)")
-    view.add_argument("page_id", metavar="PAGE_ID")
-    view.add_argument("-o", "--output", metavar="FILE", help="where to write the image (default: PAGE_ID.<ext>)")
+    view.add_argument("page_id", metavar="PAGE_ID", help="a page id such as p12")
+    view.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the image, in the format its extension names (.png, .webp, .jpeg, ...; "
+        "converted when the page is stored otherwise); default PAGE_ID.<stored format>, unconverted",
+    )
 
     read = command("read", "read lines of a page by OCR (as read_lines)")
-    read.add_argument("page_id", metavar="PAGE_ID")
-    read.add_argument("--start", type=int, default=1)
-    read.add_argument("--end", type=int)
+    read.add_argument("page_id", metavar="PAGE_ID", help="a page id such as p12")
+    read.add_argument("--start", type=int, default=1, help="first line number (default 1)")
+    read.add_argument("--end", type=int, help="last line number, inclusive (default: the page's last)")
 
     search = command("search", "find lines by words and identifiers (as search)")
-    search.add_argument("query")
-    search.add_argument("--session")
-    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("query", help="words, identifiers, paths, numbers or error codes")
+    search.add_argument("--session", help="only this session (default: all sessions)")
+    search.add_argument("--limit", type=int, default=10, help="how many hits (default 10)")
 
     command("sessions", "list sessions (as list_sessions)")
 
     forget = command("forget", "forget a page or a whole session (as forget)")
-    forget.add_argument("--page", dest="page_id", metavar="PAGE_ID")
-    forget.add_argument("--session")
+    forget.add_argument("--page", dest="page_id", metavar="PAGE_ID", help="forget this one page")
+    forget.add_argument("--session", help="forget every page of this session, and the session")
 
     export = command("export", "export pages (images + metadata) to a folder or a .zip")
-    export.add_argument("destination", metavar="PATH")
-    export.add_argument("--session")
+    export.add_argument("destination", metavar="PATH", help="a new folder, or a path ending in .zip")
+    export.add_argument("--session", help="only this session's pages (default: all)")
 
     importing = command(
         "import", "import an export (folder or .zip), or remember a conversation file (transcripts, chat exports)"
     )
-    importing.add_argument("source", metavar="PATH")
+    importing.add_argument(
+        "source", metavar="PATH", help="an export folder or .zip, or a conversation file (transcript, chat export)"
+    )
     importing.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "text", "jsonl", "claude-code", "claude-ai", "chatgpt"],
+        choices=["auto", *FORMATS],
         help="conversation format (default: detected from the file)",
     )
     importing.add_argument("--session", help="remember every message in this session (default: the file's own)")
@@ -161,11 +207,14 @@ def _serve(args: argparse.Namespace) -> None:
     if args.http:
         from optical_memory_mcp.http import serve_http
 
-        serve_http(config, args.host, args.port)
+        serve_http(
+            config, args.host, args.port, request_timeout_s=args.request_timeout, session_idle_s=args.session_idle
+        )
         return
-    from optical_memory_mcp.app import build_server  # the MCP SDK is loaded only to serve
+    from optical_memory_mcp.app import build_server, max_request_bytes  # the MCP SDK is loaded only to serve
+    from optical_memory_mcp.stdio import serve_stdio
 
-    build_server(config).run("stdio")
+    serve_stdio(build_server(config), max_request_bytes(config))
 
 
 def _web(args: argparse.Namespace) -> None:
@@ -184,15 +233,49 @@ def _list(memory: Memory, args: argparse.Namespace) -> Any:
     return memory.list_pages(session=args.session, cursor=args.cursor, limit=args.limit)
 
 
+def _image_format(path: Path) -> str:
+    """The Pillow format that `path`'s extension names (PNG, WEBP, JPEG, ...)."""
+    from PIL import Image
+
+    known = Image.registered_extensions()
+    fmt = known.get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        writable = sorted(ext for ext, name in known.items() if name in ("PNG", "WEBP", "JPEG", "BMP", "TIFF", "GIF"))
+        raise InvalidArgument(
+            f"cannot tell an image format from {path.name!r}; name the file with one of {', '.join(writable)}"
+        )
+    return fmt
+
+
+def _converted(data: bytes, fmt: str) -> bytes:
+    """The stored image re-encoded as `fmt`, without loss where the format allows."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(data)) as image:
+        options: dict[str, Any] = {"lossless": True} if fmt == "WEBP" else {"quality": 95} if fmt == "JPEG" else {}
+        image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
 def _view(memory: Memory, args: argparse.Namespace) -> Any:
+    from PIL import Image
+
     page = memory.view_page(args.page_id)
-    path = Path(args.output or f"{page.page_id}.{page.info.image_format}")  # the codec: png, webp, jpeg
-    path.write_bytes(page.data)
+    stored = page.info.image_format  # the codec: png, webp, jpeg
+    path = Path(args.output or f"{page.page_id}.{stored}")
+    fmt = _image_format(path)
+    data = page.data if fmt == Image.registered_extensions().get(f".{stored}") else _converted(page.data, fmt)
+    path.write_bytes(data)
     return {
         "page_id": page.page_id,
         "file": str(path),
-        "mime_type": page.mime_type,
-        "bytes": len(page.data),
+        "format": fmt.lower(),
+        "mime_type": Image.MIME.get(fmt, page.mime_type),
+        "bytes": len(data),
+        "converted_from": None if data is page.data else stored,
         "caption": page.caption,
         "info": page.info.model_dump(mode="json"),
     }
@@ -312,7 +395,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             _serve(args)
