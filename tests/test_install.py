@@ -57,7 +57,13 @@ def test_install_merges_and_uninstall_restores_exactly(home: Path) -> None:
     assert settings["model"] == "opus" and settings["permissions"] == {"allow": ["Bash(ls:*)"]}
     stop = settings["hooks"]["Stop"]
     assert stop[0] == {"hooks": [{"type": "command", "command": "notify-send done"}]}  # theirs, kept first
-    assert stop[1]["hooks"][0]["command"] == "/opt/venvs/om/bin/optical-memory capture"
+    assert stop[1]["hooks"][0] == {
+        "type": "command",
+        "command": "/opt/venvs/om/bin/optical-memory capture",
+        "timeout": 60,
+        "async": True,  # the agent does not wait for it
+    }
+    assert "async" not in settings["hooks"]["SessionEnd"][0]["hooks"][0]  # Claude Code is exiting: it must run now
     assert set(settings["hooks"]) == {"Stop", "PreCompact", "SessionEnd"}
     claude = json.loads((home / ".claude.json").read_text(encoding="utf-8"))
     assert claude["numStartups"] == 12 and "git" in claude["mcpServers"]

@@ -7,7 +7,8 @@
 What is written where:
 
     claude-code, --scope user     ~/.claude.json            mcpServers["optical-memory"]
-                                  ~/.claude/settings.json   hooks Stop, PreCompact, SessionEnd -> capture
+                                  ~/.claude/settings.json   hooks Stop, PreCompact (in the background,
+                                                            "async"), SessionEnd -> capture
     claude-code, --scope project  ./.mcp.json               mcpServers["optical-memory"]
                                   ./.claude/settings.json   the same hooks
     claude-desktop                claude_desktop_config.json (macOS: ~/Library/Application Support/Claude,
@@ -41,6 +42,10 @@ __all__ = ["CLIENTS", "FileChange", "Plan", "executable", "install", "uninstall"
 
 SERVER_NAME = "optical-memory"
 HOOK_EVENTS = ("Stop", "PreCompact", "SessionEnd")
+# Stop and PreCompact hooks run in the background ("async"): the agent never waits for a capture,
+# which costs a fresh Python process loading the package (about half a second of CPU). SessionEnd
+# runs in the foreground: Claude Code is exiting and would not wait for a background hook.
+ASYNC_EVENTS = frozenset({"Stop", "PreCompact"})
 HOOK_TIMEOUT_S = 60  # seconds; a capture of a few turns takes well under one
 BACKUP_SUFFIX = ".optical-memory.bak"
 CLIENTS = ("claude-code", "claude-desktop")
@@ -244,7 +249,10 @@ def _add_hooks(data: dict[str, Any], command: str, notes: list[str]) -> None:
             raise _bad(f"hooks.{event}", groups)
         if any(_ours(hook, command) for group in groups if isinstance(group, dict) for hook in _hooks_of(group)):
             continue  # installed before: installing twice changes nothing
-        groups.append({"hooks": [{"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}]})
+        hook: dict[str, Any] = {"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}
+        if event in ASYNC_EVENTS:
+            hook["async"] = True
+        groups.append({"hooks": [hook]})
 
 
 def _remove_hooks(data: dict[str, Any], command: str, notes: list[str]) -> None:
