@@ -215,3 +215,44 @@ def test_project_session_names_the_folder(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert project_session("/srv/x\n") == "/srv/x"
     long = project_session("/" + "d" * 300)
     assert len(long) <= 128 and long.endswith("d" * 100)
+
+
+def test_hooks_running_at_once_remember_each_turn_once(
+    config_file: Path, archive_path: Path, tmp_path: Path, config: Any
+) -> None:
+    """Background Stop hooks can overlap: each capture commits its turns and mark together, or starts over."""
+    import subprocess
+    import sys
+
+    transcript = Transcript(tmp_path / "t.jsonl")
+    command = [
+        sys.executable,
+        "-m",
+        "optical_memory_mcp",
+        "--config",
+        str(config_file),
+        "--archive",
+        str(archive_path),
+        "capture",
+    ]
+    running = []
+    for n in range(4):
+        transcript.append(*transcript.turn(n))
+        for event in ("Stop", "PreCompact"):
+            running.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+            running[-1].stdin.write(transcript.payload(event))  # type: ignore[union-attr]
+            running[-1].stdin.close()  # type: ignore[union-attr]
+    outputs = [process.stdout.read() for process in running]  # type: ignore[union-attr]
+    for process in running:
+        process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+    assert [process.returncode for process in running] == [0] * len(running) and set(outputs) == {b""}
+    hook(config_file, archive_path, transcript.payload("SessionEnd"))
+    memory = Memory(config)
+    try:
+        seen = tokens(memory)
+    finally:
+        memory.close()
+    assert set(seen) == {f"TOKEN{n}{kind}" for n in range(4) for kind in "PRT"}
+    assert set(seen.values()) == {1}, seen
+    assert "failed" not in (archive_path / "capture.log").read_text(encoding="utf-8")
