@@ -88,7 +88,12 @@ class Transcript:
         ]
 
     def payload(self, event: str) -> bytes:
-        data = {"session_id": SID, "transcript_path": str(self.path), "cwd": CWD, "hook_event_name": event}
+        data: dict[str, Any] = {
+            "session_id": SID,
+            "transcript_path": str(self.path),
+            "cwd": CWD,
+            "hook_event_name": event,
+        }
         if event == "Stop":
             data["stop_hook_active"] = False
         if event == "PreCompact":

@@ -15,7 +15,7 @@ from optical_memory.memory import Memory
 from optical_memory_mcp.app import AppState
 from optical_memory_mcp.cli import main
 
-TRANSCRIPT = [
+TRANSCRIPT: list[dict[str, Any]] = [
     {
         "type": "user",
         "uuid": "u1",
@@ -64,7 +64,7 @@ def write_transcript(path: Path) -> Path:
 
 
 def test_import_keeps_roles_times_and_reports_bad_lines(memory: Memory, tmp_path: Path) -> None:
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int | None]] = []
     report = import_conversations(
         memory, write_transcript(tmp_path / "s.jsonl"), progress=lambda d, t: seen.append((d, t))
     )
@@ -106,7 +106,7 @@ async def test_import_tool_reports_progress(server: MCPServer[AppState], tmp_pat
 
 # --- idempotent import, every format -------------------------------------------------------------
 
-CODEX_LINES = [
+CODEX_LINES: list[dict[str, Any]] = [
     {
         "timestamp": "2026-11-20T09:00:00.100Z",
         "type": "session_meta",
@@ -231,10 +231,10 @@ def test_content_is_imported_like_the_file(memory: Memory, tmp_path: Path) -> No
 
 def test_bad_records_cost_only_themselves(memory: Memory, tmp_path: Path, config: Any) -> None:
     """Deep nesting, far-future times, an oversized message and session name: reported, the rest imported."""
-    deep = {"role": "user", "content": [{"type": "tool_result", "content": []}]}
-    inner = deep["content"][0]
+    inner: dict[str, Any] = {"type": "tool_result", "content": []}
+    deep = {"role": "user", "content": [inner]}
     for _ in range(40):
-        nested = {"type": "tool_result", "content": []}
+        nested: dict[str, Any] = {"type": "tool_result", "content": []}
         inner["content"].append(nested)
         inner = nested
     too_many_lines = "x\n" * (config.limits.max_pages_per_call * config.page.rows)
