@@ -125,6 +125,7 @@ def main() -> None:
         transcript.append_turns(0, args.turns)
         size = transcript.path.stat().st_size
         whole = timed([*command, "--archive", str(archive), "capture", "--transcript", str(transcript.path)])
+        whole_cpu = CPU[-1]
         payload = json.dumps(
             {"session_id": SID, "transcript_path": str(transcript.path), "cwd": CWD, "hook_event_name": "Stop"}
         ).encode()
@@ -138,10 +139,12 @@ def main() -> None:
         bare = [timed([sys.executable, "-c", "pass"]) for _ in range(5)]
         imports = [timed([sys.executable, "-c", "import optical_memory"]) for _ in range(5)]
         log = (archive / "capture.log").read_text(encoding="utf-8").splitlines()
+    if f"{3 * args.turns} new turn(s)" not in log[0]:
+        raise SystemExit(f"the whole capture did not remember every turn: {log[0]}")
     in_process = [float(line.rsplit(", ", 1)[1].removesuffix(" ms")) for line in log[1:] if line.endswith(" ms")]
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (wall-clock grows with load)")
     print(f"transcript: {args.turns} turns ({3 * args.turns} messages, {size / 1e6:.1f} MB)")
-    print(f"whole capture (process start to exit):        {whole:.2f} s")
+    print(f"whole capture (process start to exit):        {whole:.2f} s wall, {whole_cpu:.2f} s CPU")
     print(
         f"incremental capture of 2 turns, {args.runs} runs:    p50 {1000 * statistics.median(incremental):.0f} ms, "
         f"p90 {1000 * p(incremental, 0.9):.0f} ms"
