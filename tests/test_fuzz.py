@@ -8,11 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp.types import TextContent
+from mcp.types import CallToolResult, TextContent
 
 from optical_memory.config import Config, load_config
 from optical_memory.memory import Memory
@@ -49,34 +50,68 @@ def test_any_text_reads_back_exactly_through_the_reader(parts: list[str], long_l
     assert "".join(pieces) == text
 
 
-BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
-    ("remember", {"text": ""}, "at least 1 character"),
-    ("remember", {"text": 42}, "valid string"),
-    ("remember", {}, "text"),
-    ("remember", {"text": "x", "session": "a\x00b"}, "control"),
-    ("remember", {"text": "x", "session": "\U0010ffff" * 3}, "unassigned"),
-    ("remember", {"text": "x", "session": "é" * 500}, "at most 128"),
-    ("remember", {"text": "x" * 200_001}, "at most 200,000"),
-    ("read_lines", {"page_id": "p1", "start": 0}, "greater than or equal to 1"),
-    ("read_lines", {"page_id": "p1", "start": -5}, "greater than or equal to 1"),
-    ("read_lines", {"page_id": "p1", "start": 10**12}, "lines 1..1"),
-    ("read_lines", {"page_id": "p1", "start": 3, "end": 2}, "start must be >= 1 and <= end"),
-    ("read_lines", {"page_id": "p1", "start": "one"}, "valid integer"),
-    ("read_lines", {"page_id": "p999999999999"}, "no page"),
-    ("read_lines", {"page_id": "../../etc/passwd"}, "not a page id"),
-    ("read_lines", {"page_id": None}, "valid string"),
-    ("view_page", {"page_id": "p0"}, "not a page id"),
-    ("view_page", {"page_id": "P1"}, "not a page id"),
-    ("list_pages", {"limit": 0}, "greater than or equal to 1"),
-    ("list_pages", {"limit": 10**9}, "less than or equal to"),
-    ("list_pages", {"cursor": "'; DROP TABLE"}, "cursor"),
-    ("list_pages", {"session": "nobody"}, "no session"),
-    ("search", {"query": ""}, "at least 1 character"),
-    ("search", {"query": "!!!"}, "no searchable terms"),
-    ("forget", {}, "page_id"),
-    ("forget", {"session": "nobody"}, "no session"),
-    ("no_such_tool", {}, "no_such_tool"),
+# Each bad call, and what its error must say: what was wrong (the argument, or its value) and what is
+# valid. Ids like 'p²', a 5,000-digit id or cursor, an empty or 128-emoji session name (#12.13) included.
+BAD_CALLS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+    ("remember", {"text": ""}, ("text", "at least 1 character")),
+    ("remember", {"text": 42}, ("text", "valid string")),
+    ("remember", {}, ("text", "Field required")),
+    ("remember", {"text": "x", "session": "a\x00b"}, ("session", "control", "use printable characters")),
+    ("remember", {"text": "x", "session": "\U0010ffff" * 3}, ("session", "unassigned", "use printable characters")),
+    ("remember", {"text": "x", "session": "é" * 500}, ("session", "at most 128 characters")),
+    ("remember", {"text": "x", "session": ""}, ("session", "at least 1 character")),
+    ("remember", {"text": "x", "session": "   "}, ("session", "blank", "at least one visible character")),
+    ("remember", {"text": "x", "session": "🙂" * 128}, ("session is 512 bytes", "at most 400")),
+    ("remember", {"text": "x" * 200_001}, ("text is 200,001 characters", "at most 200,000")),
+    ("read_lines", {"page_id": "p1", "start": 0}, ("start", "greater than or equal to 1")),
+    ("read_lines", {"page_id": "p1", "start": -5}, ("start", "greater than or equal to 1")),
+    ("read_lines", {"page_id": "p1", "start": 10**12}, ("not on page p1", "lines 1..1")),
+    ("read_lines", {"page_id": "p1", "start": 3, "end": 2}, ("lines 3..2", "start must be >= 1 and <= end")),
+    ("read_lines", {"page_id": "p1", "start": "one"}, ("start", "valid integer")),
+    ("read_lines", {"page_id": "p999999999999"}, ("no page 'p999999999999'", "pages run p1..p1")),
+    ("read_lines", {"page_id": "../../etc/passwd"}, ("not a page id", "like 'p12'")),
+    ("read_lines", {"page_id": None}, ("page_id", "valid string")),
+    ("read_lines", {"page_id": "p²"}, ("'p²' is not a page id", "like 'p12'")),
+    ("read_lines", {"page_id": "p" + "9" * 5000}, ("page_id", "at most 64 characters")),
+    ("read_lines", {"page_id": "p" + "9" * 40}, ("is not a page id", "at most 18")),
+    ("view_page", {"page_id": "p0"}, ("'p0' is not a page id", "like 'p12'")),
+    ("view_page", {"page_id": "P1"}, ("'P1' is not a page id", "like 'p12'")),
+    ("view_page", {"page_id": "p²"}, ("'p²' is not a page id", "like 'p12'")),
+    ("list_pages", {"limit": 0}, ("limit", "greater than or equal to 1")),
+    ("list_pages", {"limit": 10**9}, ("limit must be between 1 and 200",)),
+    ("list_pages", {"cursor": "'; DROP TABLE"}, ("cursor", "pass a next_cursor from list_pages")),
+    ("list_pages", {"cursor": "p" + "9" * 5000}, ("cursor", "at most 64 characters")),
+    ("list_pages", {"cursor": "p²"}, ("cursor 'p²'", "pass a next_cursor from list_pages")),
+    ("list_pages", {"session": "nobody"}, ("no session 'nobody'", "sessions: 'default'")),
+    ("list_pages", {"session": ""}, ("session", "at least 1 character")),
+    ("list_pages", {"session": "🙂" * 128}, ("no session", "sessions: 'default'")),
+    ("search", {"query": ""}, ("query", "at least 1 character")),
+    ("search", {"query": "!!!"}, ("no searchable terms", "letters, digits or identifiers")),
+    ("search", {"query": "x" * 20_000}, ("query is 20,000 characters", "at most 1,000")),
+    ("search", {"query": "x", "session": ""}, ("session", "at least 1 character")),
+    ("search", {"query": "x", "limit": 51}, ("limit", "less than or equal to 50")),
+    ("forget", {}, ("forget needs page_id", "or session")),
+    ("forget", {"session": "nobody"}, ("no session 'nobody'", "sessions: 'default'")),
+    ("forget", {"page_id": "p²"}, ("'p²' is not a page id", "like 'p12'")),
+    ("import_conversation", {"content": ""}, ("content", "at least 1 character")),
+    ("import_conversation", {"content": "x", "format": "nope"}, ("format", "'auto', 'text'", "'chatgpt'")),
+    ("import_conversation", {"content": "x", "session": ""}, ("session", "at least 1 character")),
 ]
+
+
+def reason(tool: str, result: CallToolResult) -> str:
+    """The error's own words after the SDK's prefix.
+
+    A deliberate error (a rejected argument, an `OpticalMemoryError`) reads "Error executing tool X: <why>";
+    a crash (any other exception, a KeyError say) reads "Error executing tool X" and nothing more: the SDK
+    keeps its text on the server. That bare wrapper is no clear error, so it fails here.
+    """
+    assert result.is_error, result
+    [content] = result.content
+    assert isinstance(content, TextContent)
+    prefix = f"Error executing tool {tool}: "
+    assert content.text.startswith(prefix), f"{tool}: not a deliberate error: {content.text!r}"
+    return content.text.removeprefix(prefix)
 
 
 def small_limits(config: Config) -> Config:
@@ -91,13 +126,15 @@ async def test_malformed_calls_get_clear_errors_and_change_nothing(config: Confi
     async with Client(server) as client:
         await client.call_tool("remember", {"text": "the only line"})
         for tool, args, says in BAD_CALLS:
-            result = await client.call_tool(tool, args)
-            assert result.is_error, (tool, args)
-            text = result.content[0].text if isinstance(result.content[0], TextContent) else ""
-            assert says in text, (tool, args, text)
+            why = reason(tool, await client.call_tool(tool, args))
+            for words in says:
+                assert words in why, (tool, args, why)
+        unknown = await client.call_tool("no_such_tool", {})
+        assert unknown.is_error and isinstance(unknown.content[0], TextContent)
+        assert unknown.content[0].text == "Unknown tool: no_such_tool"
         read = await client.call_tool("read_lines", {"page_id": "p1"})
         assert read.structured_content is not None
-        assert read.structured_content["lines"] == [{"number": 1, "text": "the only line"}]
+        assert [(line["number"], line["text"]) for line in read.structured_content["lines"]] == [(1, "the only line")]
     memory.close()
 
 
@@ -122,9 +159,27 @@ async def test_random_argument_fuzz_never_crashes_the_server(config: Config) -> 
         for _ in range(300):
             tool = rng.choice(list(tools))
             args = {k: rng.choice(values) for k in tools[tool] if rng.random() < 0.7}
-            result = await client.call_tool(tool, args)  # an error result is fine; an exception is not
+            result = await client.call_tool(tool, args)  # an error result is fine; a crash is not
             if result.is_error:
-                assert isinstance(result.content[0], TextContent) and result.content[0].text
+                assert reason(tool, result).strip(), (tool, args)
         assert (await client.call_tool("list_sessions", {})).structured_content is not None
     assert memory.archive.check() == []
     memory.close()
+
+
+async def test_a_crash_inside_a_tool_fails_the_clear_error_check(config: Config, monkeypatch: Any) -> None:
+    """The check above must be able to fail: a KeyError inside a tool reaches the client as the bare wrapper."""
+    from optical_memory_mcp.app import build_server
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyError("geometry")
+
+    memory = Memory(config, reader=TemplateReader())
+    monkeypatch.setattr(memory, "read_lines", crash)
+    async with Client(build_server(config, memory=memory)) as client:
+        result = await client.call_tool("read_lines", {"page_id": "p1"})
+    memory.close()
+    assert result.is_error and isinstance(result.content[0], TextContent)
+    assert result.content[0].text == "Error executing tool read_lines"
+    with pytest.raises(AssertionError, match="not a deliberate error"):
+        reason("read_lines", result)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.from_thread
 import anyio.to_thread
@@ -26,7 +26,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
 from optical_memory.errors import OpticalMemoryError
-from optical_memory.importers import FormatChoice
+from optical_memory.importers import Format
 from optical_memory.ingest import ImportResult, import_conversation_content
 from optical_memory.memory import MAX_NAME_CHARS, MAX_SEARCH_HITS, Memory
 from optical_memory.results import (
@@ -255,7 +255,7 @@ async def import_conversation(
         Field(min_length=1, description="the file's content: a transcript, a chat export, JSONL or plain text"),
     ],
     format: Annotated[
-        FormatChoice,
+        Literal["auto", Format],  # one flat Literal: a wrong value is told every valid one
         Field(description="what the content is; auto detects it from its shape"),
     ] = "auto",
     session: Annotated[
