@@ -52,6 +52,7 @@ __all__ = [
 Progress = Callable[[int, "int | None"], None]  # (messages done, messages in all when known)
 BATCH_MESSAGES = 256  # per transaction: large enough that the commit's sync is amortised
 BATCH_CHARS = 1_000_000  # ... and small enough that one batch's pages stay a few MB in memory
+STREAMED = frozenset({"jsonl", "codex"})  # formats read line by line, so an import needs no list of them
 MAX_NAME_CHARS = 128  # as `validation.check_name`: a header holds this much
 MAX_NAME_BYTES = 400
 
@@ -93,7 +94,9 @@ def import_conversations(
 ) -> ImportResult:
     """Remember every message of the conversation file at `path`; `progress(done, total)` as it goes."""
     chosen = resolve_format(Path(path), fmt)
-    return remember_messages(memory, read_messages(Path(path), chosen), chosen, session, progress, fade=fade)
+    records = read_messages(Path(path), chosen)
+    listed = records if chosen in STREAMED else list(records)  # the others hold the whole file anyway
+    return remember_messages(memory, listed, chosen, session, progress, fade=fade)
 
 
 def import_folder(
@@ -175,9 +178,9 @@ def remember_messages(
     result = ImportResult(format=format)
     batches = _Batches(memory, result, session, progress)
     try:
-        records = list(records) if not isinstance(records, list) else records
-        batches.total = sum(1 for record in records if isinstance(record, Message))
-        for record in records:
+        if isinstance(records, list):  # known in advance: progress shows how far along
+            batches.total = sum(1 for record in records if isinstance(record, Message))
+        for record in records:  # else streamed: a JSONL file of a million messages is never all in memory
             if isinstance(record, Problem):
                 result.problems.append(ImportProblem(record.line, record.message))
             else:
