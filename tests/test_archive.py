@@ -1,14 +1,22 @@
-"""The LMDB archive: map growth from a tiny map, several processes writing at once."""
+"""The LMDB archive: map growth from a tiny map, several processes writing at once, open errors said at once."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
-from optical_memory.archive import Archive
+import lmdb
+import pytest
+
+from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.config import load_config
+from optical_memory.errors import ArchiveError, ArchiveFull
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
 from optical_memory.tiers import Tier
@@ -62,3 +70,140 @@ def test_two_processes_write_one_archive_at_once(tmp_path: Path) -> None:
             firsts += [line.text for line in lines if line.text.startswith(session)]
         assert firsts == [f"{session} entry {n}" for n in range(25)]  # none lost, in order
     memory.close()
+
+
+# open errors say at once what is wrong (#12.9, #12.13) --------------------------------------------
+OPEN_AND_READ = """
+import json, sys
+from optical_memory.archive import Archive, ArchiveTxn
+from optical_memory.errors import OpticalMemoryError
+try:
+    archive = Archive(sys.argv[1], busy_timeout_s=30)
+    print(json.dumps({"pages": archive.read(lambda tx: sum(1 for _ in tx.pages()))}))
+except OpticalMemoryError as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+"""
+
+
+def open_in_child(path: Path) -> dict[str, object]:
+    """Open and read the archive in a child process: a crash (SIGBUS) shows as its exit status."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    done = subprocess.run([sys.executable, "-c", OPEN_AND_READ, str(path)], capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, f"the process died (status {done.returncode}): {done.stderr.decode()[-2000:]}"
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def written(tmp_path: Path) -> Path:
+    path = tmp_path / "a"
+    memory = _hot_only(str(path))
+    rng = random.Random(3)
+    for n in range(12):
+        memory.remember("".join(rng.choice("abc xyz\n") for _ in range(3000)), session=f"s{n % 2}")
+    memory.close()
+    return path
+
+
+def test_a_truncated_data_file_is_named_and_never_crashes(written: Path) -> None:
+    data = written / "data.mdb"
+    os.truncate(data, data.stat().st_size // 2)
+    result = open_in_child(written)
+    assert result["error"] == "ArchiveDamaged"
+    assert str(data) in str(result["message"]) and "truncated" in str(result["message"])
+    assert "restore the folder from a backup" in str(result["message"])
+
+
+def test_an_empty_data_file_is_damaged_not_a_new_archive(written: Path) -> None:
+    (written / "data.mdb").write_bytes(b"")
+    result = open_in_child(written)
+    assert result["error"] == "ArchiveDamaged" and "empty (0 bytes)" in str(result["message"])
+    assert (written / "data.mdb").stat().st_size == 0  # left as found, for whoever restores it
+
+
+def test_a_file_that_is_not_lmdb_is_damaged_at_once(written: Path) -> None:
+    (written / "data.mdb").write_bytes(os.urandom(20000))
+    result = open_in_child(written)  # busy_timeout_s=30: "busy" would only come after that wait
+    assert result["error"] == "ArchiveDamaged" and "not an LMDB data file" in str(result["message"])
+
+
+READ_ONLY_PROBE = """
+import json, sys
+from dataclasses import replace
+from optical_memory.config import load_config
+from optical_memory.errors import ArchiveReadOnly
+from optical_memory.memory import Memory
+from optical_memory.readers.template import TemplateReader
+from optical_memory.tiers import Tier
+config = replace(load_config(archive=sys.argv[1], environ={}), tiers=(Tier("hot", 1.0),))
+memory = Memory(config, reader=TemplateReader())
+out = {"read_only": memory.archive.read_only, "pages": [p.id for p in memory.list_pages(limit=200).pages]}
+out["first_line"] = memory.read_lines("p1", 1, 1).lines[0].text
+out["found"] = len(memory.search("zeppelin").hits)
+try:
+    memory.remember("more", session="s")
+    out["write"] = "accepted"
+except ArchiveReadOnly as exc:
+    out["write"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def read_only_command(path: Path) -> list[str]:
+    """The probe, run where `path` cannot be written: by its modes, or (root ignores modes) a read-only mount."""
+    probe = [sys.executable, "-c", READ_ONLY_PROBE, str(path)]
+    if os.geteuid() != 0:
+        return probe
+    # a private mount namespace: the read-only bind mount is gone when the probe exits
+    script = f'mount --bind "{path}" "{path}" && mount -o remount,ro,bind "{path}" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "probe", *probe]
+
+
+def test_a_read_only_archive_can_be_read_and_refuses_writes_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "a"
+    memory = _hot_only(str(path))
+    memory.remember("the zeppelin left at noon", session="s")
+    memory.close()
+    for file in path.iterdir():
+        file.chmod(0o400)
+    path.chmod(0o500)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    try:
+        done = subprocess.run(read_only_command(path), capture_output=True, env=env, timeout=120)
+    finally:
+        path.chmod(0o700)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    out = json.loads(done.stdout)
+    assert out["read_only"] is True and out["pages"] == ["p1"]
+    assert out["first_line"] == "the zeppelin left at noon" and out["found"] == 1
+    assert "read-only" in out["write"] and "can be read" in out["write"] and str(path) in out["write"]
+
+
+def test_a_full_disk_reads_disk_full_even_as_an_io_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = Archive(tmp_path / "a")
+
+    def failing(tx: ArchiveTxn) -> None:
+        raise lmdb.DiskError("mdb_txn_commit: Input/output error")
+
+    monkeypatch.setattr("optical_memory.archive.disk_free", lambda path: 4096)
+    with pytest.raises(ArchiveFull, match=r"disk holding .* is full \(4,096 bytes free\); nothing was written"):
+        archive.write(failing)
+    monkeypatch.setattr("optical_memory.archive.disk_free", lambda path: 50 << 30)
+    with pytest.raises(ArchiveError, match="refused the write; nothing was written") as raised:
+        archive.write(failing)  # plenty of room: a real I/O error is not called a full disk
+    assert not isinstance(raised.value, ArchiveFull)
+    archive.close()
+
+
+# check() verifies image checksums (#12.10) ---------------------------------------------------------
+def test_check_finds_a_flipped_bit_in_a_stored_image(written: Path) -> None:
+    archive = Archive(written)
+    assert archive.check() == []
+
+    def flip(tx: ArchiveTxn) -> None:
+        image = bytearray(tx.image("p3") or b"")
+        image[len(image) // 2] ^= 0x10
+        tx.put_image("p3", bytes(image))
+
+    archive.write(flip)
+    assert archive.check() == ["page p3's image does not match its checksum: it is damaged"]
+    archive.close()

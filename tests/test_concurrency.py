@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -113,3 +114,71 @@ def test_readers_left_by_killed_processes_are_cleared(tmp_path: Path) -> None:
             proc.wait(timeout=30)
             assert proc.stdout is not None
             proc.stdout.close()
+
+
+FLAKY_WRITER = """
+import json, os, random, sys
+from dataclasses import replace
+import lmdb
+from optical_memory.archive import ArchiveTxn
+from optical_memory.config import load_config
+from optical_memory.errors import ArchiveFull
+from optical_memory.memory import Memory
+from optical_memory.readers.template import TemplateReader
+from optical_memory.tiers import Tier
+path, log, name, fail_rate = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+rng = random.Random(name)
+original = ArchiveTxn.put_image
+def put_image(self, *args):
+    if rng.random() < fail_rate:  # a full disk, at the step that stores the page's pixels
+        raise lmdb.DiskError("mdb_put: No space left on device")
+    return original(self, *args)
+ArchiveTxn.put_image = put_image
+memory = Memory(replace(load_config(archive=path, environ={}), tiers=(Tier("hot", 1.0),)), reader=TemplateReader())
+with open(log, "w") as out:
+    for n in range(24):
+        lines = [f"{name} {n} line {i}" for i in range(rng.choice([1, 3, 12, 30]))]
+        try:
+            result = memory.remember("\\n".join(lines), session="shared")
+        except ArchiveFull:
+            out.write(json.dumps({"n": n, "failed": lines}) + "\\n")
+            continue
+        spans = [s.model_dump() for s in result.spans]
+        out.write(json.dumps({"n": n, "lines": lines, "spans": spans}) + "\\n")
+        out.flush()
+memory.close()
+"""
+
+
+@pytest.mark.slow
+def test_two_writers_one_session_with_disk_full_in_one_lose_nothing_acknowledged(tmp_path: Path) -> None:
+    """#12: failed writes interleaved with another process's: every acknowledged line reads back as written."""
+    path = str(tmp_path / "flaky")
+    Archive(path).close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    logs = {name: tmp_path / f"{name}.jsonl" for name in ("failing", "steady")}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", FLAKY_WRITER, path, str(log), name, rate], env=env)
+        for (name, log), rate in zip(logs.items(), ("0.4", "0"), strict=True)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0
+    memory = _memory(path)
+    assert memory.archive.check() == []
+    acknowledged: list[str] = []
+    failed = 0
+    for log in logs.values():
+        for record in map(json.loads, log.read_text().splitlines()):
+            if "failed" in record:
+                failed += 1
+                continue
+            read: list[str] = []
+            for span in record["spans"]:
+                read += [line.text for line in memory.read_lines(span["page_id"], span["start"], span["end"]).lines]
+            assert read == record["lines"]
+            acknowledged += record["lines"]
+    assert failed >= 3  # the injected full disk really failed writes
+    pages = reversed(memory.list_pages(session="shared", limit=200).pages)
+    stored = [line.text for page in pages for line in memory.read_lines(page.id).lines]
+    assert sorted(stored) == sorted(acknowledged)  # nothing of a failed write, nothing acknowledged missing
+    memory.close()

@@ -141,3 +141,39 @@ def test_a_failed_append_leaves_no_ghost_rows_on_the_open_page(tmp_path: Path, m
     left, _, right, bottom = geometry.row_box(geometry.rows - 1)
     assert (pixels[round(top) : round(bottom), round(left) : round(right)] == 255).all()
     memory.close()
+
+
+def test_a_failed_write_never_replaces_another_writers_acknowledged_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#12.1: A's remember fails on a full disk, B writes, A writes again: B's lines stay B's."""
+    hot = replace(load_config(archive=tmp_path / "x", environ={}), tiers=(Tier("hot", 1.0),))
+    at = 1
+    while True:  # the failure at each write step of A's entry in turn, until the entry has none left
+        archive = Archive(tmp_path / f"shared{at}")
+        a = Memory(hot, archive=archive, reader=TemplateReader())  # two writers, each with its own caches
+        b = Memory(hot, archive=archive, reader=TemplateReader())
+        a.remember("A opens the page", session="S")
+        with monkeypatch.context() as patch:
+            inject(patch, at, lambda: lmdb.DiskError("mdb_put: No space left on device"))
+            try:
+                a.remember("\n".join(f"A FAILED {i}" for i in range(30)), session="S")
+            except ArchiveFull as exc:
+                assert "nothing was written" in str(exc)
+            else:
+                archive.close()
+                break
+        b_lines = [f"B acknowledged {i}" for i in range(30)]
+        acknowledged = b.remember("\n".join(b_lines), session="S")
+        a.remember("A again", session="S")
+        read: list[str] = []
+        for span in acknowledged.spans:
+            read += [line.text for line in a.read_lines(span.page_id, span.start, span.end).lines]
+        assert read == b_lines, f"failure at step {at}: B's acknowledged lines changed"
+        pages = reversed(a.list_pages(session="S").pages)
+        everything = [line.text for page in pages for line in a.read_lines(page.id).lines]
+        assert everything == ["A opens the page", *b_lines, "A again"], f"failure at step {at}"
+        assert archive.check() == []
+        archive.close()
+        at += 1
+    assert at > 2  # the entry's write steps were each failed once
