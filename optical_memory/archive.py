@@ -27,6 +27,7 @@ transaction of this process is open (a readers-writer lock).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -38,7 +39,9 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from optical_memory.errors import ArchiveBusy, ArchiveError, ArchiveFull
+from optical_memory.archive_files import OpenLock, check_data_file, disk_free, read_only_reason
+from optical_memory.errors import ArchiveBusy, ArchiveDamaged, ArchiveError, ArchiveFull, ArchiveReadOnly
+from optical_memory.records import PageRecord, image_digest
 
 __all__ = ["Archive", "ArchiveTxn"]
 
@@ -205,39 +208,100 @@ class Archive:
         self.max_map_size = max_map_size_mib * _MIB
         self.busy_timeout_s = busy_timeout_s
         self._lock = _SharedExclusiveLock()
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):  # a folder made by someone else keeps its mode
-            self.path.chmod(0o700)
-        self.env = self._open(map_size_mib * _MIB)
-        self._dbs = {name: self.env.open_db(name.encode(), dupsort=name in _DUPSORT) for name in _DATABASES}
+        self._map_size = map_size_mib * _MIB
+        self._create_folder()
+        data = self.path / "data.mdb"
+        self.read_only_reason = read_only_reason(self.path)
+        if self.read_only_reason is not None and not data.exists():
+            raise ArchiveReadOnly(f"cannot create an archive at {self.path}: {self.read_only_reason}")
+        self.open_lock = OpenLock(self.path, writable=self.read_only_reason is None)
+        try:
+            self.open_lock.shared(busy_timeout_s)  # held while open: compaction waits for every process
+            if data.exists():
+                check_data_file(data)  # before LMDB maps it: a truncated file would crash us with SIGBUS
+            self.env, self._dbs = self._open(self._map_size)
+        except BaseException:
+            self.open_lock.close()
+            raise
         # Readers left by killed processes pin old pages, so the file would grow without bound.
-        self.stale_readers_cleared = self.env.reader_check()
+        self.stale_readers_cleared = 0 if self.read_only else self.env.reader_check()
         if self.stale_readers_cleared:
             log.info("cleared %d stale reader slot(s) in %s", self.stale_readers_cleared, self.path)
-        self._init_meta()
+        if not self.read_only:
+            self._init_meta()
 
-    def _open(self, map_size: int) -> lmdb.Environment:
+    @property
+    def read_only(self) -> bool:
+        """Whether this archive can only be read (`read_only_reason` says why)."""
+        return self.read_only_reason is not None
+
+    def _create_folder(self) -> None:
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise ArchiveError(f"{self.path} exists and is not a folder; an archive is a folder") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise ArchiveFull(f"cannot create the archive at {self.path}: the disk is full") from exc
+            raise ArchiveReadOnly(f"cannot create the archive folder {self.path}: {exc.strerror}") from exc
+        with contextlib.suppress(OSError):  # a folder made by someone else keeps its mode
+            self.path.chmod(0o700)
+
+    def _open(self, map_size: int) -> tuple[lmdb.Environment, dict[str, Any]]:
+        """Open the environment and its databases; errors say at once what is wrong, and only a
+        transient failure (another process creating or closing the archive) is retried."""
         deadline = time.monotonic() + self.busy_timeout_s
         delay = 0.01
         while True:
             try:
-                env = lmdb.open(
-                    str(self.path),
-                    map_size=map_size,
-                    max_dbs=len(_DATABASES) + 1,
-                    max_readers=256,
-                    mode=0o600,
-                    readahead=False,
-                )
-                for name in ("data.mdb", "lock.mdb"):
-                    with contextlib.suppress(OSError):
-                        (self.path / name).chmod(0o600)
-                return env
+                return self._open_once(map_size)
             except lmdb.Error as exc:
+                known = _open_error(self.path, exc, self.read_only_reason)
+                if known is not None:
+                    raise known from exc
                 if time.monotonic() >= deadline:
                     raise ArchiveBusy(f"could not open the archive at {self.path}: {exc}") from exc
-                time.sleep(delay)  # another process may be creating or closing it right now
+                time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+    def _open_once(self, map_size: int) -> tuple[lmdb.Environment, dict[str, Any]]:
+        if self.read_only:
+            # No lock file we may write: no other process can write either, so reading unlocked is safe.
+            lockable = os.access(self.path / "lock.mdb", os.W_OK)
+            env = lmdb.open(
+                str(self.path), readonly=True, lock=lockable, max_dbs=len(_DATABASES) + 2, readahead=False
+            )
+            dbs = {}
+            for name in _DATABASES:
+                with contextlib.suppress(lmdb.NotFoundError):  # a database newer than the archive
+                    dbs[name] = env.open_db(name.encode(), create=False, dupsort=name in _DUPSORT)
+            return env, dbs
+        env = lmdb.open(
+            str(self.path),
+            map_size=map_size,
+            max_dbs=len(_DATABASES) + 2,  # + the scratch database `erase_free_space` fills
+            max_readers=256,
+            mode=0o600,
+            readahead=False,
+        )
+        for name in ("data.mdb", "lock.mdb"):
+            with contextlib.suppress(OSError):
+                (self.path / name).chmod(0o600)
+        try:
+            return env, {name: env.open_db(name.encode(), dupsort=name in _DUPSORT) for name in _DATABASES}
+        except BaseException:
+            env.close()
+            raise
+
+    def reopen(self) -> None:
+        """Close and open the environment again, while no transaction of this process runs.
+
+        LMDB recycles a process's page buffers without clearing them; `erase_free_space` starts from a
+        fresh environment so no buffer still holds bytes of what was just deleted.
+        """
+        with self._lock.exclusive():
+            self.env.close()
+            self.env, self._dbs = self._open(self._map_size)
 
     def _init_meta(self) -> None:
         def init(tx: ArchiveTxn) -> None:
@@ -252,6 +316,7 @@ class Archive:
     def close(self) -> None:
         with self._lock.exclusive():
             self.env.close()
+            self.open_lock.close()
 
     # transactions -----------------------------------------------------------------------------
     def read(self, fn: Callable[[ArchiveTxn], T]) -> T:
@@ -271,6 +336,11 @@ class Archive:
 
         `fn` must have no effects outside the transaction: it may run more than once.
         """
+        if self.read_only_reason is not None:
+            raise ArchiveReadOnly(
+                f"the archive at {self.path} is read-only ({self.read_only_reason}): it can be read, "
+                "but nothing can be written; make it writable to remember, fade or forget"
+            )
         for _ in range(32):
             with self._lock.shared():
                 try:
@@ -294,9 +364,7 @@ class Archive:
         except lmdb.Error as exc:
             # ENOSPC and other I/O failures surface here, at a put or at commit: the transaction
             # was aborted, so the archive is exactly as it was before this write.
-            if "No space left" in str(exc) or isinstance(exc, lmdb.DiskError):
-                raise ArchiveFull(f"the disk holding {self.path} is full; nothing was written: {exc}") from exc
-            raise ArchiveError(f"the archive at {self.path} refused the write; nothing was written: {exc}") from exc
+            raise _write_error(self.path, exc) from exc
 
     def _adopt_map_size(self) -> None:
         with self._lock.exclusive():
@@ -345,6 +413,7 @@ class Archive:
             next_page = int.from_bytes(raw_next, "big") if raw_next else 1
             ahead = [p for p, r in pages.items() if r["number"] >= next_page]
             problems += [f"page {p} is not below next_page {next_page}" for p in ahead]
+            problems += _image_problems(tx, pages)
             for name, session in tx.sessions():
                 unsealed = sorted(p for p, r in pages.items() if r["session"] == name and not r["sealed"])
                 expected = [session["open_page"]] if session["open_page"] else []
@@ -361,3 +430,93 @@ class Archive:
             sessions = txn.stat(self._dbs["sessions"])["entries"]
         size = sum(f.stat().st_size for f in self.path.glob("*.mdb"))
         return {"pages": pages, "sessions": sessions, "bytes_on_disk": size}
+
+    # maintenance (the work is in `maintenance`) -----------------------------------------------
+    def erase_free_space(self) -> dict[str, Any]:
+        """Overwrite the data file's free pages, so nothing deleted can be carved out of it (after forget)."""
+        from optical_memory.maintenance import erase_free_space
+
+        return erase_free_space(self)
+
+    def compact(self) -> dict[str, Any]:
+        """Give freed space back to the file system: LMDB's compacting copy, swapped in while no other
+        process has the archive open (ArchiveBusy otherwise)."""
+        from optical_memory.maintenance import compact
+
+        return compact(self)
+
+    def swap_data_file(self, write_copy: Callable[[], None], copy: str | os.PathLike[str]) -> None:
+        """Replace data.mdb by `copy` once `write_copy()` has written it, with the environment closed.
+
+        Only for a caller holding the open lock exclusively (no other process has the archive open):
+        the lock file's reader table belongs to the old file, so it goes too (LMDB makes a new one).
+        """
+        with self._lock.exclusive():
+            write_copy()
+            self.env.close()
+            try:
+                os.replace(copy, self.path / "data.mdb")
+                with contextlib.suppress(FileNotFoundError):
+                    (self.path / "lock.mdb").unlink()
+                folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(folder)
+                finally:
+                    os.close(folder)
+            finally:
+                self.env, self._dbs = self._open(self._map_size)
+
+# open and write errors, said as what they are ----------------------------------------------------
+_DISK_LOW = 1 << 20  # below this many free bytes, an I/O error on write is the disk being full
+
+
+def _errno_of(exc: lmdb.Error) -> int | None:
+    text = str(exc)
+    for code in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
+        if os.strerror(code) in text:
+            return code
+    return None
+
+
+def _open_error(path: Path, exc: lmdb.Error, read_only: str | None) -> Exception | None:
+    """The error an open failure means, or None if it may pass (another process creating the archive)."""
+    code = _errno_of(exc)
+    damaged = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError, lmdb.PanicError)
+    if isinstance(exc, (*damaged, lmdb.PageNotFoundError)):
+        return ArchiveDamaged(
+            f"the archive at {path} is damaged ({exc}): restore it from a backup or an export, "
+            "or move the folder away to start a new archive"
+        )
+    if code == errno.ENOSPC:
+        return ArchiveFull(f"cannot open the archive at {path}: the disk is full ({exc})")
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or isinstance(exc, lmdb.ReadonlyError):
+        why = read_only or str(exc)
+        return ArchiveReadOnly(f"cannot open the archive at {path}: {why}; check its permissions")
+    return None
+
+
+def _write_error(path: Path, exc: lmdb.Error) -> ArchiveError:
+    """What a failed write means to the caller; in every case nothing was written."""
+    code = _errno_of(exc)
+    free = disk_free(path)
+    io_error = code == errno.EIO or isinstance(exc, lmdb.DiskError)
+    if code == errno.ENOSPC or (io_error and (free or 0) < _DISK_LOW):
+        shown = f" ({free:,} bytes free)" if free is not None else ""
+        return ArchiveFull(
+            f"the disk holding {path} is full{shown}; nothing was written: free some space and try again ({exc})"
+        )
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return ArchiveReadOnly(f"the archive at {path} cannot be written ({exc}); nothing was written")
+    return ArchiveError(f"the archive at {path} refused the write; nothing was written: {exc}")
+
+
+def _image_problems(tx: ArchiveTxn, pages: dict[str, PageRecord]) -> list[str]:
+    """Pages whose stored image does not match the checksum kept with it (pages written before checksums pass)."""
+    problems = []
+    for page_id, record in sorted(pages.items(), key=lambda item: item[1].number):
+        if record.image_sha is None:
+            continue
+        image = tx.image(page_id)
+        if image is not None and image_digest(image) != record.image_sha:
+            problems.append(f"page {page_id}'s image does not match its checksum: it is damaged")
+    return problems

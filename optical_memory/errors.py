@@ -10,7 +10,9 @@
      │    └── SessionNotFound
      ├── ArchiveError                         the LMDB archive could not do what was asked
      │    ├── ArchiveBusy                     another process held it for longer than the bounded wait
-     │    └── ArchiveFull                     the map could not grow far enough (disk full, or max size)
+     │    ├── ArchiveFull                     the map could not grow far enough (disk full, or max size)
+     │    ├── ArchiveReadOnly                 the archive can be read but not written (permissions, mount)
+     │    └── ArchiveDamaged                  the archive's files are truncated or not an archive
      └── ReaderError                          OCR could not run
           └── ReaderUnavailable               a reader's model or extra is missing or corrupt
 
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 __all__ = [
     "ArchiveBusy",
+    "ArchiveDamaged",
     "ArchiveError",
     "ArchiveFull",
+    "ArchiveReadOnly",
     "InvalidArgument",
     "NotFound",
     "OpticalMemoryError",
@@ -72,6 +76,14 @@ class ArchiveBusy(ArchiveError):
 
 class ArchiveFull(ArchiveError):
     """The archive's map could not grow enough to hold the write."""
+
+
+class ArchiveReadOnly(ArchiveError):
+    """The archive's folder, files or file system are read-only: it can be read, and every write fails."""
+
+
+class ArchiveDamaged(ArchiveError):
+    """The archive's data file is empty, truncated or not an LMDB file: it was not opened at all."""
 
 
 class ReaderError(OpticalMemoryError):

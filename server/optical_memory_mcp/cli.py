@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importing.add_argument("--session", help="remember every message in this session (default: the file's own)")
     _add_capture_commands(command)
+    command("compact", "give space freed by fading and forgetting back to the disk (no other process may have it open)")
+    command("stats", "file size, used and free bytes, pages and bytes per tier, token totals (JSON)")
     return parser
 
 
@@ -330,6 +332,16 @@ def _stats(memory: Memory, args: argparse.Namespace) -> Any:
     return stats(memory.archive, [tier.name for tier in memory.tiers])
 
 
+def _compact(memory: Memory, args: argparse.Namespace) -> Any:
+    return memory.archive.compact()
+
+
+def _stats(memory: Memory, args: argparse.Namespace) -> Any:
+    from optical_memory.maintenance import stats
+
+    return stats(memory.archive, [tier.name for tier in memory.tiers])
+
+
 def _add_capture_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """capture, install and uninstall: the commands that hook optical-memory into agents."""
     capture = command(
@@ -384,6 +396,8 @@ _COMMANDS: dict[str, Callable[[Memory, argparse.Namespace], Any]] = {
     "forget": _forget,
     "export": _export,
     "import": _import,
+    "compact": _compact,
+    "stats": _stats,
 }
 
 
