@@ -308,3 +308,27 @@ def test_forgetting_pages_erases_their_content_keys(memory: Memory, tmp_path: Pa
     memory.forget(session="sess-1")
     memory.archive.write(lambda tx: forget_pages(tx, numbers))  # what `forget` calls in its transaction
     assert memory.archive.read(keys) == []
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from optical_memory.ingest import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    clock = iter(float(n) for n in range(100))
+    monkeypatch.setattr("optical_memory.ingest.time.monotonic", lambda: next(clock))
+    log, terminal = io.StringIO(), Terminal()
+    for stream in (log, terminal):
+        with ProgressBar(stream, "messages", every_s=5.0) as bar:
+            for done in range(0, 1001, 100):
+                bar.update(done, 1000)
+    assert "\r" not in log.getvalue()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("1,000/1,000 messages in ") and "messages/s" in lines[-1]
+    frames = terminal.getvalue().split("\r")[1:]
+    assert len(frames) == 11 and frames[-1].startswith("[" + "#" * 30 + "] 1,000/1,000 messages")
+    assert "messages/s" in frames[-1] and terminal.getvalue().endswith("\n")
