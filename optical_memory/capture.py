@@ -157,7 +157,13 @@ def _capture_once(memory: Memory, transcript: Path, session: str | None, fmt: st
         checkpoints.put_mark(source, new_mark)
 
     imported = remember_messages(
-        memory, _records(chosen, data, lines_before, start, target), chosen, target, None, fade=False, in_transaction=move_mark
+        memory,
+        _records(chosen, data, lines_before, start, target),
+        chosen,
+        target,
+        None,
+        fade=False,
+        in_transaction=move_mark,
     )
     result.messages, result.already_remembered = imported.messages, imported.already_remembered
     result.problems = [asdict(problem) for problem in imported.problems]
@@ -263,6 +269,11 @@ def run_hook(
         config = load_config(config_path, archive)
         log_dir = Path(config.archive.path)
         if transcript is None:
+            if stdin is None and sys.stdin.isatty():  # run by hand: do not wait for a payload that never comes
+                print(
+                    "optical-memory capture: pass --transcript PATH (a hook gets its payload on stdin)", file=sys.stderr
+                )
+                raise ValueError("run from a terminal without --transcript: no hook payload to read")
             payload = read_payload(stdin if stdin is not None else sys.stdin.buffer)
             transcript, event = payload["transcript_path"], str(payload.get("hook_event_name") or "hook")
         result = _capture_with(config, transcript, session, fmt)
