@@ -26,7 +26,8 @@ from optical_memory.readers.template import TemplateReader
 from optical_memory_mcp.web import web_app
 from optical_memory_mcp.web.html import highlight, marked_line
 from optical_memory_mcp.web.serve import running
-from optical_memory_mcp.web.stats import newer_page, session_tier_counts, walk_pages
+from optical_memory_mcp.web.stats import ArchiveFigures, TierCounts, newer_page, session_tier_counts, walk_pages
+from optical_memory_mcp.web.views import Views
 
 TOKEN = "web-test-token-7c1d2e"
 XSS_SESSION = "<script>alert(1)</script>"
@@ -149,6 +150,13 @@ def test_names_and_lines_are_escaped(client: httpx2.Client, memory: Memory) -> N
     assert "default-src 'none'" in client.get("/").headers["content-security-policy"]
 
 
+def test_a_line_with_a_lone_surrogate_still_shows(client: httpx2.Client, memory: Memory) -> None:
+    """Text may hold lone surrogates (remember takes any str); UTF-8 HTML cannot: they show as U+FFFD."""
+    span = memory.remember("half a pair: \udc80 here", "surrogates").spans[0]
+    view = client.get(f"/page/{span.page_id}")
+    assert view.status_code == 200 and "half a pair: \ufffd here" in view.text
+
+
 @pytest.mark.parametrize(
     ("path", "status", "says"),
     [
@@ -228,11 +236,35 @@ def test_highlight_marks_terms_in_any_case_and_escapes_the_rest() -> None:
     assert marked_line("a<b", [1]).count('class="unsure"') == 1 and "&lt;" in marked_line("a<b", [1])
 
 
-def test_the_fading_page_and_the_session_bar_are_drawn(client: httpx2.Client) -> None:
+def test_the_fading_page_and_the_session_bar_are_drawn(client: httpx2.Client, memory: Memory) -> None:
     fading = client.get("/fading")
     assert fading.status_code == 200 and fading.text.count("<svg") == 4
     bar = client.get("/session/tiers.svg", params={"name": "demo"})
     assert bar.headers["content-type"].startswith("image/svg+xml") and "hot" in bar.text
+    demo = next(s for s in memory.list_sessions().sessions if s.name == "demo")
+    counts = session_tier_counts(memory, demo)
+    legend = client.get("/session/tiers.svg", params={"name": "demo", "legend": 1}).text
+    for tier, count in zip(memory.tiers, counts, strict=True):
+        assert f">{tier.name} {count:,}</text>" in legend
+
+
+def test_the_fading_figures_are_counted_off_the_request(memory: Memory) -> None:
+    figures = ArchiveFigures(memory, wait_s=0)
+    deadline = time.monotonic() + 30
+    while (totals := figures.totals()) is None:
+        assert time.monotonic() < deadline, "the count never finished"
+        time.sleep(0.02)
+    brute = [0] * len(memory.tiers)
+    for page in walk_pages(memory, None):
+        brute[page.tier_index] += 1
+    assert totals.pages == brute
+
+    class StillCounting(ArchiveFigures):
+        def totals(self) -> None:
+            return None
+
+    waiting = Views(memory, TierCounts(memory), StillCounting(memory)).fading()
+    assert "Counting the archive" in waiting and '<meta http-equiv="refresh" content="3">' in waiting
 
 
 # the two ways to serve it -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ that reaches a page passes through `esc` or `attr_url`.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlencode
 
@@ -23,9 +24,12 @@ __all__ = [
 ]
 
 
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def esc(value: object) -> str:
-    """Text for HTML content or a quoted attribute."""
-    return html.escape(str(value), quote=True)
+    """Text for HTML content or a quoted attribute; a lone surrogate (UTF-8 cannot carry one) shows as U+FFFD."""
+    return SURROGATE.sub("\ufffd", html.escape(str(value), quote=True))
 
 
 def attr_url(path: str, **params: object) -> str:
@@ -43,8 +47,9 @@ def tier_badge(name: str, index: int) -> str:
     return f'<span class="tier t{min(index, 5)}" title="tier {index}">{esc(name)}</span>'
 
 
-def layout(title: str, body: str, query: str = "", session: str | None = None) -> str:
+def layout(title: str, body: str, query: str = "", session: str | None = None, refresh_s: int | None = None) -> str:
     """A whole page: the header with the search box (on every page), then `body` (markup)."""
+    refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">\n' if refresh_s else ""
     scope = (
         f'<label class="scope"><input type="checkbox" name="session" value="{esc(session)}" checked> '
         f"only this session</label>"
@@ -57,7 +62,7 @@ def layout(title: str, body: str, query: str = "", session: str | None = None) -
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)} · optical-memory</title>
-<link rel="stylesheet" href="/static/style.css">
+{refresh}<link rel="stylesheet" href="/static/style.css">
 <script src="/static/app.js" defer></script>
 </head>
 <body>

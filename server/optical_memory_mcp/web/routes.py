@@ -102,7 +102,7 @@ class WebApp:
 
     def tier_bar(self, request: Request) -> Response:
         try:
-            body = self.views.tier_bar_svg(_query(request, "name") or "")
+            body = self.views.tier_bar_svg(_query(request, "name") or "", "legend" in request.query_params)
         except OpticalMemoryError as exc:
             return _error_page(exc)
         # the address carries the session's page count and update time: unchanged, the bar is reusable

@@ -16,6 +16,7 @@ import time
 import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,7 +53,8 @@ def serve_web(config: Config, host: str, port: int, open_browser: bool = False) 
 
     from optical_memory_mcp.http import token_for
 
-    memory = Memory(config)
+    # a person looking is not the agent recalling: reading a faded page here never writes it again
+    memory = Memory(replace(config, recall_reconsolidates=False))
     try:
         token = token_for(config)
         app = web_app(memory, token, host)

@@ -10,7 +10,16 @@ from collections.abc import Sequence
 
 from optical_memory_mcp.web.html import esc
 
-__all__ = ["TIER_COLOURS", "bar_chart", "days_chart", "grouped_chart", "tier_bar"]
+__all__ = [
+    "LEGEND_HEIGHT",
+    "LEGEND_WIDTH",
+    "TIER_COLOURS",
+    "bar_chart",
+    "days_chart",
+    "grouped_chart",
+    "tier_bar",
+    "tier_legend",
+]
 
 # hot to cold: warm colours for sharp pages, cooling to grey as they fade
 TIER_COLOURS = ("#d9480f", "#f59f00", "#2f9e44", "#1c7ed6", "#7048e8", "#868e96")
@@ -39,6 +48,27 @@ def tier_bar(counts: Sequence[int], names: Sequence[str], width: int = 180, heig
         f'<svg class="tierbar" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="pages per tier: {esc(label)}">'
         f'<rect width="{width}" height="{height}" fill="#eee"/>{"".join(parts)}</svg>'
+    )
+
+
+LEGEND_WIDTH, LEGEND_HEIGHT = 460, 38
+
+
+def tier_legend(counts: Sequence[int], names: Sequence[str]) -> str:
+    """The tier bar, wide, with each tier's name and page count under it."""
+    bar = tier_bar(counts, names, width=LEGEND_WIDTH, height=16)
+    x = 0
+    labels = []
+    for index, (count, name) in enumerate(zip(counts, names, strict=True)):
+        text = f"{name} {count:,}"
+        labels.append(
+            f'<rect x="{x}" y="24" width="10" height="10" fill="{colour(index)}"/>'
+            f'<text x="{x + 14}" y="33" font-size="12" font-family="sans-serif" fill="#222">{esc(text)}</text>'
+        )
+        x += 20 + 8 * len(text)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{LEGEND_WIDTH}" height="{LEGEND_HEIGHT}" '
+        f'viewBox="0 0 {LEGEND_WIDTH} {LEGEND_HEIGHT}">{bar}{"".join(labels)}</svg>'
     )
 
 

@@ -68,9 +68,10 @@ class Views:
         self.memory.list_pages(session=name, limit=1)
         raise AssertionError("list_pages found a session list_sessions did not")  # pragma: no cover
 
-    def tier_bar_svg(self, name: str) -> str:
+    def tier_bar_svg(self, name: str, legend: bool = False) -> str:
         session = self.session_info(session_arg(name))
-        return svg.tier_bar(self.tier_counts.of(session), self.tier_names)
+        counts = self.tier_counts.of(session)
+        return svg.tier_legend(counts, self.tier_names) if legend else svg.tier_bar(counts, self.tier_names)
 
     # a session's pages ------------------------------------------------------------------------
     def session(self, name: str | None, cursor: str | None) -> str:
@@ -79,10 +80,7 @@ class Views:
             cursor = page_id_arg(cursor)
         info = self.session_info(name)
         listing = self.memory.list_pages(session=name, cursor=cursor, limit=PAGES_PER_VIEW)
-        counts = self.tier_counts.of(info)
-        legend = " · ".join(
-            f"{tier_badge(n, i)} {c:,}" for i, (n, c) in enumerate(zip(self.tier_names, counts, strict=True)) if c
-        )
+        bar = attr_url("/session/tiers.svg", name=name, pages=info.pages, updated=info.updated, legend=1)
         cards = "".join(self._card(page) for page in listing.pages)
         pager = [f'<a href="{attr_url("/session", name=name)}">newest</a>'] if cursor else []
         if listing.next_cursor:
@@ -92,7 +90,7 @@ class Views:
         body = f"""<h1>Session <span class="name">{esc(name)}</span></h1>
 <p class="summary">{info.pages:,} pages, {esc(short_time(info.created))} to {esc(short_time(info.updated))}.
 <a class="danger" href="{attr_url("/forget", session=name)}">Forget this session…</a></p>
-<p class="tiers">{svg.tier_bar(counts, self.tier_names, width=320, height=16)} {legend}</p>
+<p class="tiers"><img src="{bar}" width="{svg.LEGEND_WIDTH}" height="{svg.LEGEND_HEIGHT}" alt="pages per tier"></p>
 <div class="grid">{cards or "<p>No pages.</p>"}</div>
 <p class="pager">{" ".join(pager)}</p>"""
         return layout(f"Session {name}", body, session=name)
@@ -182,6 +180,12 @@ each line as the reader reads it now.</p>
     # fading -----------------------------------------------------------------------------------
     def fading(self) -> str:
         totals = self.figures.totals()
+        if totals is None:
+            pages = sum(s.pages for s in self.memory.list_sessions().sessions)
+            body = f"""<h1>Fading</h1>
+<p class="summary">Counting the archive's {pages:,} pages by tier: this page reloads itself in a few
+seconds.</p>"""
+            return layout("Fading", body, refresh_s=3)
         names = self.tier_names
         charts = [
             svg.bar_chart("Pages per tier", totals.pages, names),
@@ -201,7 +205,8 @@ each line as the reader reads it now.</p>
         body = f"""<h1>Fading</h1>
 <p class="summary">{pages:,} pages, {sum(totals.image_bytes):,} bytes of images. Sharp pages at the hot tier cost
 the most to look at; as a session grows and days pass, older pages fade to smaller, cheaper images.
-(Counted over every page in {totals.computed_s * 1000:,.0f} ms; kept for a minute while nothing changes.)</p>
+(Counted over every page in {totals.computed_s:,.1f} s, in the background; counted again when sessions
+change, at most once a minute.)</p>
 <div class="charts">{"".join(f"<figure>{chart}</figure>" for chart in charts)}</div>"""
         return layout("Fading", body)
 
