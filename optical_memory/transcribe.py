@@ -1,19 +1,27 @@
-"""Image -> text: read given lines of a stored page with a reader, and decode them.
+"""Image -> text: read given lines of a stored page with a reader, decode them, and verify them.
 
-A page record's `rows` say which physical rows hold each line (see `memory`); the reader
+A page record's `rows` say which physical rows hold each line (see `pages`); the reader
 transcribes those rows' cells, the rows of a line are joined (full rows as they are, the last one
 without trailing blanks) and the escape form is decoded. One reader call per page.
+
+Verification (`verify`): given the page's line-code key, each line whose page keeps a check code
+(`PageRecord.codes`) comes back `verified` true (its text is exact) or false (the reader's best
+guess, with the columns it doubts and a runner-up reading). A reader with per-cell alternatives
+(`TopKReader`) gets the search over them; any other reader has its one reading checked. Pages
+remembered before check codes existed read as before, `verified` None.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from optical_memory.pages import HEADER, decode, join_row_cells
-from optical_memory.readers.base import Reader
+from optical_memory.checkcode import CODE_BYTES, LineHasher, code_at
+from optical_memory.pages import HEADER
+from optical_memory.readers.base import Reader, TopKReader
 from optical_memory.records import PageRecord
 from optical_memory.results import Line
 from optical_memory.tiers import decode_image
+from optical_memory.verify import Verified, verify_lines, verify_reading
 
 __all__ = ["rows_of_lines", "transcribe_lines"]
 
@@ -27,15 +35,50 @@ def rows_of_lines(codes: Sequence[int], numbers: Sequence[int]) -> dict[int, lis
     return wanted
 
 
+def _code_of(codes: bytes | None, number: int) -> bytes | None:
+    """The check code of line `number` (1-based), or None when the page keeps none for it."""
+    if codes is None or not 1 <= number <= len(codes) // CODE_BYTES:
+        return None
+    return code_at(codes, number - 1)
+
+
 def transcribe_lines(
     reader: Reader, record: PageRecord, image: bytes, numbers: Sequence[int], key: bytes | None = None
 ) -> list[Line]:
-    """Read lines `numbers` of the page `record` whose stored image is `image`."""
+    """Read lines `numbers` of the page `record` whose stored image is `image`, verified when `key` is given.
+
+    `key` is the key the page's check codes were made with (`checkcode.line_key(archive_key)`, or
+    the source archive's for an imported page); without it, or without codes on the page, every
+    line has `verified` None.
+    """
     rows_of = rows_of_lines(record.rows, numbers)
-    wanted = [row for number in numbers for row in rows_of[number]]
+    wanted = list(dict.fromkeys(row for number in numbers for row in rows_of[number]))
     geometry = record.geometry
-    cells = reader.read_rows(decode_image(image), geometry, wanted)
-    by_row = dict(zip(wanted, cells, strict=True))
+    picture = decode_image(image)
+    hasher = LineHasher(key) if key is not None and record.codes is not None else None
+    read: dict[int, Verified] = {}
+    if hasher is not None and isinstance(reader, TopKReader):
+        classes, probs = reader.read_rows_topk(picture, geometry, wanted)
+        index = {row: i for i, row in enumerate(wanted)}
+        lines = [n for n in numbers if rows_of[n]]
+        items = []
+        for n in lines:
+            at = [index[row] for row in rows_of[n]]
+            items.append((classes[at], probs[at], _code_of(record.codes, n)))
+        read = dict(zip(lines, verify_lines(items, hasher), strict=True))
+        read.update({n: Verified("", None) for n in numbers if not rows_of[n]})
+    else:
+        by_row = dict(zip(wanted, reader.read_rows(picture, geometry, wanted), strict=True))
+        for number in numbers:
+            cells = [by_row[row] for row in rows_of[number]]
+            read[number] = verify_reading(cells, geometry.columns, _code_of(record.codes, number), hasher)
     return [
-        Line(number=n, text=decode(join_row_cells([by_row[r] for r in rows_of[n]], geometry.columns))) for n in numbers
+        Line(
+            number=number,
+            text=read[number].text,
+            verified=read[number].verified,
+            uncertain=read[number].uncertain,
+            alternative=read[number].alternative,
+        )
+        for number in numbers
     ]

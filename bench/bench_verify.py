@@ -1,0 +1,319 @@
+"""Verified reading, tier by tier: how many lines come back exact and verified, and what it costs.
+
+    python bench/bench_verify.py                                  # both mixes, 12 pages each, default tiers
+    python bench/bench_verify.py --pages 200 --workers 16 --pin   # many pages in parallel; timed on 2 cores
+    python bench/bench_verify.py --model runs/reader/reader.onnx  # another reader (exported with top-k)
+
+Pages are made as `Memory.remember` makes them (`pages.plan_entry`, `render`, the check codes of
+`checkcode`), stored at the hot tier and faded with `tiers.demote` through the default tiers, then
+read back with `transcribe.transcribe_lines`, the function `read_lines` and `search` call. Two
+held-out mixes: the realistic mix of the reader's evaluation (`training.corpus.REALISTIC_MIX`, the
+held-out split) and an identifier-heavy mix made here (keys, hex, UUIDs, hosts and ports, versioned
+paths, snake_case and CamelCase, names with accents, Greek, Cyrillic, curly quotes, backticks).
+
+Per tier: CER (`metrics.cer_per_line`) of the argmax reading and after verified decoding; lines
+verified; lines wrong but marked verified (must be 0; the hash bound for the lines checked is
+printed); the read of a full page (every line), p50/p95 ms, without and with verification, on the
+reader's `--threads` onnxruntime threads (`--pin` pins the timing to CPUs 0-1: 2 cores). RapidOCR and
+Tesseract read `--compare-pages` pages of each mix beside it: their one reading is checked against
+the code (no alternatives to search).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import random
+import statistics
+import string
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable (bench.common)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import percentile
+from optical_memory.checkcode import CODE_BYTES, codes_for, line_key
+from optical_memory.metrics import edit_distance
+from optical_memory.pages import PageFormat, plan_entry
+from optical_memory.readers.base import Reader
+from optical_memory.readers.trained import TrainedReader
+from optical_memory.records import PageRecord
+from optical_memory.render import Renderer
+from optical_memory.tiers import Tier, demote, encode_image
+from optical_memory.training.corpus import REALISTIC_MIX, mixed_lines
+from optical_memory.training.evaluate import HELDOUT_SEED, RECOMMENDED_TIERS
+from optical_memory.transcribe import transcribe_lines
+from optical_memory.verify import MAX_CANDIDATES, PAGE_CANDIDATES
+
+KEY = line_key(bytes(range(32)))
+_B62 = string.ascii_letters + string.digits
+_NAMES = (
+    "Dröge", "Ærøskøbing", "Dvořák", "Łukasz Żółć", "Þórður", "Müller", "Šťastný", "Ðorđe", "Françoise",
+    "Ångström", "Øystein", "Bjørn", "Çelik", "Göteborg", "Jäätteenmäki", "Núñez", "Grüße", "Košice", "Señor",
+)  # fmt: skip
+_GREEK = "αβγδεζηθικλμνξοπρστυφχψωάέήίόύώΓΔΘΛΞΠΣΦΨΩ"
+_CYRILLIC = "абвгдежзийклмнопрстуфхцчшщъыьэюяБГДЖЗИЙЛПФЦЧШЩЭЮЯ"
+_WORDS = ("deploy", "token", "cache", "session", "reader", "archive", "index", "user", "prod", "build", "config")
+
+
+def _pick(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def _ident(rng: random.Random) -> str:
+    parts = [rng.choice(_WORDS) for _ in range(rng.randint(1, 3))]
+    return "_".join(parts) if rng.random() < 0.5 else parts[0] + "".join(p.title() for p in parts[1:])
+
+
+def _fact(rng: random.Random) -> str:
+    """One identifier-heavy fact of the kinds agents recall."""
+    kind = rng.randrange(12)
+    if kind == 0:
+        return f'{_ident(rng).upper()}_KEY="sk-{_pick(rng, _B62, rng.choice([32, 48]))}"'
+    if kind == 1:
+        return f"commit {_pick(rng, '0123456789abcdef', rng.choice([7, 12, 40]))} by {rng.choice(_NAMES)}"
+    if kind == 2:
+        u = _pick(rng, "0123456789abcdef", 32)
+        return f"id {u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}"
+    if kind == 3:
+        host = f"{rng.choice(_WORDS)}-{rng.randint(1, 99)}.{rng.choice(['internal', 'example.com', 'eu-west-1'])}"
+        return f"{host}:{rng.randint(1024, 65535)}"
+    if kind == 4:
+        version = f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}"
+        return f"/opt/{rng.choice(_WORDS)}-{version}/lib/python3.{rng.randint(8, 13)}/{_ident(rng)}.py"
+    if kind == 5:
+        return f"`{_ident(rng)}()` returns {rng.choice(['‘', '“', '`'])}{_ident(rng)}{rng.choice(['’', '”', '`'])}"
+    if kind == 6:
+        return f"{rng.choice(_NAMES)} ({_pick(rng, _GREEK, rng.randint(3, 9))})"
+    if kind == 7:
+        return f"{_pick(rng, _CYRILLIC, rng.randint(3, 10))} {_pick(rng, _CYRILLIC, rng.randint(2, 8))}"
+    if kind == 8:
+        return f"AKIA{_pick(rng, string.ascii_uppercase + string.digits, 16)} / ghp_{_pick(rng, _B62, 36)}"
+    if kind == 9:
+        return f"sha256:{_pick(rng, '0123456789abcdef', 64)}"
+    if kind == 10:
+        return f"{rng.randint(10, 250)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    return f"“{rng.choice(_NAMES)}” — {_ident(rng)} = {rng.randint(0, 10**6)}"
+
+
+def identifier_lines(rng: random.Random) -> list[str]:
+    """A block of identifier-heavy lines: one to four facts a line, some long enough to wrap."""
+    return [" ".join(_fact(rng) for _ in range(rng.choice([1, 1, 2, 3, 4]))) for _ in range(rng.randint(1, 12))]
+
+
+def realistic_lines(rng: random.Random) -> list[str]:
+    return mixed_lines(rng, "heldout", min_lines=rng.choice([1, 3, 10, 40]), mix=REALISTIC_MIX)
+
+
+MIXES: dict[str, Callable[[random.Random], list[str]]] = {"realistic": realistic_lines, "identifiers": identifier_lines}
+
+
+@dataclass
+class BenchPage:
+    images: list[tuple[Tier, bytes, PageRecord]]  # the page at each tier, hot first
+    truth: list[str]  # the text of each line piece, in line order
+
+
+def make_page(mix: str, seed: int, tiers: Sequence[Tier] = RECOMMENDED_TIERS) -> BenchPage:
+    """A full page of entries laid out as `remember` lays them, with its check codes, faded through `tiers`."""
+    rng = random.Random(seed)
+    renderer = Renderer(PageFormat())
+    planned, pieces = [], []
+    open_rows: int | None = None
+    open_lines = 0
+    while True:
+        lines = MIXES[mix](rng)
+        plans = plan_entry(lines, lambda cont: "user · bench · 2026-11-26" + (" · cont." if cont else ""),
+                           renderer.format, open_rows, open_lines)  # fmt: skip
+        first = plans[0]
+        planned.extend(first.rows)
+        pieces.extend(first.pieces)
+        open_rows, open_lines = len(planned), first.last_line or open_lines
+        if first.sealed or len(plans) > 1:
+            break
+    geometry = renderer.geometry
+    record = PageRecord(
+        id="p1", number=1, session="bench", created="2026-11-26T00:00:00Z", updated="2026-11-26T00:00:00Z",
+        geometry=geometry, codec="png", rows=[row.code for row in planned], lines=len(pieces),
+        codes=codes_for(KEY, pieces),
+    )  # fmt: skip
+    data = encode_image(renderer.render(planned), tiers[0])
+    images = [(tiers[0], data, record)]
+    for tier in tiers[1:]:
+        data, geometry = demote(data, geometry, tier)
+        images.append((tier, data, dataclasses.replace(record, geometry=geometry, codec=tier.codec, tier=len(images))))
+    return BenchPage(images, pieces)
+
+
+@dataclass
+class Score:
+    lines: int = 0
+    chars: int = 0
+    edits_argmax: int = 0
+    edits_verified: int = 0
+    verified: int = 0
+    wrong_verified: int = 0
+    exact: int = 0
+    times_plain: list[float] = field(default_factory=list)
+    times_verified: list[float] = field(default_factory=list)
+
+    def add(self, other: Score) -> None:
+        for name in ("lines", "chars", "edits_argmax", "edits_verified", "verified", "wrong_verified", "exact"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.times_plain += other.times_plain
+        self.times_verified += other.times_verified
+
+
+def score_page(reader: Reader, page: BenchPage, verify: bool = True) -> list[Score]:
+    """Read every line of the page at every tier: the argmax reading and the verified one."""
+    out = []
+    numbers = range(1, len(page.truth) + 1)
+    for _, data, record in page.images:
+        s = Score(lines=len(page.truth), chars=sum(len(t) for t in page.truth))
+        plain = transcribe_lines(reader, record, data, numbers)
+        checked = transcribe_lines(reader, record, data, numbers, key=KEY) if verify else plain
+        for truth, argmax, line in zip(page.truth, plain, checked, strict=True):
+            s.edits_argmax += edit_distance(truth, argmax.text)
+            s.edits_verified += edit_distance(truth, line.text)
+            s.exact += line.text == truth
+            s.verified += line.verified is True
+            s.wrong_verified += line.verified is True and line.text != truth
+        out.append(s)
+    return out
+
+
+def time_page(reader: Reader, page: BenchPage, reps: int) -> list[tuple[list[float], list[float]]]:
+    """Per tier, full-page read times (ms) without and with verification, after a warm-up."""
+    numbers = range(1, len(page.truth) + 1)
+    out = []
+    for _, data, record in page.images:
+        plain, verified = [], []
+        transcribe_lines(reader, record, data, numbers, key=KEY)
+        for _ in range(reps):
+            start = time.perf_counter()
+            transcribe_lines(reader, record, data, numbers)
+            middle = time.perf_counter()
+            transcribe_lines(reader, record, data, numbers, key=KEY)
+            plain.append(1000 * (middle - start))
+            verified.append(1000 * (time.perf_counter() - middle))
+        out.append((plain, verified))
+    return out
+
+
+_WORKER_READER: list[TrainedReader] = []
+
+
+def _score_job(job: tuple[str, int, str | None]) -> list[Score]:
+    mix, seed, model = job
+    if not _WORKER_READER:
+        _WORKER_READER.append(TrainedReader(model, threads=1))
+    return score_page(_WORKER_READER[0], make_page(mix, seed))
+
+
+def _row(name: str, s: Score) -> str:
+    cer_a, cer_v = 100 * s.edits_argmax / max(1, s.chars), 100 * s.edits_verified / max(1, s.chars)
+    timing = ""
+    if s.times_plain:
+        p = statistics.median(s.times_plain), percentile(s.times_plain, 0.95)
+        v = statistics.median(s.times_verified), percentile(s.times_verified, 0.95)
+        timing = f"  read {p[0]:5.1f}/{p[1]:5.1f} ms, verified {v[0]:5.1f}/{v[1]:5.1f} ms (p50/p95)"
+    return (
+        f"  {name:>6}  lines {s.lines:6d}  CER {cer_a:7.4f} % -> {cer_v:7.4f} %  exact {100 * s.exact / s.lines:6.2f} %"
+        f"  verified {100 * s.verified / s.lines:6.2f} %  wrong+verified {s.wrong_verified}{timing}"
+    )
+
+
+def compare(name: str, make: Callable[[], Reader], pages: Sequence[BenchPage]) -> None:
+    """Another reader's one reading of each line, checked against the codes (nothing to search)."""
+    try:
+        reader = make()
+        totals: list[Score] = []
+        for page in pages:
+            start = time.perf_counter()
+            scores = score_page(reader, page, verify=True)
+            per_page = 1000 * (time.perf_counter() - start) / len(scores) / 2
+            for t, s in enumerate(scores):
+                s.times_plain.append(per_page)
+                s.times_verified.append(per_page)
+                if len(totals) <= t:
+                    totals.append(Score())
+                totals[t].add(s)
+    except Exception as exc:  # an optional reader: absent binaries and wheels are reported, not fatal
+        print(f"  {name}: not installed or failed ({type(exc).__name__}: {exc})")
+        return
+    print(f"  {name} ({len(pages)} pages; time is the mean per page and tier):")
+    for (tier, _, _), s in zip(pages[0].images, totals, strict=True):
+        print(_row(tier.name, s))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="reader.onnx (default: the shipped one)")
+    parser.add_argument("--mix", choices=[*MIXES, "both"], default="both")
+    parser.add_argument("--pages", type=int, default=12, help="held-out pages per mix")
+    parser.add_argument("--seed", type=int, default=HELDOUT_SEED + 9000)
+    parser.add_argument("--workers", type=int, default=1, help="processes that score pages (timing stays serial)")
+    parser.add_argument("--time-pages", type=int, default=8, help="pages per mix timed, --reps reads each")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pin", action="store_true", help="time on CPUs 0 and 1 only (2 cores)")
+    parser.add_argument("--compare-pages", type=int, default=2, help="pages per mix for RapidOCR and Tesseract")
+    args = parser.parse_args()
+
+    reader = TrainedReader(args.model, threads=args.threads)
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {reader.model_path.name}; "
+        f"{args.pages} pages per mix, seed {args.seed}; default tiers; search: {MAX_CANDIDATES} candidates a "
+        f"line, {PAGE_CANDIDATES} a page; check codes {CODE_BYTES} bytes"
+    )
+    mixes = list(MIXES) if args.mix == "both" else [args.mix]
+    checked = wrong = 0
+    for mix in mixes:
+        jobs = [(mix, args.seed + i, args.model) for i in range(args.pages)]
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers) as pool:
+                results = list(pool.map(_score_job, jobs, chunksize=1))
+        else:
+            results = [score_page(reader, make_page(mix, seed)) for mix, seed, _ in jobs]
+        totals = [Score() for _ in RECOMMENDED_TIERS]
+        for page_scores in results:
+            for total, s in zip(totals, page_scores, strict=True):
+                total.add(s)
+        if args.pin and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {0, 1})
+        timed = [make_page(mix, args.seed + i) for i in range(min(args.time_pages, args.pages))]
+        for page in timed:
+            for total, (plain, verified) in zip(totals, time_page(reader, page, args.reps), strict=True):
+                total.times_plain += plain
+                total.times_verified += verified
+        if args.pin and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        print(f"{mix} mix, trained reader ({args.pages} pages; timed: {len(timed)} pages x {args.reps} reads):")
+        for tier, s in zip(RECOMMENDED_TIERS, totals, strict=True):
+            print(_row(tier.name, s))
+            checked += s.lines
+            wrong += s.wrong_verified
+        compare_pages = timed[: args.compare_pages]
+        if compare_pages:
+            from bench.common import TesseractReader
+            from optical_memory.readers.rapid import RapidOcrReader
+
+            compare("rapidocr", RapidOcrReader, compare_pages)
+            compare("tesseract", TesseractReader, compare_pages)
+    bound = checked * (MAX_CANDIDATES + 1) / 2.0 ** (8 * CODE_BYTES)
+    print(
+        f"lines checked by the trained reader: {checked:,}; wrong but marked verified: {wrong}; "
+        f"hash bound: at most {MAX_CANDIDATES + 1} candidates a line / 2^{8 * CODE_BYTES} -> "
+        f"expected false verifications <= {bound:.2e}"
+    )
+
+
+if __name__ == "__main__":
+    main()
