@@ -80,7 +80,10 @@ def fade(
     if len(tiers) < 2:
         return 0
     steps = 0
-    for page_id, tier, due in archive.read(lambda tx: _due_pages(tx, tiers, session, now)):
+    due_pages = archive.read(lambda tx: _due_pages(tx, tiers, session, now))
+    # Oldest first: a run cut short (by `stop`, or a kill) then leaves older pages at least as cold
+    # as newer ones, which `_due_pages` relies on when it stops at the first page at the coldest tier.
+    for page_id, tier, due in reversed(due_pages):
         while tier < due:
             if stop is not None and stop():
                 return steps

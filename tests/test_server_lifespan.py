@@ -17,6 +17,7 @@ from optical_memory.fading import BackgroundFader
 from optical_memory.memory import Memory
 from optical_memory_mcp.app import build_server
 from tests.conftest import SMALL_CONFIG
+from tests.test_stdio import BACKLOG_CONFIG
 
 # 12 full pages of 11 lines in one session: the oldest are due for warm (8 newer pages) at once.
 DUE_TEXT = "\n".join(f"line {i}" for i in range(12 * 11))
@@ -105,6 +106,29 @@ def test_closing_the_fader_stops_between_steps_and_refuses_later_requests(memory
     assert not fader.running and set(tiers_of(memory).values()) == {"hot"}
     assert memory.fade() > 0  # what close left undone is still due: fading resumes at the next run
     assert tiers_of(memory)["p1"] == "warm"
+
+
+def test_fading_cut_short_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    path = tmp_path / "backlog.toml"
+    path.write_text(BACKLOG_CONFIG, encoding="utf-8")
+    memory = Memory(load_config(path, archive=tmp_path / "archive", environ={}))
+    try:
+        memory.remember("\n".join(f"line {i}" for i in range(63 * 6)), fade=False)
+        asked = 0
+
+        def after_six_steps() -> bool:  # as many as a page that fades to the coldest tier takes, twice
+            nonlocal asked
+            asked += 1
+            return asked > 6
+
+        assert memory.fade(stop=after_six_steps) == 6
+        rest = memory.fade()  # a later run finds every page that is still due
+        assert rest > 0
+        assert memory.fade() == 0
+        tiers = [page.tier for page in reversed(memory.list_pages(limit=200).pages)]  # oldest first
+        assert tiers == ["cold", "cold", "cold", "cool", "warm", "hot"]  # each page at its due tier
+    finally:
+        memory.close()
 
 
 async def test_import_conversation_passes_content_without_a_temporary_file(
