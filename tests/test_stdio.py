@@ -25,6 +25,7 @@ from PIL import Image
 
 from optical_memory.config import load_config
 from optical_memory.memory import Memory
+from tests.conftest import SMALL_CONFIG
 from tests.test_server import TOOLS
 
 TEXT = "first line\n" + "a line longer than one row of forty cells, so it wraps " * 3 + "\nlast line, 日本語 🙂"
@@ -211,6 +212,24 @@ def test_a_line_that_is_no_request_gets_a_json_rpc_error(tmp_path: Path, archive
             assert error["error"]["message"].startswith("Parse error" if code == -32700 else "Invalid Request")
             server.send(json.dumps({"jsonrpc": "2.0", "id": number, "method": "ping"}).encode())
             assert server.reply() == {"jsonrpc": "2.0", "id": number, "result": {}}  # and serving goes on
+    finally:
+        server.stop_by("close-stdin")
+
+
+def test_a_line_longer_than_any_request_is_refused_without_holding_it(tmp_path: Path, archive_path: Path) -> None:
+    config = tmp_path / "small-limits.toml"
+    config.write_text(SMALL_CONFIG + "\n[limits]\nmax_text_chars = 1000\n", encoding="utf-8")
+    limit = 1000 * 6 + (1 << 20)  # a remember of the largest text, escaped, and room for the rest
+    server = RawServer(archive_path, config, tmp_path)
+    try:
+        server.send(json.dumps(INITIALIZE).encode())
+        assert server.reply()["id"] == 1
+        server.send(b'{"jsonrpc": "2.0", "id": 2, "method": "ping", "params": {"x": "' + b"x" * limit + b'"}}')
+        error = server.reply()
+        assert (error["id"], error["error"]["code"]) == (None, -32600)
+        assert error["error"]["message"] == f"Invalid Request: a request line is over {limit:,} bytes"
+        server.send(b'{"jsonrpc": "2.0", "id": 3, "method": "ping"}')
+        assert server.reply() == {"jsonrpc": "2.0", "id": 3, "result": {}}
     finally:
         server.stop_by("close-stdin")
 
