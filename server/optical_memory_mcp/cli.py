@@ -311,7 +311,7 @@ def _import(memory: Memory, args: argparse.Namespace) -> Any:
 
     run = import_folder if source.is_dir() else import_conversations  # a folder: ~/.codex/sessions, ~/.claude/projects
     with ProgressBar(sys.stderr, "messages") as bar:
-        report = run(memory, source, args.format, args.session, progress=bar.update)
+        report = run(memory, source, args.format, args.session, progress=bar.update, fade=False)
     for problem in report.problems:
         where = f"line {problem.line}: " if problem.line is not None else ""
         print(f"{PROG}: skipped {where}{problem.message}", file=sys.stderr)
@@ -319,7 +319,22 @@ def _import(memory: Memory, args: argparse.Namespace) -> Any:
         print(f"{PROG}: stopped; {report.messages} message(s) were imported and are kept", file=sys.stderr)
         _print_json(dataclasses.asdict(report))
         raise KeyboardInterrupt
+    _fade_imported(memory, report.sessions)
     return dataclasses.asdict(report)
+
+
+def _fade_imported(memory: Memory, sessions: list[str]) -> None:
+    """Fade the pages the import sealed, saying so: it can take minutes, and a server would do it anyway."""
+    if not sessions:
+        return
+    print(f"{PROG}: fading the imported pages (Ctrl-C leaves that to the server's next start)", file=sys.stderr)
+    try:
+        for name in sessions:
+            memory.fade(name)
+    except KeyboardInterrupt:
+        print(f"{PROG}: fading left for later; everything imported is kept", file=sys.stderr)
+    except OpticalMemoryError as exc:
+        print(f"{PROG}: fading left for later ({exc}); everything imported is kept", file=sys.stderr)
 
 
 def _compact(memory: Memory, args: argparse.Namespace) -> Any:
