@@ -64,23 +64,39 @@ def _pages(stat: Any) -> int:  # an lmdb stat dict
     return stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
 
 
-def _touch_every_leaf(tx: ArchiveTxn, names: Sequence[str]) -> int:
-    """Rewrite every leaf page: put a probe key just after each key (same leaf) and delete it again."""
+def _touch_every_leaf(tx: ArchiveTxn, names: Sequence[str], batch: int = 4096) -> int:
+    """Rewrite every leaf page: put a probe key just after each key (same leaf) and delete it again.
+
+    Keys are read a batch at a time, so memory stays bounded at any archive size.
+    """
     touched = 0
     for name in names:
         db = tx.db(name)
-        with tx.txn.cursor(db=db) as cursor:
-            keys = (
-                list(cursor.iternext_nodup(keys=True, values=False))
-                if name in _DUPSORT
-                else list(cursor.iternext(values=False))
-            )
-        for key in keys:
-            probe = bytes(key) + b"\x00"
-            if len(probe) <= _MAX_KEY and tx.txn.put(probe, b"\x00", overwrite=False, db=db):
-                tx.txn.delete(probe, db=db)  # only the probe: put refused to touch an existing key
-                touched += 1
+        last: bytes | None = None
+        while True:
+            keys = _keys_after(tx, db, last, batch, dupsort=name in _DUPSORT)
+            for key in keys:
+                probe = key + b"\x00"
+                if len(probe) <= _MAX_KEY and tx.txn.put(probe, b"\x00", overwrite=False, db=db):
+                    tx.txn.delete(probe, db=db)  # only the probe: put refused to touch an existing key
+                    touched += 1
+            if len(keys) < batch:
+                break
+            last = keys[-1]
     return touched
+
+
+def _keys_after(tx: ArchiveTxn, db: Any, last: bytes | None, count: int, dupsort: bool) -> list[bytes]:
+    """Up to `count` distinct keys of `db` after `last` (from the first key if None), in order."""
+    keys: list[bytes] = []
+    with tx.txn.cursor(db=db) as cursor:
+        valid = cursor.first() if last is None else cursor.set_range(last)
+        while valid and len(keys) < count:
+            key = bytes(cursor.key())
+            if key != last:
+                keys.append(key)
+            valid = cursor.next_nodup() if dupsort else cursor.next()
+    return keys
 
 
 def _bump(tx: ArchiveTxn) -> None:
@@ -90,18 +106,54 @@ def _bump(tx: ArchiveTxn) -> None:
     tx.txn.put(b"erase_epoch", epoch.to_bytes(8, "big"), db=tx.db("meta"))
 
 
-def _fill(archive: Archive, scratch: Any, pages: int, psize: int) -> None:
+_MARGIN = 8  # pages: the fill's own branch pages and free-list records come out of the free pages too
+_FIRST_CHUNK, _MAX_CHUNK = 64, 2048  # pages filled per transaction, doubling while the file does not grow
+
+
+def _fill(archive: Archive, scratch: Any, first_key: int, pages: int, psize: int) -> int:
+    """Put `pages` pages' worth of zero values into the scratch database; returns the next key."""
     # two nodes per leaf and no unused middle: 2 * (node header + key + value + 2-byte index) == usable
     value = bytes((psize - _PAGE_HEADER) // 2 - 2 - _NODE_HEADER - _KEY)
 
     def fill(tx: ArchiveTxn) -> None:
-        for n in range(2 * pages):
+        for n in range(first_key, first_key + 2 * pages):
             tx.txn.put(n.to_bytes(_KEY, "big"), value, append=True, db=scratch)
 
     archive.write(fill)
+    return first_key + 2 * pages
 
 
-def erase_free_space(archive: Archive, attempts: int = 4) -> dict[str, Any]:
+def _free_list_pages(free: int, psize: int) -> int:
+    """About how many pages the free list itself takes to hold `free` page numbers (8 bytes each)."""
+    return -(-free * 8 // (psize - 64))
+
+
+def _fill_free_pages(archive: Archive, scratch: Any) -> tuple[int, int]:
+    """Fill the scratch database until every reusable free page is taken: (pages filled, pages left).
+
+    A chunk at a time, doubling: LMDB extends the file only once no free page can be reused, so the
+    first chunk that grows the file ends it, and the file grows by at most one chunk. What is still
+    free then (beyond the free list's own pages) is pinned by another process's reader.
+    """
+    filled, key, chunk = 0, 0, _FIRST_CHUNK
+    while True:
+        counts = page_counts(archive)
+        slack = _MARGIN + _free_list_pages(counts["free"], counts["page_size"])
+        if counts["free"] <= slack and filled:
+            return filled, 0
+        pages = min(counts["free"] + _MARGIN, chunk)
+        key = _fill(archive, scratch, key, pages, counts["page_size"])
+        after = page_counts(archive)
+        grown = after["total"] - counts["total"]
+        filled += max(0, pages - grown)
+        if grown > _MARGIN:
+            # still free: the free list's own pages, those the last few writes freed, and any pinned
+            left = after["free"] - 2 * _MARGIN - _free_list_pages(after["free"], after["page_size"])
+            return filled, max(0, left)
+        chunk = min(2 * chunk, _MAX_CHUNK)
+
+
+def erase_free_space(archive: Archive, attempts: int = 2) -> dict[str, Any]:
     """Overwrite every free page of the data file (see the module docstring); returns what it cost."""
     started = time.perf_counter()
     archive.reopen()
@@ -114,19 +166,15 @@ def erase_free_space(archive: Archive, attempts: int = 4) -> dict[str, Any]:
     scratch = archive.env.open_db(SCRATCH_DB)
     filled = unreached = 0
     for attempt in range(attempts):
+        archive.env.reader_check()  # a killed process's reader slot would pin pages for ever
         archive.write(_bump)
         archive.write(_bump)  # twice: the pages the first one freed become reusable too
-        counts = page_counts(archive)
-        margin = 8  # the fill's own branch pages and free-list records come out of the free pages too
-        _fill(archive, scratch, counts["free"] + margin, counts["page_size"])
-        filled += counts["free"]
-        # Free pages left beside a full scratch database were not reusable: a reader pins them.
-        # (A few always remain: the free list's own pages and those this very write freed.)
-        unreached = max(0, page_counts(archive)["free"] - 2 * margin)
+        done, unreached = _fill_free_pages(archive, scratch)
+        filled += done
         archive.write(lambda tx: tx.txn.drop(scratch, delete=False))
         if not unreached:
             break
-        time.sleep(0.05 * (attempt + 1))  # another process's reader: let it finish
+        time.sleep(0.1 * (attempt + 1))  # another process's reader: give it a moment to finish
     archive.write(_bump)
     psize = page_counts(archive)["page_size"]
     return {
@@ -150,6 +198,8 @@ def compact(archive: Archive) -> dict[str, Any]:
             "the web page, an import); stop it and run `optical-memory compact` again"
         )
     data = archive.path / "data.mdb"
+    for stale in archive.path.glob(".compact.*.mdb"):  # left by a compaction that was killed
+        stale.unlink()
     started = time.perf_counter()
     before = data.stat().st_size
     fd, temp = tempfile.mkstemp(prefix=".compact.", suffix=".mdb", dir=archive.path)  # 0600

@@ -225,3 +225,49 @@ def test_cli_stats_and_compact(faded: Memory, capsys: pytest.CaptureFixture[str]
     compacted = json.loads(capsys.readouterr().out)
     assert compacted["bytes_after"] < compacted["bytes_before"]
     faded.archive = Archive(path)  # the fixture closes it again
+
+
+READER = """
+import sys, time
+from optical_memory.archive import Archive
+archive = Archive(sys.argv[1])
+txn = archive.env.begin()  # a snapshot from before the forget, held open
+txn.get(b"schema", db=archive._dbs["meta"])
+print("reading", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_reader_holding_old_pages_is_reported_and_the_next_erase_gets_them(tmp_path: Path) -> None:
+    memory = open_memory(tmp_path / "a")
+    write_history(memory)
+    forgotten = list(images_of(memory, SECRET_SESSION).values())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(tmp_path / "a")], stdout=subprocess.PIPE, env=env)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == b"reading"
+        memory.forget(session=SECRET_SESSION)
+        pinned = memory.archive.erase_free_space()
+        assert pinned["pages_unreached"] > 0  # said, not hidden
+    finally:
+        reader.kill()
+        reader.wait(timeout=30)
+        assert reader.stdout is not None
+        reader.stdout.close()
+    assert memory.archive.erase_free_space()["pages_unreached"] == 0
+    kept = list(images_of(memory).values())
+    assert leftovers(tmp_path / "a", [SECRET_TITLE, SECRET_SESSION], forgotten, kept) == []
+    memory.close()
+
+
+def test_every_key_of_every_database_is_touched_in_batches(tmp_path: Path) -> None:
+    from optical_memory.maintenance import _touch_every_leaf
+
+    memory = open_memory(tmp_path / "a")
+    write_history(memory)
+    before = snapshot(memory.archive)
+    names = [name for name in _DATABASES if name in memory.archive._dbs]
+    touched = memory.archive.write(lambda tx: _touch_every_leaf(tx, names, batch=3))
+    assert touched == sum(len(table) for table in before.values())  # distinct keys (no dupsort keys repeat here)
+    assert snapshot(memory.archive) == before  # probes only: no data changed
+    memory.close()
