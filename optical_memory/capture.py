@@ -105,9 +105,18 @@ def read_payload(stream: IO[bytes]) -> dict[str, Any]:
 
 
 def capture_transcript(
-    memory: Memory, path: str | os.PathLike[str], *, session: str | None = None, fmt: str | None = None
+    memory: Memory,
+    path: str | os.PathLike[str],
+    *,
+    session: str | None = None,
+    fmt: str | None = None,
+    cwd: str | None = None,
 ) -> CaptureResult:
-    """Remember the turns `path` grew by since its last capture (all of it the first time)."""
+    """Remember the turns `path` grew by since its last capture (all of it the first time).
+
+    The session is `session`, else the project's (`project_session` of the working directory the
+    transcript names, else of `cwd`, the hook payload's).
+    """
     from optical_memory.errors import InvalidArgument
 
     transcript = Path(path).expanduser().absolute()
@@ -115,13 +124,15 @@ def capture_transcript(
         raise InvalidArgument(f"transcript {transcript} is not a file")
     for _attempt in range(5):
         try:
-            return _capture_once(memory, transcript, session, fmt)
+            return _capture_once(memory, transcript, session, fmt, cwd)
         except _MarkMoved:
             continue
     raise InvalidArgument(f"transcript {transcript} kept changing under other captures; try again")
 
 
-def _capture_once(memory: Memory, transcript: Path, session: str | None, fmt: str | None) -> CaptureResult:
+def _capture_once(
+    memory: Memory, transcript: Path, session: str | None, fmt: str | None, cwd: str | None
+) -> CaptureResult:
     from optical_memory.checkpoints import Checkpoints, Mark, line_hash
     from optical_memory.ingest import remember_messages
 
@@ -135,7 +146,9 @@ def _capture_once(memory: Memory, transcript: Path, session: str | None, fmt: st
     known = mark is not None and not rewritten
     chosen = fmt or (mark.format if known and mark else None) or _detect(data)
     target = (
-        session or (mark.session if known and mark else None) or project_session(_cwd(data) or str(transcript.parent))
+        session
+        or (mark.session if known and mark else None)
+        or project_session(_cwd(data) or cwd or str(transcript.parent))
     )
     result = CaptureResult(source, chosen, target, read_from=start, read_to=start + len(data), rewritten=rewritten)
     if not data:
@@ -262,7 +275,7 @@ def run_hook(
     """`optical-memory capture`: capture, log what happened, never raise (the agent must not fail)."""
     started = time.perf_counter()
     log_dir: Path | None = None
-    event = "manual"
+    event, cwd = "manual", None
     try:
         from optical_memory.config import load_config
 
@@ -276,7 +289,8 @@ def run_hook(
                 raise ValueError("run from a terminal without --transcript: no hook payload to read")
             payload = read_payload(stdin if stdin is not None else sys.stdin.buffer)
             transcript, event = payload["transcript_path"], str(payload.get("hook_event_name") or "hook")
-        result = _capture_with(config, transcript, session, fmt)
+            cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else None
+        result = _capture_with(config, transcript, session, fmt, cwd)
     except (Exception, KeyboardInterrupt) as exc:  # a hook must never fail the agent, whatever happened
         _log(log_dir, f"{event} {transcript or '-'}: failed: {_describe(exc)}")
         return None
@@ -290,12 +304,14 @@ def run_hook(
     return result
 
 
-def _capture_with(config: Config, transcript: str, session: str | None, fmt: str | None) -> CaptureResult:
+def _capture_with(
+    config: Config, transcript: str, session: str | None, fmt: str | None, cwd: str | None
+) -> CaptureResult:
     from optical_memory.memory import Memory
 
     memory = Memory(config)
     try:
-        return capture_transcript(memory, transcript, session=session, fmt=fmt)
+        return capture_transcript(memory, transcript, session=session, fmt=fmt, cwd=cwd)
     finally:
         memory.close()
 
