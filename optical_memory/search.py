@@ -9,8 +9,9 @@ exactly what memory still holds at the page's tier - fading included.
 
 Terms are cut for how agents search: words; identifiers whole and in parts (``snake_case`` ->
 ``snake_case``, ``snake``, ``case``; ``camelCase`` -> ``camelcase``, ``camel``, ``case``); dotted
-names and paths whole and by component (``os.path.join``, ``src/app/main.py``); numbers, hex ids
-and error codes whole (``0x1f3a``, ``E1234``, ``HTTP-503``). Everything is lower-cased.
+names and paths whole, by component and by file or host (``os.path.join``; ``src/app/main.py:88`` ->
+also ``main.py``, ``main``; ``batch-scheduler:8080`` -> also ``batch-scheduler``, ``8080``); numbers,
+hex ids and error codes whole (``0x1f3a``, ``E1234``, ``HTTP-503``). Everything is lower-cased.
 
 The index's layout (keyed hashes in compact blocks of varint-coded postings; the page entries
 that forgetting unposts) is `postings`'s. Layout 1 (plain terms in the dupsort `postings` database,
@@ -24,6 +25,7 @@ postings hold everything, only hashed. What the index still reveals is in the RE
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import re
@@ -70,17 +72,18 @@ LEGACY_DB = "postings"  # layout 1
 LAYOUT = b"2"
 TERMS_PURPOSE = "terms"
 MAX_TERM = 64  # longer runs (base64 blobs, minified code) are indexed by their first 64 characters
-# Postings read per query term. A term on more lines than this (think "the" in a 100,000-page
-# archive) is only looked up on the lines rarer terms found, or, if every term is that common,
-# read from the newest pages back: search stays bounded in time and memory at any archive size.
+# Postings read per query: the rarest terms are read whole while they fit SCAN_BUDGET, and they
+# decide which lines are candidates; a commoner term (think "the" in a 100,000-page archive) is only
+# looked up on the MAX_LOOKUP best of those. If even the rarest term is over budget, its newest
+# MAX_SCAN postings are read. Search stays bounded in time and memory at any archive size.
 MAX_SCAN = 20_000
-MAX_SCAN_TOTAL = 4 * MAX_SCAN  # over all the terms of one query
-MAX_LOOKUP = 2_000  # best candidate lines a too-common term is looked up on
+SCAN_BUDGET = 10_000
+MAX_LOOKUP = 1_000
 # A query is a few words or identifiers; a pasted page would cost seconds and hundreds of MB.
 MAX_QUERY_CHARS = 1_000
 MAX_QUERY_TERMS = 48
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")
-_SEPARATORS = re.compile(r"[./\\:@#-]")
+_STRONG, _WEAK = re.compile(r"[/\\:@#]"), re.compile(r"[.-]")  # paths, hosts, ports; then dotted, hyphenated
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _K1, _B = 1.2, 0.75  # the usual BM25 constants
 
@@ -91,13 +94,15 @@ def terms(text: str) -> list[str]:
     for match in _COMPOUND.finditer(text):
         whole = match.group(0)
         variants = {whole}
-        for part in _SEPARATORS.split(whole):
-            variants.add(part)
-            pieces = [p for p in part.split("_") if p]
-            variants.update(pieces)
-            for piece in pieces:
-                if re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]", piece):  # camelCase / HTTPServer
-                    variants.update(_CAMEL.findall(piece))
+        for chunk in _STRONG.split(whole):  # "batch-scheduler:8080" -> "batch-scheduler", "8080"
+            variants.add(chunk)
+            for part in _WEAK.split(chunk):
+                variants.add(part)
+                pieces = [p for p in part.split("_") if p]
+                variants.update(pieces)
+                for piece in pieces:
+                    if re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]", piece):  # camelCase / HTTPServer
+                        variants.update(_CAMEL.findall(piece))
         out.extend(v.lower()[:MAX_TERM] for v in variants if v)
     return out
 
@@ -247,9 +252,24 @@ def _check_layout(tx: ArchiveTxn) -> None:
         )
 
 
-def _bm25(counts: dict[str, int], length: int, idf: dict[str, float], average: float) -> float:
-    norm = _K1 * (1 - _B + _B * length / average)
-    return sum(idf[t] * tf * (_K1 + 1) / (tf + norm) for t, tf in counts.items())
+def _scores(
+    found: dict[tuple[int, int], dict[str, int]],
+    lengths: dict[tuple[int, int], int],
+    idf: dict[str, float],
+    average: float,
+) -> dict[tuple[int, int], float]:
+    """Each line's BM25 times its coverage (the share of the query's idf it holds)."""
+    boost = {t: w * (_K1 + 1) for t, w in idf.items()}
+    base, slope, weight = _K1 * (1 - _B), _K1 * _B / average, sum(idf.values()) or 1.0
+    out = {}
+    for at, counts in found.items():
+        norm = base + slope * lengths[at]
+        bm25 = covered = 0.0
+        for t, tf in counts.items():
+            bm25 += boost[t] * tf / (tf + norm)
+            covered += idf[t]
+        out[at] = bm25 * covered / weight
+    return out
 
 
 def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int) -> list[LineHit]:
@@ -271,26 +291,25 @@ def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int
     found: dict[tuple[int, int], dict[str, int]] = {}  # (page, line) -> {term: count on that line}
     lengths: dict[tuple[int, int], int] = {}  # (page, line) -> terms on that line
     scanned = 0
+    best: list[tuple[int, int]] | None = None  # the candidates common terms are looked up on
     with tx.txn.cursor(db=tx.db(BLOCKS_DB)) as cursor:
         hashes = {term: hashed(term) for term in query_terms}
         known = [(df, term, h) for term, h in hashes.items() if (df := document_frequency(cursor, h))]
         for df, term, h in sorted(known):  # rarest first: they decide which lines are candidates
             idf[term] = math.log(1 + (total_lines - df + 0.5) / (df + 0.5))
-            if not found or (df <= MAX_SCAN and scanned + df <= MAX_SCAN_TOTAL):
+            if best is None and (not found or scanned + df <= SCAN_BUDGET):
                 # newest first, at most MAX_SCAN postings: time and memory stay bounded however common
                 for page, line, posted_sid, count, length in islice(newest_first(cursor, h), MAX_SCAN):
                     if sid is None or posted_sid == sid:
                         found.setdefault((page, line), {})[term] = count
                         lengths[(page, line)] = length
                 scanned += min(df, MAX_SCAN)
-            else:  # too common to enumerate: look it up on the best lines the rarer terms found
-                best = sorted(found, key=lambda at: -_bm25(found[at], lengths[at], idf, average))
-                _look_up(cursor, h, term, best[:MAX_LOOKUP], found)
-    weight = sum(idf.values()) or 1.0
-    scores: dict[tuple[int, int], float] = {}
-    for at, counts in found.items():
-        coverage = sum(idf[t] for t in counts) / weight
-        scores[at] = _bm25(counts, lengths[at], idf, average) * coverage
+                continue
+            if best is None:  # too common to read whole: look it up on the best lines found so far
+                partial = _scores(found, lengths, idf, average)
+                best = heapq.nlargest(MAX_LOOKUP, partial, key=partial.__getitem__)
+            _look_up(cursor, h, term, best, found)
+    scores = _scores(found, lengths, idf, average)
     ordered = sorted(scores.items(), key=lambda item: (-item[1], -item[0][0], item[0][1]))
     return [LineHit(page, line, round(score, 4), len(found[(page, line)])) for (page, line), score in ordered[:limit]]
 

@@ -186,6 +186,7 @@ def test_search_stays_bounded_when_terms_are_everywhere(memory: Memory, monkeypa
     import optical_memory.search as search
 
     monkeypatch.setattr(search, "MAX_SCAN", 5)  # as if "common" were on millions of lines
+    monkeypatch.setattr(search, "SCAN_BUDGET", 5)
     for n in range(12):
         memory.remember(f"common filler line {n}", session="bulk")
     memory.remember("common needle_7f3a here", session="bulk")
