@@ -71,6 +71,11 @@ BAD_CALLS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("read_lines", {"page_id": "p999999999999"}, ("no page 'p999999999999'", "pages run p1..p1")),
     ("read_lines", {"page_id": "../../etc/passwd"}, ("not a page id", "like 'p12'")),
     ("read_lines", {"page_id": None}, ("page_id", "valid string")),
+    (
+        "read_lines",
+        {"page_id": None, "start": 0},
+        ("page_id: Input should be a valid string (got None); start: Input",),
+    ),
     ("read_lines", {"page_id": "p²"}, ("'p²' is not a page id", "like 'p12'")),
     ("read_lines", {"page_id": "p" + "9" * 5000}, ("page_id", "at most 64 characters")),
     ("read_lines", {"page_id": "p" + "9" * 40}, ("is not a page id", "at most 18")),
@@ -129,6 +134,8 @@ async def test_malformed_calls_get_clear_errors_and_change_nothing(config: Confi
             why = reason(tool, await client.call_tool(tool, args))
             for words in says:
                 assert words in why, (tool, args, why)
+            # one line, without pydantic's type tags and documentation links
+            assert "\n" not in why and "[type=" not in why and "errors.pydantic.dev" not in why, why
         unknown = await client.call_tool("no_such_tool", {})
         assert unknown.is_error and isinstance(unknown.content[0], TextContent)
         assert unknown.content[0].text == "Unknown tool: no_such_tool"

@@ -20,6 +20,7 @@ from optical_memory.config import Config
 from optical_memory.memory import Memory
 from optical_memory.tiers import Tier
 from optical_memory_mcp import package_version, tools
+from optical_memory_mcp.argument_errors import ConciseArgumentErrors
 from optical_memory_mcp.resources import IMAGE_URI, INFO_URI, register_resources
 from optical_memory_mcp.state import AppState, serving
 
@@ -103,6 +104,7 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
         instructions=instructions(config),
         lifespan=lambda _: serving(config, memory),
         version=package_version(),
+        middleware=[ConciseArgumentErrors()],
     )
     # With reconsolidation on, read_lines writes what it read onto a fresh page: not read-only then.
     reads_write = config.recall_reconsolidates
