@@ -2,8 +2,9 @@
 
 Search ranks lines by their terms (`search`), then reads the winning lines with the lines around
 them from the page images as they are now (fading included), verified like every read (`passages`).
-Forget deletes a page's or a session's images, records and postings in one transaction, then erases
-the freed space of the archive's files, so what was forgotten cannot be carved out of them.
+Forget deletes a page's or a session's images, records, postings and importers' content keys in one
+transaction, then erases the freed space of the archive's files, so what was forgotten cannot be
+carved out of them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from optical_memory.archive import Archive, ArchiveTxn
+from optical_memory.checkpoints import forget_pages
 from optical_memory.errors import InvalidArgument
 from optical_memory.passages import DEFAULT_CONTEXT, MAX_SEARCH_HITS, search_passages
 from optical_memory.readers.base import Reader
@@ -66,15 +68,18 @@ class Recall:
                 sess = find_session(tx, record.session)
                 _delete(tx, sess, record)
                 tx.put_session(record.session, sess)
+                forget_pages(tx, [record.number])
                 return ForgetResult(forgotten=[page_id])
             assert session is not None
             sess = find_session(tx, session)
-            ids = [pid for _, pid in tx.page_ids_newest_first(sess.sid)]
+            numbered = list(tx.page_ids_newest_first(sess.sid))
+            ids = [pid for _, pid in numbered]
             for pid in ids:
                 stored = tx.page(pid)
                 if stored is not None:
                     _delete(tx, sess, stored)
             tx.delete_session(session)
+            forget_pages(tx, [number for number, _ in numbered])
             return ForgetResult(forgotten=ids[::-1], sessions_removed=[session])
 
         result = self.archive.write(once)

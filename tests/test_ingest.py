@@ -292,9 +292,6 @@ def test_a_codex_sessions_folder_is_imported_once(
 
 
 def test_forgetting_pages_erases_their_content_keys(memory: Memory, tmp_path: Path) -> None:
-    from optical_memory.archive import page_number
-    from optical_memory.checkpoints import forget_pages
-
     path = tmp_path / "s.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in TRANSCRIPT), encoding="utf-8")
     result = import_conversations(memory, path)
@@ -304,9 +301,7 @@ def test_forgetting_pages_erases_their_content_keys(memory: Memory, tmp_path: Pa
             return [bytes(key) for key in cursor.iternext(values=False)]
 
     assert len(memory.archive.read(keys)) == 2 * result.messages  # a content key and its reverse per message
-    numbers = [number for number in map(page_number, result.pages) if number is not None]
-    memory.forget(session="sess-1")
-    memory.archive.write(lambda tx: forget_pages(tx, numbers))  # what `forget` calls in its transaction
+    memory.forget(session="sess-1")  # forget drops them in its own transaction
     assert memory.archive.read(keys) == []
 
 
