@@ -92,6 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
         _add_global_options(sub, argparse.SUPPRESS)
         return sub
 
+    _add_serve_command(command)
+
+    web = command("web", "serve a web page to look through the archive (sessions, pages, search, fading)")
+    web.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", type=int, default=8766, help="port (default 8766)")
+    web.add_argument("--open", action="store_true", help="open it in the default browser, logged in")
+
+    _add_tool_commands(command)
+
+    _add_transfer_commands(command)
+    _add_capture_commands(command)
+    command("compact", "give space freed by fading and forgetting back to the disk (no other process may have it open)")
+    command("stats", "file size, used and free bytes, pages and bytes per tier, token totals (JSON)")
+    return parser
+
+
+def _add_serve_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """serve: the MCP server over stdio, or streamable HTTP with its guards."""
     serve = command("serve", "run the MCP server (stdio, or streamable HTTP with --http)")
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1: this machine only)")
@@ -112,11 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"HTTP: close an MCP session after S seconds without a request (default {SESSION_IDLE_S:g})",
     )
 
-    web = command("web", "serve a web page to look through the archive (sessions, pages, search, fading)")
-    web.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    web.add_argument("--port", type=int, default=8766, help="port (default 8766)")
-    web.add_argument("--open", action="store_true", help="open it in the default browser, logged in")
 
+def _add_tool_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """The commands that mirror the MCP tools, each printing the tool's result as JSON."""
     remember = command("remember", "remember text (as the remember tool)")
     remember.add_argument(
         "text",
@@ -160,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--page", dest="page_id", metavar="PAGE_ID", help="forget this one page")
     forget.add_argument("--session", help="forget every page of this session, and the session")
 
+
+def _add_transfer_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """export and import: pages to and from a folder or a .zip; conversations from other tools."""
     export = command("export", "export pages (images + metadata) to a folder or a .zip")
     export.add_argument("destination", metavar="PATH", help="a new folder, or a path ending in .zip")
     export.add_argument("--session", help="only this session's pages (default: all)")
@@ -177,10 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="conversation format (default: detected from the file)",
     )
     importing.add_argument("--session", help="remember every message in this session (default: the file's own)")
-    _add_capture_commands(command)
-    command("compact", "give space freed by fading and forgetting back to the disk (no other process may have it open)")
-    command("stats", "file size, used and free bytes, pages and bytes per tier, token totals (JSON)")
-    return parser
 
 
 def _print_json(data: Any) -> None:
