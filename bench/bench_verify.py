@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from bench.common import percentile
 from optical_memory.checkcode import CODE_BYTES, codes_for, line_key
+from optical_memory.config import load_config
 from optical_memory.metrics import edit_distance
 from optical_memory.pages import PageFormat, plan_entry
 from optical_memory.readers.base import Reader
@@ -48,11 +49,22 @@ from optical_memory.records import PageRecord
 from optical_memory.render import Renderer
 from optical_memory.tiers import Tier, demote, encode_image
 from optical_memory.training.corpus import REALISTIC_MIX, mixed_lines
-from optical_memory.training.evaluate import HELDOUT_SEED, RECOMMENDED_TIERS
+from optical_memory.training.evaluate import HELDOUT_SEED
 from optical_memory.transcribe import transcribe_lines
 from optical_memory.verify import MAX_CANDIDATES, PAGE_CANDIDATES
 
 KEY = line_key(bytes(range(32)))
+# The default tiers (config/default.toml), and the lossless chain the defaults were before grey levels.
+CHAINS: dict[str, tuple[Tier, ...]] = {
+    "config": load_config(environ={}).tiers,
+    "lossless": (
+        Tier("hot", 1.0, "png"),
+        Tier("warm", 0.75, "webp", lossless=True, after_pages=8),
+        Tier("cool", 0.5, "webp", lossless=True, after_pages=32),
+        Tier("cold", 0.35, "webp", lossless=True, after_pages=128),
+        Tier("frost", 0.21, "webp", lossless=True, after_pages=512),
+    ),
+}
 _B62 = string.ascii_letters + string.digits
 _NAMES = (
     "Dröge", "Ærøskøbing", "Dvořák", "Łukasz Żółć", "Þórður", "Müller", "Šťastný", "Ðorđe", "Françoise",
@@ -121,7 +133,7 @@ class BenchPage:
     truth: list[str]  # the text of each line piece, in line order
 
 
-def make_page(mix: str, seed: int, tiers: Sequence[Tier] = RECOMMENDED_TIERS) -> BenchPage:
+def make_page(mix: str, seed: int, tiers: Sequence[Tier] = CHAINS["config"]) -> BenchPage:
     """A full page of entries laid out as `remember` lays them, with its check codes, faded through `tiers`."""
     rng = random.Random(seed)
     renderer = Renderer(PageFormat())
@@ -210,11 +222,20 @@ def time_page(reader: Reader, page: BenchPage, reps: int) -> list[tuple[list[flo
 _WORKER_READER: list[TrainedReader] = []
 
 
-def _score_job(job: tuple[str, int, str | None]) -> list[Score]:
-    mix, seed, model = job
+def _score_job(job: tuple[str, int, str | None, str]) -> list[Score]:
+    mix, seed, model, chain = job
     if not _WORKER_READER:
         _WORKER_READER.append(TrainedReader(model, threads=1))
-    return score_page(_WORKER_READER[0], make_page(mix, seed))
+    return score_page(_WORKER_READER[0], make_page(mix, seed, CHAINS[chain]))
+
+
+def tiers_label(tiers: Sequence[Tier]) -> str:
+    def one(t: Tier) -> str:
+        levels = getattr(t, "levels", 256)  # grey levels, where tiers have them
+        codec = "lossless webp" if t.lossless else t.codec
+        return f"{t.name} {t.scale:g} {codec}" + (f" {levels}lv" if levels != 256 else "")
+
+    return ", ".join(one(t) for t in tiers)
 
 
 def _row(name: str, s: Score) -> str:
@@ -257,6 +278,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="reader.onnx (default: the shipped one)")
     parser.add_argument("--mix", choices=[*MIXES, "both"], default="both")
+    parser.add_argument("--chain", choices=sorted(CHAINS), default="config", help="default tiers, or the old lossless")
     parser.add_argument("--pages", type=int, default=12, help="held-out pages per mix")
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED + 9000)
     parser.add_argument("--workers", type=int, default=1, help="processes that score pages (timing stays serial)")
@@ -270,25 +292,27 @@ def main() -> None:
     reader = TrainedReader(args.model, threads=args.threads)
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {reader.model_path.name}; "
-        f"{args.pages} pages per mix, seed {args.seed}; default tiers; search: {MAX_CANDIDATES} candidates a "
+        f"{args.pages} pages per mix, seed {args.seed}; chain {args.chain}: {tiers_label(CHAINS[args.chain])}; "
+        f"search: {MAX_CANDIDATES} candidates a "
         f"line, {PAGE_CANDIDATES} a page; check codes {CODE_BYTES} bytes"
     )
     mixes = list(MIXES) if args.mix == "both" else [args.mix]
+    tiers = CHAINS[args.chain]
     checked = wrong = 0
     for mix in mixes:
-        jobs = [(mix, args.seed + i, args.model) for i in range(args.pages)]
+        jobs = [(mix, args.seed + i, args.model, args.chain) for i in range(args.pages)]
         if args.workers > 1:
             with ProcessPoolExecutor(args.workers) as pool:
                 results = list(pool.map(_score_job, jobs, chunksize=1))
         else:
-            results = [score_page(reader, make_page(mix, seed)) for mix, seed, _ in jobs]
-        totals = [Score() for _ in RECOMMENDED_TIERS]
+            results = [score_page(reader, make_page(mix, seed, tiers)) for mix, seed, _, _ in jobs]
+        totals = [Score() for _ in tiers]
         for page_scores in results:
             for total, s in zip(totals, page_scores, strict=True):
                 total.add(s)
         if args.pin and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {0, 1})
-        timed = [make_page(mix, args.seed + i) for i in range(min(args.time_pages, args.pages))]
+        timed = [make_page(mix, args.seed + i, tiers) for i in range(min(args.time_pages, args.pages))]
         for page in timed:
             for total, (plain, verified) in zip(totals, time_page(reader, page, args.reps), strict=True):
                 total.times_plain += plain
@@ -296,7 +320,7 @@ def main() -> None:
         if args.pin and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
         print(f"{mix} mix, trained reader ({args.pages} pages; timed: {len(timed)} pages x {args.reps} reads):")
-        for tier, s in zip(RECOMMENDED_TIERS, totals, strict=True):
+        for tier, s in zip(tiers, totals, strict=True):
             print(_row(tier.name, s))
             checked += s.lines
             wrong += s.wrong_verified

@@ -38,11 +38,13 @@ from optical_memory.pages import decode, encode_piece, join_row_cells
 __all__ = [
     "DOUBT",
     "MAX_CANDIDATES",
+    "PAGE_CANDIDATES",
     "SEARCH_CELLS",
     "Verified",
     "cells_of_rows",
     "text_columns",
     "verify_line",
+    "verify_lines",
     "verify_reading",
 ]
 
@@ -52,6 +54,9 @@ SEARCH_CELLS = 24  # least certain cells whose alternatives are searched (a fros
 # frost pages every line that verified by search did so within 6 nats, and the cap ends hopeless
 # searches early (a line of sure cells has few candidates under it).
 MAX_COST = 12.0
+# A page's lines together try at most this many: a page of hopeless lines (say random keys at frost)
+# reads in bounded time; ~1.5 us each, 12,288 is under 20 ms on one core.
+PAGE_CANDIDATES = 12288
 _FIRST_STAGE = 64  # most failing lines match within the first few candidates: try those before building 4,096
 DOUBT = 0.99  # a cell whose best class is below this probability is reported as doubtful
 _MAX_UNCERTAIN = 16
@@ -165,26 +170,36 @@ def _candidates(flat: np.ndarray, topk: np.ndarray, cells: np.ndarray, ranks: np
     return [str(s) for s in _CODE_POINTS[grid].view(f"<U{length}")[:, 0].tolist()]
 
 
-def _search(
-    classes: np.ndarray, probs: np.ndarray, code: bytes, hasher: LineHasher, prefix: int, budget: int
-) -> tuple[str | None, str | None]:
-    """Best-first search for a reading that matches `code`: (matching cells or None, runner-up cells or None)."""
-    topk = classes.reshape(-1, classes.shape[-1])  # (L, K)
-    p = probs.reshape(-1, probs.shape[-1]).astype(np.float64)
-    n = min(SEARCH_CELLS, len(topk))
-    searched = np.argpartition(p[:, 0], n - 1)[:n] if n < len(topk) else np.arange(len(topk))
-    with np.errstate(divide="ignore"):
-        costs = np.log(p[searched, :1]) - np.log(p[searched])  # (n, K), rank 0 costs nothing
-    costs[~np.isfinite(costs)] = np.inf
-    # Cells past the last non-blank of any candidate are blank in all of them: leave them out of the strings.
-    nonblank = np.flatnonzero(topk[:, 0])
-    end = max(int(nonblank[-1]) + 1 if len(nonblank) else 0, int(searched.max()) + 1, prefix)
-    runner_up: str | None = None
-    done = 0
-    code_of = hasher.code
-    for stage in (min(_FIRST_STAGE, budget), budget):
-        ranks = _ranked_assignments(costs, stage)
-        for flat in _candidates(topk[:end, 0], topk, searched, ranks)[done:]:
+class _Search:
+    """Best-first search of one line for a reading that matches its code, resumable with a larger budget."""
+
+    def __init__(self, classes: np.ndarray, probs: np.ndarray, code: bytes, hasher: LineHasher) -> None:
+        self.code, self.hasher = code, hasher
+        self.prefix = (classes.shape[0] - 1) * classes.shape[1]  # cells of the line's full rows
+        self.topk = classes.reshape(-1, classes.shape[-1])  # (L, K)
+        p = probs.reshape(-1, probs.shape[-1]).astype(np.float64)
+        n = min(SEARCH_CELLS, len(p))
+        self.cells = np.argpartition(p[:, 0], n - 1)[:n] if n < len(p) else np.arange(len(p))
+        with np.errstate(divide="ignore"):
+            costs = np.log(p[self.cells, :1]) - np.log(p[self.cells])  # (n, K), rank 0 costs nothing
+        costs[~np.isfinite(costs)] = np.inf
+        self.costs = costs
+        # Cells past the last non-blank of every candidate are blank in all of them: left out of the strings.
+        nonblank = np.flatnonzero(self.topk[:, 0])
+        last = int(nonblank[-1]) + 1 if len(nonblank) else 0
+        self.end = max(last, int(self.cells.max()) + 1, self.prefix)
+        self.tried = 0  # candidates taken from the ranked list so far (tried or dropped as malformed)
+        self.exhausted = False  # every candidate within MAX_COST was tried
+        self.found: str | None = None
+        self.runner_up: str | None = None
+
+    def run(self, budget: int) -> None:
+        """Try candidates up to the `budget`-th most probable (those before `tried` were tried already)."""
+        if self.found is not None or self.exhausted or budget <= self.tried:
+            return
+        ranks = _ranked_assignments(self.costs, budget)
+        prefix, code, code_of = self.prefix, self.code, self.hasher.code
+        for flat in _candidates(self.topk[: self.end, 0], self.topk, self.cells, ranks[self.tried :]):
             cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
             if ESCAPE in cells:
                 if not _well_formed(cells):
@@ -192,13 +207,63 @@ def _search(
                 text = decode(cells)
             else:
                 text = cells
-            runner_up = runner_up or cells
+            self.runner_up = self.runner_up or cells
             if code_of(text) == code:
-                return cells, runner_up
-        done = len(ranks)
-        if done < stage:  # every candidate within MAX_COST was tried
-            break
-    return None, runner_up
+                self.found = cells
+                break
+        self.tried = len(ranks)
+        self.exhausted = len(ranks) < budget
+
+
+def verify_lines(
+    lines: Sequence[tuple[np.ndarray, np.ndarray, bytes | None]],
+    hasher: LineHasher | None,
+    budget: int = MAX_CANDIDATES,
+    page_budget: int | None = None,
+) -> list[Verified]:
+    """Verified decoding of the lines read from one page: (classes, probs, code) each, arrays (rows, columns, K).
+
+    Every line is checked at its argmax reading; each failing line then tries its `_FIRST_STAGE`
+    most probable alternatives (where most failing lines match); what is left of `page_budget` is
+    shared among the lines still failing, at most `budget` candidates each, so a page of hopeless
+    lines costs a bounded time (`page_budget`, default `PAGE_CANDIDATES`). Without a code (or hasher)
+    a line is returned with verified None.
+    """
+    results: list[Verified | None] = []
+    searches: dict[int, _Search] = {}
+    for index, (classes, probs, code) in enumerate(lines):
+        if classes.shape != probs.shape or classes.ndim != 3:
+            raise ValueError(
+                f"classes and probs must both be (rows, columns, K); got {classes.shape} and {probs.shape}"
+            )
+        best = cells_of_rows(classes[..., 0])
+        if code is None or hasher is None:
+            results.append(Verified(decode(best), None))
+        elif _well_formed(best) and hasher.code(decode(best)) == code:
+            results.append(Verified(decode(best), True))
+        else:
+            results.append(None)
+            searches[index] = _Search(classes, probs, code, hasher)
+    left = PAGE_CANDIDATES if page_budget is None else page_budget
+    for share in (min(_FIRST_STAGE, budget), budget):
+        waiting = [search for search in searches.values() if search.found is None and not search.exhausted]
+        for position, search in enumerate(waiting):
+            before = search.tried
+            search.run(min(share, before + left // (len(waiting) - position)))
+            left -= search.tried - before
+    for index, search in searches.items():
+        results[index] = _outcome(lines[index][0], lines[index][1], search)
+    return [result for result in results if result is not None]
+
+
+def _outcome(classes: np.ndarray, probs: np.ndarray, search: _Search) -> Verified:
+    if search.found is not None:
+        return Verified(decode(search.found), True)
+    best = cells_of_rows(classes[..., 0])
+    doubtful = _doubtful(probs[..., 0].reshape(-1))
+    runner_up = search.runner_up
+    alternative = decode(runner_up) if runner_up is not None and runner_up != best else None
+    return Verified(decode(best), False, text_columns(best, doubtful.tolist()), alternative)
 
 
 def verify_line(
@@ -208,25 +273,8 @@ def verify_line(
     hasher: LineHasher | None,
     budget: int = MAX_CANDIDATES,
 ) -> Verified:
-    """Verified decoding of one line from its rows' top-K classes and probabilities, each (rows, columns, K).
-
-    Without a code (or hasher) the argmax reading is returned with verified None.
-    """
-    if classes.shape != probs.shape or classes.ndim != 3:
-        raise ValueError(f"classes and probs must both be (rows, columns, K); got {classes.shape} and {probs.shape}")
-    rows, columns, _ = classes.shape
-    prefix = (rows - 1) * columns
-    best = cells_of_rows(classes[..., 0])
-    if code is None or hasher is None:
-        return Verified(decode(best), None)
-    if _well_formed(best) and hasher.code(decode(best)) == code:
-        return Verified(decode(best), True)
-    found, runner_up = _search(classes, probs, code, hasher, prefix, budget) if budget > 0 else (None, None)
-    if found is not None:
-        return Verified(decode(found), True)
-    doubtful = _doubtful(probs[..., 0].reshape(-1))
-    alternative = decode(runner_up) if runner_up is not None and runner_up != best else None
-    return Verified(decode(best), False, text_columns(best, doubtful.tolist()), alternative)
+    """Verified decoding of one line from its rows' top-K classes and probabilities, each (rows, columns, K)."""
+    return verify_lines([(classes, probs, code)], hasher, budget, page_budget=budget)[0]
 
 
 def verify_reading(row_cells: Sequence[str], columns: int, code: bytes | None, hasher: LineHasher | None) -> Verified:
