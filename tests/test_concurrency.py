@@ -66,10 +66,10 @@ def test_three_writers_and_a_reader_lose_nothing_while_pages_fade(tmp_path: Path
     for session in SESSIONS:
         titles: list[str] = []
         records = memory.archive.read(
-            lambda tx, s=session: [tx.page(pid) for _, pid in tx.page_ids_newest_first(tx.session(s)["sid"])]
+            lambda tx, s=session: [tx.page(pid) for _, pid in tx.page_ids_newest_first(tx.session(s).sid)]
         )
         for record in reversed(records):
-            titles += [e["title"] for e in record["entries"]]
+            titles += [e.title for e in record.entries]
         deduped = list(dict.fromkeys(titles))  # an entry split over pages appears on each
         assert deduped == [f"{session}-{n}" for n in range(ENTRIES)]
     tiers = {p.tier for p in memory.list_pages(limit=200).pages}
