@@ -136,6 +136,12 @@ def first_screen(client: Client, path: str) -> None:
         client.get(chunk.split('"', 1)[0].replace("&amp;", "&"))
 
 
+def until_counted(client: Client, path: str) -> None:
+    """Poll the fading page until it shows its plots (every record is counted on the server's worker)."""
+    while b"<svg" not in client.get(path):
+        time.sleep(0.25)
+
+
 def measure(archive: Path, n_pages: int, reps: int, search: bool) -> dict[str, list[float] | str]:
     """Each view's request times (ms), or why it could not be measured."""
     sessions = -(-n_pages // PER_SESSION)
@@ -157,8 +163,9 @@ def measure(archive: Path, n_pages: int, reps: int, search: bool) -> dict[str, l
         "page view, lines read (trained reader)": (client.get, [f"/page/{p}" for p in pages]),
         "  of which read_lines alone (in-process, no web)": (memory.read_lines, pages),
         "stored image of a page": (client.get, [f"/page/{p}/image" for p in pages]),
-        "fading plot, first (cold: every record read)": (client.get, ["/fading"]),
-        "fading plot, then (cached)": (client.get, ["/fading"] * reps),
+        "fading plot, first view (cold: says it is counting)": (client.get, ["/fading"]),
+        "fading plot, until its figures show (cold)": (lambda p: until_counted(client, p), ["/fading"]),
+        "fading plot, then (counted)": (client.get, ["/fading"] * reps),
     }
     if search:
         views["search (top 20, lines read)"] = (client.get, [f"/search?q={quote(q)}" for q in queries(reps)])
@@ -185,6 +192,13 @@ def queries(count: int) -> list[str]:
 # screenshots ------------------------------------------------------------------------------------
 
 
+def most_doubted(memory: Memory, session: str) -> str:
+    """The session's page with the most lines the reader could not verify: the page view's best example."""
+    pages = memory.list_pages(session=session, limit=50).pages
+    doubts = {p.id: sum(not line.verified for line in memory.read_lines(p.id).lines) for p in pages if p.lines}
+    return max(doubts, key=lambda page_id: doubts[page_id])
+
+
 def screenshots(folder: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -197,7 +211,7 @@ def screenshots(folder: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         memory = Memory(load_config(None, archive=Path(tmp) / "archive", environ={}), reader=TrainedReader())
         now = datetime.now(UTC)
-        for name, pages, days in (("refactor-parser", 14, 20), ("release-notes", 42, 3), ("today", 3, 0)):
+        for name, pages, days in (("refactor-parser", 14, 70), ("release-notes", 42, 3), ("today", 3, 0)):
             for entry in corpus_entries(None, pages)[0]:
                 memory.remember(entry, name, role=random.Random(len(entry)).choice(("user", "assistant")))
             memory.fade(name, now=now + timedelta(days=days))
@@ -211,9 +225,13 @@ def screenshots(folder: Path) -> None:
                 driver.save_screenshot(str(folder / "sessions.png"))
                 driver.get(f"{url}/session?name=release-notes")
                 driver.save_screenshot(str(folder / "session.png"))
-                page = memory.list_pages(session="release-notes", limit=40).pages[-1]  # the most faded
-                driver.get(f"{url}/page/{page.id}")
+                driver.get(f"{url}/page/{most_doubted(memory, 'refactor-parser')}")
                 driver.save_screenshot(str(folder / "page.png"))
+                driver.execute_script(  # the lines the reader doubts, in view beside the (sticky) image
+                    "const row = document.querySelector('tr.unverified');"
+                    "if (row) row.scrollIntoView({block: 'center'});"
+                )
+                driver.save_screenshot(str(folder / "page-unverified.png"))
                 driver.get(f"{url}/fading")
                 driver.save_screenshot(str(folder / "fading.png"))
                 box = driver.find_element(By.NAME, "q")

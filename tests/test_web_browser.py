@@ -134,7 +134,7 @@ def test_search_highlights_terms_and_links_to_the_line(browser: WebDriver, base:
     assert "parse_config" in marks
     d.save_screenshot(str(shots / "search.png"))
     first = d.find_element(By.CSS_SELECTOR, "li.hit a")
-    line = int(first.text.rsplit(" ", 1)[1])
+    line = int(first.get_attribute("href").rsplit("#L", 1)[1])  # the first line that matched
     first.click()
     target = d.find_element(By.CSS_SELECTOR, f"tr#L{line} td.text")
     assert "parse_config" in target.text

@@ -89,7 +89,7 @@ def _human(value: float, unit: str = "") -> str:
 
 def bar_chart(title: str, values: Sequence[int], names: Sequence[str], unit: str = "") -> str:
     """One bar per tier, coloured by tier, labelled with its value."""
-    width, height, top, bottom = 360, 200, 30, 36
+    width, height, top, bottom = 360, 210, 44, 36  # top: room for the tallest bar's label under the title
     peak = max(values, default=0) or 1
     slot = (width - 20) / max(len(values), 1)
     parts = []
@@ -147,7 +147,7 @@ def days_chart(title: str, days: dict[str, list[int]], names: Sequence[str], mos
         summed = [sum(column) for column in zip(*(counts for _, counts in chunk), strict=True)]
         bars.append((chunk[0][0], summed))
     peak = max((sum(counts) for _, counts in bars), default=0) or 1
-    slot = (width - 20) / max(len(bars), 1)
+    slot = min((width - 20) / max(len(bars), 1), 48.0)  # a few days: bars, not blocks
     parts = [
         f'<rect x="{10 + i * 90}" y="24" width="10" height="10" fill="{colour(i)}"/>'
         f'<text x="{24 + i * 90}" y="33" font-size="11" fill="#222">{esc(name)}</text>'

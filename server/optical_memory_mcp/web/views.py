@@ -42,12 +42,14 @@ class Views:
         more = f'<p class="pager"><a rel="next" href="{attr_url("/", start=later)}">more sessions</a></p>'
         more = more if later < len(every) else ""
         total = sum(s.pages for s in every)
+        legend = " ".join(tier_badge(name, index) for index, name in enumerate(self.tier_names))
         body = f"""<h1>Sessions</h1>
 <p class="summary">{len(every):,} sessions, {total:,} pages. Newest activity first.</p>
 <table class="sessions">
 <thead><tr><th>Session</th><th class="num">Pages</th><th>First</th><th>Last</th><th>Pages per tier</th></tr></thead>
 <tbody>{rows or '<tr><td colspan="5">No sessions yet: remember something first.</td></tr>'}</tbody>
-</table>{more}"""
+</table>
+<p class="legend">Tiers, sharpest first: {legend}</p>{more}"""
         return layout("Sessions", body)
 
     def _session_row(self, s: SessionInfo) -> str:
@@ -161,10 +163,15 @@ class Views:
         result = self.memory.search(query, session=session, limit=SEARCH_HITS)
         hits = []
         for hit in result.hits:
-            text = "<br>".join(highlight(line.text, result.terms) for line in hit.lines)
-            target = attr_url(f"/page/{hit.page_id}") + f"#L{hit.start}"
+            text = "".join(
+                f'<div class="{"match" if line.number in hit.matches else "context"}">'
+                f"{highlight(line.text, result.terms)}</div>"
+                for line in hit.lines
+            )
+            at = hit.matches[0] if hit.matches else hit.start  # the first line that matched, not the context
+            target = attr_url(f"/page/{hit.page_id}") + f"#L{at}"
             hits.append(
-                f'<li class="hit"><a href="{target}">{esc(hit.page_id)} line {hit.start}</a> '
+                f'<li class="hit"><a href="{target}">{esc(hit.page_id)} {_line_span(hit.start, hit.end)}</a> '
                 f"{tier_badge(hit.tier, self.tier_names.index(hit.tier) if hit.tier in self.tier_names else 0)} "
                 f'<span class="where">session {esc(hit.session)} · score {hit.score:.2f}</span>'
                 f'<div class="text">{text}</div></li>'
@@ -209,6 +216,10 @@ the most to look at; as a session grows and days pass, older pages fade to small
 change, at most once a minute.)</p>
 <div class="charts">{"".join(f"<figure>{chart}</figure>" for chart in charts)}</div>"""
         return layout("Fading", body)
+
+
+def _line_span(start: int, end: int) -> str:
+    return f"line {start}" if end == start else f"lines {start}–{end}"
 
 
 def _entry_row(line: Line) -> str:
