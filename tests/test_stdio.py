@@ -268,7 +268,7 @@ def test_serve_stops_at_once_with_a_fading_backlog(tmp_path: Path, archive_path:
     time.sleep(0.5)  # the start-up fade is under way
     took = server.stop_by(how)
     assert server.proc.returncode == 0, "".join(server.log)
-    assert took < 3, f"{how}: stopping took {took:.1f}s"
+    assert took < 2, f"{how}: stopping took {took:.1f}s"
 
     memory = Memory(config)
     try:
