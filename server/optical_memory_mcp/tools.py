@@ -4,8 +4,9 @@ A tool's parameters are typed and bounded by their annotations, so the SDK rejec
 with an error naming the argument and what is valid; the facade checks the rest (the configured
 limits, page ids, names) and raises an `OpticalMemoryError` whose message says what is valid, which
 `tool_errors` hands to the model as the tool's error. The facade's typed results are the tools'
-structured output. Tools are synchronous: the SDK runs them on worker threads, and the facade keeps
-each LMDB transaction inside one such call. The docstring is the model's manual.
+structured output. Tools are synchronous (the SDK runs them on worker threads, and the facade keeps
+each LMDB transaction inside one such call), but for import_conversation, which reports progress
+from its worker thread. The docstring is the model's manual.
 
 `build_server` (app.py) registers these functions with their annotations and adds the configured
 limits to their descriptions.
@@ -269,10 +270,12 @@ async def import_conversation(
 ) -> ImportResult:
     """Remember a whole conversation from another tool, one entry per message, with progress.
 
-    Accepts a Claude Code session transcript (.jsonl), a claude.ai or ChatGPT export
-    (conversations.json), JSONL of {role, content} messages, or plain text / markdown. Roles
-    and original times are kept, tool calls and results become readable text. Records that
-    cannot be read are listed in `problems` with their line numbers; the rest is imported.
+    Accepts a Claude Code session transcript (.jsonl), a Codex rollout (.jsonl), a claude.ai or
+    ChatGPT export (conversations.json), JSONL of {role, content} messages, or plain text /
+    markdown. Roles and original times are kept, tool calls and results become readable text.
+    Messages already remembered (by an earlier import or capture) are skipped and counted in
+    `already_remembered`. Records that cannot be read are listed in `problems` with their line
+    numbers; the rest is imported.
     The content is passed in, never a path: the server reads no file outside its archive, and
     the content goes straight to the importer, never to a temporary file.
     """
