@@ -1,6 +1,7 @@
 """Free space: what fading leaves in the archive file, what `compact` gives back, what erasing costs.
 
     python bench/bench_compact.py [--tokens 1000000] [--batch 64] [--keep DIR] [--json FILE]
+    python bench/bench_compact.py --reuse DIR     # steps 2-3 on a copy of an archive built with --keep
 
 1. Writes a coding agent's history of about `--tokens` text tokens (`bench.agent_history`, 8 projects,
    one session each), `--batch` turns per transaction, then fades it by the default policy as its age
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -73,12 +75,16 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=64, help="turns per transaction while writing")
     parser.add_argument("--keep", type=Path, help="build the archive here and keep it (default: a temp folder)")
+    parser.add_argument("--reuse", type=Path, help="skip writing: measure on a copy of this archive")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-compact-")) / "archive"
+    if args.reuse:
+        shutil.copytree(args.reuse, folder)
     memory = Memory(load_config(archive=folder, environ={}), reader=TemplateReader())
     tiers = [tier.name for tier in memory.tiers]
-    out: dict[str, Any] = {"archive": str(folder), "history": build(memory, args.tokens, args.batch)}
+    out: dict[str, Any] = {"archive": str(folder)}
+    out["history"] = {"reused": str(args.reuse)} if args.reuse else build(memory, args.tokens, args.batch)
     print(json.dumps(out["history"]))
     out["before"] = stats(memory.archive, tiers)
     show("faded", out["before"])
@@ -87,29 +93,32 @@ def main() -> None:
     show("compacted", out["after"])
     after = out["after"]
     over = after["file_bytes"] / max(after["used_bytes"], 1) - 1
-    per_million = after["file_bytes"] * 1_000_000 / out["history"]["tokens"]
+    tokens = after["tokens"]["text_tokens"]
     print(
         f"compact: {out['compact']['seconds']} s, freed {_mib(out['compact']['bytes_freed'])}; file is "
-        f"{over:.1%} over the data it holds (target <= 10 %); {_mib(int(per_million))} per 1M text tokens"
+        f"{over:.1%} over the data it holds (target <= 10 %); "
+        f"{_mib(int(after['file_bytes'] * 1_000_000 / max(tokens, 1)))} per 1M text tokens (as the archive counts them)"
     )
     pages = after["pages"]
     smallest = min(memory.list_sessions().sessions, key=lambda s: s.pages)
+    erased: list[dict[str, Any]] = []
+    erase = memory.archive.erase_free_space
+    memory.archive.erase_free_space = lambda: erased.append(erase()) or erased[-1]  # type: ignore[method-assign,func-returns-value]
     started = time.perf_counter()
     memory.forget(session=smallest.name)
     out["forget"] = {"session": smallest.name, "pages": smallest.pages, "seconds": time.perf_counter() - started}
-    out["erase_alone"] = memory.archive.erase_free_space()
+    out["forget_erase"] = erased[0]
+    out["erase_alone"] = erase()  # nothing freed since: the fixed part (rewriting every leaf)
     scale = 100_000 / pages
-    for key, label in (("forget", "forget + erase"), ("erase_alone", "erase_free_space alone")):
+    print(f"forget of {smallest.pages} pages: {out['forget']['seconds']:.2f} s, of which erasing:")
+    for key, label in (("forget_erase", "after forget"), ("erase_alone", "again, nothing freed")):
         figure = out[key]
         print(
-            f"{label}: {figure['seconds']:.2f} s at {pages} pages -> about {figure['seconds'] * scale:.0f} s at 100,000"
+            f"    {label}: {figure['seconds']:.2f} s, {_mib(figure['bytes_written'])} written "
+            f"({figure['pages_rewritten']} pages rewritten, {figure['pages_overwritten']} free pages zeroed); "
+            f"x{scale:.0f} for 100,000 pages: about {figure['seconds'] * scale:.0f} s, "
+            f"{_mib(int(figure['bytes_written'] * scale))}"
         )
-    erase = out["erase_alone"]
-    print(
-        f"erase writes {_mib(erase['bytes_written'])} ({erase['pages_rewritten']} pages rewritten, "
-        f"{erase['pages_overwritten']} free pages zeroed) -> about "
-        f"{_mib(int(erase['bytes_written'] * scale))} at 100,000"
-    )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     memory.close()

@@ -6,10 +6,11 @@ a deletion can keep fragments of the deleted entry in its unused middle (LMDB co
 parts of a page, and recycles its page buffers without clearing them). So, in order:
 
 1. the environment is opened afresh: no recycled buffer holds deleted bytes;
-2. every leaf page of every database is rewritten (a probe key put next to each key and deleted
-   again): each is copied into a clean buffer, which leaves its old copy on the free list;
-3. one small write, so the pages freed by the forget and by step 2 can be reused (LMDB reuses a page
-   only once no snapshot can still see it);
+2. two small writes, so the pages the forget freed can be reused (LMDB reuses a page only once no
+   snapshot can still see it);
+3. every leaf page of every database is rewritten (a probe key put next to each key and deleted
+   again): each is copied into a clean buffer (into pages the forget freed), which leaves its old
+   copy on the free list; two more small writes make those reusable too;
 4. a scratch database is filled with zero-filled values, two per page so no page has an unused middle,
    until it has taken every free page; then it is emptied (its pages, all zeros, are free again).
 
@@ -148,7 +149,7 @@ def _fill_free_pages(archive: Archive, scratch: Any) -> tuple[int, int]:
         filled += max(0, pages - grown)
         if grown > _MARGIN:
             # still free: the free list's own pages, those the last few writes freed, and any pinned
-            left = after["free"] - 2 * _MARGIN - _free_list_pages(after["free"], after["page_size"])
+            left = after["free"] - 4 * _MARGIN - _free_list_pages(after["free"], after["page_size"])
             return filled, max(0, left)
         chunk = min(2 * chunk, _MAX_CHUNK)
 
@@ -162,6 +163,9 @@ def erase_free_space(archive: Archive, attempts: int = 2) -> dict[str, Any]:
         rewritten = sum(
             txn.stat(archive._dbs[n])["branch_pages"] + txn.stat(archive._dbs[n])["leaf_pages"] for n in names
         )
+    archive.env.reader_check()
+    archive.write(_bump)
+    archive.write(_bump)  # the forget's freed pages are reusable now: the rewritten leaves go there
     touched = archive.write(lambda tx: _touch_every_leaf(tx, names))
     scratch = archive.env.open_db(SCRATCH_DB)
     filled = unreached = 0
