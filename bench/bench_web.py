@@ -118,14 +118,19 @@ class Client:
         return body
 
 
-def timed(fetch: Callable[[str], object], paths: list[str], warm_up: bool = True) -> list[float]:
+def timed(
+    fetch: Callable[[str], object],
+    paths: list[str],
+    warm_up: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     if warm_up:
         fetch(paths[0])  # untimed: the first request of a kind loads what it needs (the reader's model)
     times = []
     for path in paths:
-        start = time.perf_counter()
+        start = clock()
         fetch(path)
-        times.append(1000 * (time.perf_counter() - start))
+        times.append(1000 * (clock() - start))
     return times
 
 
@@ -166,6 +171,7 @@ def measure(archive: Path, n_pages: int, reps: int, search: bool) -> dict[str, l
         "pages-per-tier bar, again (cached 30 s)": (client.get, bars),
         "page view, lines read (trained reader)": (client.get, [f"/page/{p}" for p in pages]),
         "  of which read_lines alone (in-process, no web)": (memory.read_lines, pages),
+        "  read_lines alone, CPU time of this process": (memory.read_lines, pages),
         "stored image of a page": (client.get, [f"/page/{p}/image" for p in pages]),
         "fading plot, first view (cold: says it is counting)": (client.get, ["/fading"]),
         "fading plot, until its figures show (cold)": (lambda p: until_counted(client, p), ["/fading"]),
@@ -177,7 +183,8 @@ def measure(archive: Path, n_pages: int, reps: int, search: bool) -> dict[str, l
     try:
         for name, (fetch, paths) in views.items():
             try:
-                figures[name] = timed(fetch, paths, warm_up="cold" not in name)
+                clock = time.process_time if "CPU" in name else time.perf_counter
+                figures[name] = timed(fetch, paths, warm_up="cold" not in name, clock=clock)
             except RequestFailed as exc:
                 figures[name] = f"failed: {exc}"
     finally:
