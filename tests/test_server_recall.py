@@ -6,7 +6,8 @@ import base64
 import io
 import json
 
-from mcp import Client
+import pytest
+from mcp import Client, MCPError
 from mcp.server.mcpserver import MCPServer
 from mcp.types import BlobResourceContents, TextContent, TextResourceContents
 from PIL import Image
@@ -55,3 +56,19 @@ async def test_pages_are_resources(server: MCPServer[AppState]) -> None:
         image = (await client.read_resource(f"optical-memory://pages/{page_id}/image.png")).contents[0]
         assert isinstance(image, BlobResourceContents) and image.mime_type == "image/png"
         assert Image.open(io.BytesIO(base64.b64decode(image.blob))).format == "PNG"
+
+
+async def test_a_resource_that_cannot_be_read_says_what_to_read_instead(server: MCPServer[AppState]) -> None:
+    async with Client(server) as client:
+        await client.call_tool("remember", {"text": "one page, stored as PNG"})
+        for uri, says in [
+            ("optical-memory://pages/p999/info", "no page 'p999'; pages run p1..p1"),
+            ("optical-memory://pages/p²/info", "'p²' is not a page id; page ids look like 'p12'"),
+            (
+                "optical-memory://pages/p1/image.webp",
+                "page p1 is stored as png; read optical-memory://pages/p1/image.png",
+            ),
+        ]:
+            with pytest.raises(MCPError) as raised:
+                await client.read_resource(uri)
+            assert says in str(raised.value), (uri, str(raised.value))
