@@ -100,6 +100,8 @@ def test_the_token_given_once_becomes_an_http_only_strict_cookie(base: str) -> N
         assert TOKEN not in cookie  # a keyed hash of it: the cookie opens these pages, not /mcp
         assert browser.get("/session", params={"name": "demo"}).status_code == 200
     with httpx2.Client(base_url=base) as browser:
+        wrong = browser.get("/", params={"token": "nope"})
+        assert wrong.status_code == 401 and "set-cookie" not in wrong.headers and "not this server" in wrong.text
         assert browser.post("/login", data={"token": "nope", "next": "/"}).status_code == 401
         response = browser.post("/login", data={"token": TOKEN, "next": "//evil.example/"})
         assert response.status_code == 303 and response.headers["location"] == "/"
