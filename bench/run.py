@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from bench.common import TesseractReader, corpus_entries, machine, percentile, text_tokens
 from optical_memory.archive import Archive, ArchiveTxn
+from optical_memory.checkcode import line_key
 from optical_memory.config import Config, load_config
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.memory import Memory
@@ -156,10 +157,13 @@ def fade_pages(memory: Memory, truth: dict[str, dict[int, str]], tiers: tuple[Ti
     """Each sealed page's image at every tier, made by `tiers.demote` one step at a time as fading does."""
     pages = []
     ids = memory.archive.read(lambda tx: [page_id for _, page_id in tx.page_ids_newest_first()])
+    # the check codes were made with this archive's key: copies written into other archives carry it
+    source_key = memory.archive.read(lambda tx: line_key(tx.archive_key()))
     for page_id in reversed(ids):
         record, data = memory.archive.read(partial(_stored, page_id=page_id))
         if not record.sealed:
             continue
+        record.codes_key = source_key
         geometry = record.geometry
         images = [(data, geometry)]
         for tier in tiers[1:]:
