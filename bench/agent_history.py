@@ -280,7 +280,7 @@ def _fact(rng: random.Random, project: Project) -> tuple[tuple[str, ...], str, s
         value, line = rng.choice(
             (
                 (sha, f"The fix for the {bug} in {package}/{module} landed in commit {sha}."),
-                (sha[:12], f"Merged {sha[:12]}: fix {bug} in {module} ({service})."),
+                (sha[:12], f"Merged commit {sha[:12]}: fix {bug} in {module} ({service})."),
             )
         )
         return (kind, package, bug, module), kind, value, line, f"commit that fixed the {bug} in {module}"
@@ -298,7 +298,7 @@ def _fact(rng: random.Random, project: Project) -> tuple[tuple[str, ...], str, s
         line = rng.choice(
             (
                 f"{service} listens on port {value} in {env}; the health check is /healthz.",
-                f"In {env}, point the client at {service}:{value} (plain HTTP inside the mesh).",
+                f"The {env} port of {service} is {value}: point the client at {service}:{value} inside the mesh.",
             )
         )
         return (kind, service, env), kind, value, line, f"{service} port in {env}"

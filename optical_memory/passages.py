@@ -26,7 +26,7 @@ from optical_memory.readers.base import Reader
 from optical_memory.reading import Pages, find_session
 from optical_memory.records import PageRecord
 from optical_memory.results import Line, SearchHit, SearchResult
-from optical_memory.search import LineHit, query_terms, rank
+from optical_memory.search import LineHit, query_terms, query_words, rank
 from optical_memory.validation import check_limit
 
 __all__ = ["DEFAULT_CONTEXT", "MAX_CONTEXT", "MAX_SEARCH_HITS", "search_passages"]
@@ -106,7 +106,7 @@ def search_passages(
 
     def locate(tx: ArchiveTxn) -> tuple[list[LineHit], dict[int, PageRecord]]:
         sid = find_session(tx, session).sid if session is not None else None
-        ranked = rank(tx, wanted, sid, limit * CANDIDATES_PER_HIT)
+        ranked = rank(tx, wanted, sid, limit * CANDIDATES_PER_HIT, query_words(query))
         records = {hit.page: record for hit in ranked if (record := tx.page(f"p{hit.page}")) is not None}
         return ranked, records
 

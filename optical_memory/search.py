@@ -86,6 +86,7 @@ _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")
 _STRONG, _WEAK = re.compile(r"[/\\:@#]"), re.compile(r"[.-]")  # paths, hosts, ports; then dotted, hyphenated
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _K1, _B = 1.2, 0.75  # the usual BM25 constants
+COVERAGE_POWER = 2  # coverage squared: a line missing a third of the query keeps under half its score
 
 
 def terms(text: str) -> list[str]:
@@ -125,6 +126,15 @@ def query_terms(query: object) -> list[str]:
             f"{MAX_QUERY_TERMS} are allowed: search for fewer words"
         )
     return wanted
+
+
+def query_words(query: str) -> list[list[str]]:
+    """The query's words, each as its terms with the whole word first (``SendGrid``: sendgrid, send, grid)."""
+    words = []
+    for match in _COMPOUND.finditer(query):
+        whole = match.group(0).lower()[:MAX_TERM]
+        words.append([whole, *(t for t in dict.fromkeys(terms(match.group(0))) if t != whole)])
+    return words
 
 
 # hashing and coding ---------------------------------------------------------------------------------
@@ -257,27 +267,53 @@ def _scores(
     lengths: dict[tuple[int, int], int],
     idf: dict[str, float],
     average: float,
+    words: Sequence[Sequence[str]],
 ) -> dict[tuple[int, int], float]:
-    """Each line's BM25 times its coverage (the share of the query's idf it holds)."""
+    """Each line's score: per query word, the best BM25 term of its forms; times the line's coverage.
+
+    Coverage is the share of the query's words the line holds, each word weighted by its rarest
+    known form: whole (``eu-west``, ``sendgrid``) or by all its parts (``EU_WEST``, ``SENDGRID``
+    hold them). Counting each word once keeps the parts of a compound (``send``, ``grid``) from
+    outweighing the words around it.
+    """
+    shapes = []  # per word the index knows: (whole form or None, its known parts, weight)
+    for word in words:
+        whole = word[0] if word[0] in idf else None
+        parts = [t for t in word[1:] if t in idf]
+        if whole or parts:
+            shapes.append((whole, parts, max(idf[t] for t in [*parts, *([whole] if whole else [])])))
     boost = {t: w * (_K1 + 1) for t, w in idf.items()}
-    base, slope, weight = _K1 * (1 - _B), _K1 * _B / average, sum(idf.values()) or 1.0
+    base, slope, total = _K1 * (1 - _B), _K1 * _B / average, sum(weight for *_, weight in shapes) or 1.0
     out = {}
     for at, counts in found.items():
         norm = base + slope * lengths[at]
         bm25 = covered = 0.0
-        for t, tf in counts.items():
-            bm25 += boost[t] * tf / (tf + norm)
-            covered += idf[t]
-        out[at] = bm25 * covered / weight
+        for whole, parts, weight in shapes:
+            forms = [t for t in ([whole, *parts] if whole else parts) if t in counts]
+            if not forms:
+                continue
+            bm25 += max(boost[t] * counts[t] / (counts[t] + norm) for t in forms)
+            if whole in counts:
+                covered += weight
+            else:
+                covered += weight * sum(idf[t] for t in parts if t in counts) / sum(idf[t] for t in parts)
+        out[at] = bm25 * (covered / total) ** COVERAGE_POWER
     return out
 
 
-def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int) -> list[LineHit]:
+def rank(
+    tx: ArchiveTxn,
+    query_terms: Iterable[str],
+    sid: int | None,
+    limit: int,
+    words: Sequence[Sequence[str]] | None = None,
+) -> list[LineHit]:
     """The best `limit` lines for the query, newest page first on ties.
 
-    A line scores BM25 times its coverage: the share of the query's weight (the idf of every query
-    term the index knows) that the line holds. So a long line with every word of the query beats a
-    short one with a single rare word, which plain BM25 (rewarding short lines) would put first.
+    A line scores BM25 times its coverage: the share of the query's words (`query_words`; without
+    them, each term is a word) that the line holds, weighted by rarity. So a long line with every
+    word of the query beats a short one with a single rare word, which plain BM25 (rewarding short
+    lines) would put first.
     """
     _check_layout(tx)
     meta = tx.db("meta")
@@ -293,7 +329,8 @@ def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int
     scanned = 0
     best: list[tuple[int, int]] | None = None  # the candidates common terms are looked up on
     with tx.txn.cursor(db=tx.db(BLOCKS_DB)) as cursor:
-        hashes = {term: hashed(term) for term in query_terms}
+        words = [[t] for t in dict.fromkeys(query_terms)] if words is None else words
+        hashes = {term: hashed(term) for word in words for term in word}
         known = [(df, term, h) for term, h in hashes.items() if (df := document_frequency(cursor, h))]
         for df, term, h in sorted(known):  # rarest first: they decide which lines are candidates
             idf[term] = math.log(1 + (total_lines - df + 0.5) / (df + 0.5))
@@ -306,10 +343,10 @@ def rank(tx: ArchiveTxn, query_terms: Iterable[str], sid: int | None, limit: int
                 scanned += min(df, MAX_SCAN)
                 continue
             if best is None:  # too common to read whole: look it up on the best lines found so far
-                partial = _scores(found, lengths, idf, average)
+                partial = _scores(found, lengths, idf, average, words)
                 best = heapq.nlargest(MAX_LOOKUP, partial, key=partial.__getitem__)
             _look_up(cursor, h, term, best, found)
-    scores = _scores(found, lengths, idf, average)
+    scores = _scores(found, lengths, idf, average, words)
     ordered = sorted(scores.items(), key=lambda item: (-item[1], -item[0][0], item[0][1]))
     return [LineHit(page, line, round(score, 4), len(found[(page, line)])) for (page, line), score in ordered[:limit]]
 

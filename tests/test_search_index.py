@@ -17,7 +17,7 @@ from optical_memory.config import load_config
 from optical_memory.errors import ArchiveError, InvalidArgument
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
-from optical_memory.search import index_lines, query_terms, rank, terms, unindex_page, upgrade_index
+from optical_memory.search import index_lines, query_terms, query_words, rank, terms, unindex_page, upgrade_index
 from optical_memory.tiers import Tier
 
 SECRETS = [
@@ -221,4 +221,24 @@ def test_a_long_line_with_every_query_word_beats_short_lines_with_one(tmp_path: 
     archive.write(write)
     best = archive.read(lambda tx: rank(tx, query_terms("quasar token billing staging"), None, 1))[0]
     assert (best.page, best.line) == (1, 301)
+    archive.close()
+
+
+def test_a_word_counts_once_whether_written_whole_or_in_capitals(tmp_path: Path) -> None:
+    # "SendGrid" is cut into sendgrid, send and grid, but SENDGRID_PRODUCTION_API_KEY holds only
+    # sendgrid: the line naming the asked-for service must still beat one naming another
+    archive = Archive(tmp_path / "a")
+    fact = "export SENDGRID_PRODUCTION_API_KEY=SG.llLRpxizwrImR3cP0cbgwU  # batch-scheduler"
+    other = "The production SendGrid key for invoice-worker is SG.ekgqkTZNSh66kj9Sh88DS5 (rotate it after the demo)."
+    words = ("key", "api", "production", "export", "batch-scheduler")  # common here; send and grid are rare
+    filler = [f"the {w} for {n} is what we use" for n in range(40) for w in words]
+
+    def write(tx: ArchiveTxn) -> None:
+        index_lines(tx, 1, 1, 1, [*filler, fact])
+        index_lines(tx, 1, 2, 1, [other])
+
+    archive.write(write)
+    query = "what is the production SendGrid API key for batch-scheduler"
+    best = archive.read(lambda tx: rank(tx, query_terms(query), None, 1, query_words(query)))[0]
+    assert (best.page, best.line) == (1, len(filler) + 1)
     archive.close()
