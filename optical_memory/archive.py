@@ -209,17 +209,25 @@ class Archive:
         self.busy_timeout_s = busy_timeout_s
         self._lock = _SharedExclusiveLock()
         self._map_size = map_size_mib * _MIB
+        self._erase_epoch: bytes | None = None  # the last `erase_free_space` this process has seen
         self._create_folder()
         data = self.path / "data.mdb"
         self.read_only_reason = read_only_reason(self.path)
         if self.read_only_reason is not None and not data.exists():
             raise ArchiveReadOnly(f"cannot create an archive at {self.path}: {self.read_only_reason}")
-        self.open_lock = OpenLock(self.path, writable=self.read_only_reason is None)
+        try:
+            self.open_lock = OpenLock(self.path, writable=self.read_only_reason is None)
+        except OSError as exc:
+            raise _file_error(self.path, "create its lock file", exc) from exc
         try:
             self.open_lock.shared(busy_timeout_s)  # held while open: compaction waits for every process
             if data.exists():
-                check_data_file(data)  # before LMDB maps it: a truncated file would crash us with SIGBUS
+                try:
+                    check_data_file(data)  # before LMDB maps it: a truncated file would crash us with SIGBUS
+                except OSError as exc:
+                    raise _file_error(self.path, f"read {data}", exc) from exc
             self.env, self._dbs = self._open(self._map_size)
+            self._erase_epoch = self._read_erase_epoch()
         except BaseException:
             self.open_lock.close()
             raise
@@ -268,9 +276,7 @@ class Archive:
         if self.read_only:
             # No lock file we may write: no other process can write either, so reading unlocked is safe.
             lockable = os.access(self.path / "lock.mdb", os.W_OK)
-            env = lmdb.open(
-                str(self.path), readonly=True, lock=lockable, max_dbs=len(_DATABASES) + 2, readahead=False
-            )
+            env = lmdb.open(str(self.path), readonly=True, lock=lockable, max_dbs=len(_DATABASES) + 2, readahead=False)
             dbs = {}
             for name in _DATABASES:
                 with contextlib.suppress(lmdb.NotFoundError):  # a database newer than the archive
@@ -292,6 +298,21 @@ class Archive:
         except BaseException:
             env.close()
             raise
+
+    def _reopen_if_erased(self) -> None:
+        """Reopen before writing if any process erased freed space since this one last wrote.
+
+        This process's recycled page buffers may still hold bytes of what was forgotten (it may have
+        written those pages); a fresh environment has none, so its writes cannot carry them back.
+        """
+        epoch = self._read_erase_epoch()
+        if epoch != self._erase_epoch:
+            self.reopen()
+            self._erase_epoch = epoch
+
+    def _read_erase_epoch(self) -> bytes | None:
+        raw = self.read(lambda tx: tx.txn.get(b"erase_epoch", db=tx.db("meta")))
+        return None if raw is None else bytes(raw)
 
     def reopen(self) -> None:
         """Close and open the environment again, while no transaction of this process runs.
@@ -341,6 +362,7 @@ class Archive:
                 f"the archive at {self.path} is read-only ({self.read_only_reason}): it can be read, "
                 "but nothing can be written; make it writable to remember, fade or forget"
             )
+        self._reopen_if_erased()
         for _ in range(32):
             with self._lock.shared():
                 try:
@@ -493,6 +515,16 @@ def _open_error(path: Path, exc: lmdb.Error, read_only: str | None) -> Exception
         why = read_only or str(exc)
         return ArchiveReadOnly(f"cannot open the archive at {path}: {why}; check its permissions")
     return None
+
+
+def _file_error(path: Path, doing: str, exc: OSError) -> ArchiveError:
+    """An OS error while opening, said as what it means."""
+    if exc.errno == errno.ENOSPC:
+        return ArchiveFull(f"cannot open the archive at {path}: the disk is full ({exc.strerror})")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = f"cannot {doing} ({exc.strerror}); check its permissions"
+        return ArchiveReadOnly(f"cannot open the archive at {path}: {why}")
+    return ArchiveError(f"cannot open the archive at {path}: cannot {doing} ({exc.strerror})")
 
 
 def _write_error(path: Path, exc: lmdb.Error) -> ArchiveError:
