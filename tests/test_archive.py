@@ -207,3 +207,16 @@ def test_check_finds_a_flipped_bit_in_a_stored_image(written: Path) -> None:
     archive.write(flip)
     assert archive.check() == ["page p3's image does not match its checksum: it is damaged"]
     archive.close()
+
+
+def test_a_full_disk_at_open_reads_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = os.open
+
+    def full(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if str(path).endswith("open.lock") and flags & os.O_CREAT:
+            raise OSError(28, os.strerror(28), str(path))
+        return original(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", full)
+    with pytest.raises(ArchiveFull, match="the disk is full"):
+        Archive(tmp_path / "new")

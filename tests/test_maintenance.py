@@ -271,3 +271,59 @@ def test_every_key_of_every_database_is_touched_in_batches(tmp_path: Path) -> No
     assert touched == sum(len(table) for table in before.values())  # distinct keys (no dupsort keys repeat here)
     assert snapshot(memory.archive) == before  # probes only: no data changed
     memory.close()
+
+
+OTHER_WRITER = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from pathlib import Path
+from test_maintenance import SECRET_SESSION, SECRET_TITLE, SECRET_WORDS, open_memory
+memory = open_memory(Path(sys.argv[1]))
+for command in sys.stdin:
+    n = int(command.split()[1])
+    if command.startswith("secret"):
+        text = " ".join(SECRET_WORDS) + f" entry {n}\\n" + "private " * 300
+        memory.remember(text, session=SECRET_SESSION, title=SECRET_TITLE)
+    else:
+        memory.remember(f"kept note {n}\\n" + "ordinary text " * 180, session="keeper")
+    print("done", flush=True)
+memory.close()
+"""
+
+
+def test_another_process_that_wrote_the_forgotten_pages_does_not_write_them_back(tmp_path: Path) -> None:
+    """A server process wrote the session; another process forgets it; the server's later writes stay clean."""
+    path = tmp_path / "a"
+    open_memory(path).close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    server = subprocess.Popen(
+        [sys.executable, "-c", OTHER_WRITER, str(path), str(Path(__file__).parent)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert server.stdin is not None and server.stdout is not None
+
+    def ask(command: str) -> None:
+        assert server.stdin is not None and server.stdout is not None
+        server.stdin.write(command + "\n")
+        server.stdin.flush()
+        assert server.stdout.readline().strip() == "done"
+
+    try:
+        for n in range(14):
+            ask(f"keeper {n}")
+            ask(f"secret {n}")
+        memory = open_memory(path)
+        forgotten = list(images_of(memory, SECRET_SESSION).values())
+        memory.forget(session=SECRET_SESSION)
+        for n in range(14, 40):  # the server goes on writing, after the erase
+            ask(f"keeper {n}")
+        kept = list(images_of(memory).values())
+        assert leftovers(path, [*SECRET_WORDS, SECRET_TITLE, SECRET_SESSION], forgotten, kept) == []
+        memory.close()
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
+        server.stdout.close()
