@@ -100,11 +100,21 @@ def _keys_after(tx: ArchiveTxn, db: Any, last: bytes | None, count: int, dupsort
     return keys
 
 
-def _bump(tx: ArchiveTxn) -> None:
-    """A write that commits, so pages freed by earlier transactions become reusable."""
-    raw = tx.txn.get(b"erase_epoch", db=tx.db("meta"))
-    epoch = int.from_bytes(raw, "big") + 1 if raw else 1
-    tx.txn.put(b"erase_epoch", epoch.to_bytes(8, "big"), db=tx.db("meta"))
+def _bump(archive: Archive) -> None:
+    """A write that commits, so pages freed by earlier transactions become reusable.
+
+    It counts erase steps in meta `erase_epoch`: another process that sees it change reopens its
+    environment before its next write (`Archive.write`), dropping page buffers that may hold what was
+    just erased. This process's buffers are clean (the erase began by reopening), so it notes the epoch.
+    """
+
+    def bump(tx: ArchiveTxn) -> bytes:
+        raw = tx.txn.get(b"erase_epoch", db=tx.db("meta"))
+        epoch = (int.from_bytes(raw, "big") + 1 if raw else 1).to_bytes(8, "big")
+        tx.txn.put(b"erase_epoch", epoch, db=tx.db("meta"))
+        return epoch
+
+    archive._erase_epoch = archive.write(bump)
 
 
 _MARGIN = 8  # pages: the fill's own branch pages and free-list records come out of the free pages too
@@ -164,22 +174,22 @@ def erase_free_space(archive: Archive, attempts: int = 2) -> dict[str, Any]:
             txn.stat(archive._dbs[n])["branch_pages"] + txn.stat(archive._dbs[n])["leaf_pages"] for n in names
         )
     archive.env.reader_check()
-    archive.write(_bump)
-    archive.write(_bump)  # the forget's freed pages are reusable now: the rewritten leaves go there
+    _bump(archive)
+    _bump(archive)  # the forget's freed pages are reusable now: the rewritten leaves go there
     touched = archive.write(lambda tx: _touch_every_leaf(tx, names))
     scratch = archive.env.open_db(SCRATCH_DB)
     filled = unreached = 0
     for attempt in range(attempts):
         archive.env.reader_check()  # a killed process's reader slot would pin pages for ever
-        archive.write(_bump)
-        archive.write(_bump)  # twice: the pages the first one freed become reusable too
+        _bump(archive)
+        _bump(archive)  # twice: the pages the first one freed become reusable too
         done, unreached = _fill_free_pages(archive, scratch)
         filled += done
         archive.write(lambda tx: tx.txn.drop(scratch, delete=False))
         if not unreached:
             break
         time.sleep(0.1 * (attempt + 1))  # another process's reader: give it a moment to finish
-    archive.write(_bump)
+    _bump(archive)
     psize = page_counts(archive)["page_size"]
     return {
         "seconds": round(time.perf_counter() - started, 3),
