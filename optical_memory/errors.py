@@ -8,6 +8,7 @@
      ├── NotFound (also LookupError)
      │    ├── PageNotFound                    no page with that id (names the valid ones)
      │    └── SessionNotFound
+     ├── PageDamaged                          a stored image fails its checksum: never read back as text
      ├── ArchiveError                         the LMDB archive could not do what was asked
      │    ├── ArchiveBusy                     another process held it for longer than the bounded wait
      │    ├── ArchiveFull                     the map could not grow far enough (disk full, or max size)
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "OpticalMemoryError",
+    "PageDamaged",
     "PageNotFound",
     "ReaderError",
     "ReaderUnavailable",
@@ -64,6 +66,10 @@ class PageNotFound(NotFound):
 
 class SessionNotFound(NotFound):
     """No session with that name."""
+
+
+class PageDamaged(OpticalMemoryError):
+    """A page's stored image does not match the checksum kept with it (or is missing)."""
 
 
 class ArchiveError(OpticalMemoryError):

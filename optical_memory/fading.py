@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from optical_memory.archive import Archive, ArchiveTxn
-from optical_memory.errors import OpticalMemoryError
-from optical_memory.render import Geometry
+from optical_memory.errors import OpticalMemoryError, PageDamaged
+from optical_memory.records import check_image
 from optical_memory.tiers import Tier, demote, tier_due
 
 log = logging.getLogger(__name__)
@@ -31,32 +31,38 @@ def _due_pages(tx: ArchiveTxn, tiers: Sequence[Tier], session: str | None, now: 
         sess = tx.session(name)
         if sess is None:
             continue
-        for newer, (_, page_id) in enumerate(tx.page_ids_newest_first(sess["sid"])):
+        for newer, (_, page_id) in enumerate(tx.page_ids_newest_first(sess.sid)):
             record = tx.page(page_id)
-            if record is None or not record["sealed"]:
+            if record is None or not record.sealed or record.sealed_at is None:
                 continue
-            if record["tier"] >= coldest:
+            if record.tier >= coldest:
                 break  # older pages are at least as cold: demotion is monotone in age and rank
-            sealed_at = datetime.strptime(record["sealed_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            sealed_at = datetime.strptime(record.sealed_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             due = tier_due(tiers, newer, (now - sealed_at).total_seconds() / 86400)
-            if due > record["tier"]:
-                found.append((page_id, record["tier"], due))
+            if due > record.tier:
+                found.append((page_id, record.tier, due))
     return found
 
 
 def _demote_once(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: int) -> bool:
     """Re-encode one page from `tier` to `tier + 1`; False if someone else changed it first."""
     record, image = archive.read(lambda tx: (tx.page(page_id), tx.image(page_id)))
-    if record is None or image is None or record["tier"] != tier:
+    if record is None or image is None or record.tier != tier:
+        return False
+    try:
+        image = check_image(record, image)
+    except PageDamaged as exc:  # never fade a damaged image: a demotion would launder it under a new checksum
+        log.warning("not fading %s: %s", page_id, exc)
         return False
     next_tier = tiers[tier + 1]
-    data, geometry = demote(image, Geometry.from_dict(record["geometry"]), next_tier)
+    data, geometry = demote(image, record.geometry, next_tier)
 
     def swap(tx: ArchiveTxn) -> bool:
         fresh = tx.page(page_id)
-        if fresh is None or fresh["tier"] != tier:
-            return False  # demoted or forgotten by another process meanwhile: nothing to do
-        fresh.update(tier=tier + 1, codec=next_tier.codec, image_bytes=len(data), geometry=geometry.to_dict())
+        if fresh is None or fresh.tier != tier or fresh.version != record.version:
+            return False  # demoted, rewritten or forgotten by another process meanwhile: nothing to do
+        fresh.tier, fresh.codec, fresh.geometry = tier + 1, next_tier.codec, geometry
+        fresh.stored(data)
         tx.put_image(page_id, data)
         tx.put_page(fresh)
         return True
