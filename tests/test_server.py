@@ -19,7 +19,7 @@ from optical_memory.memory import Memory
 from optical_memory.tokens import claude_image_tokens
 from optical_memory_mcp.app import AppState, build_server
 
-READ_ONLY_TOOLS = {"list_pages", "view_page", "read_lines", "search", "list_sessions"}
+READ_ONLY_TOOLS = {"list_pages", "view_page", "read_lines", "read_entry", "search", "list_sessions"}
 TOOLS = READ_ONLY_TOOLS | {"remember", "forget", "import_conversation"}  # names are a public contract
 
 # Texts the template reader must give back exactly at the hot tier (40 x 12 pages in these tests).
@@ -273,3 +273,15 @@ async def test_the_lifespan_opens_the_archive_and_loads_the_configured_reader(co
         assert [page.id for page in reopened.list_pages().pages][-1] == "p1"
     finally:
         reopened.close()
+
+
+async def test_read_entry_gives_a_remembered_text_back_whole(server: MCPServer[AppState]) -> None:
+    async with Client(server) as client:
+        await call(client, "remember", text="an earlier entry\nleaves the open page part full")
+        result = (await call(client, "remember", text=LONG_LINE, role="assistant", title="t")).structured_content
+        assert result is not None and len(result["spans"]) > 1
+        last = result["spans"][-1]
+        entry = (await call(client, "read_entry", page_id=last["page_id"], line=last["end"])).structured_content
+        assert entry is not None
+        assert entry["text"] == LONG_LINE and entry["role"] == "assistant" and entry["title"] == "t"
+        assert entry["spans"] == result["spans"] and entry["verified"] is True

@@ -62,7 +62,8 @@ decisions, identifiers, errors, preferences), and `remember` what is worth keepi
 
 Spans: `remember` returns where the text went as spans (lines start..end of a page). Read each span
 with `read_lines`; join a span's lines with "\\n", and consecutive spans with "" when the earlier one
-has `continues` true, else with "\\n": that gives the text back exactly.
+has `continues` true, else with "\\n": that gives the text back exactly. Or call `read_entry` with
+any page and line of an entry (a search hit, say) to get the whole entry back, joined for you.
 
 Pages: `list_pages` lists pages newest first (pass `next_cursor` on to page further), `view_page`
 shows one page as an image with its line numbers, `read_lines` reads lines back as text by OCR of the
@@ -113,6 +114,7 @@ def build_server(config: Config, memory: Memory | None = None) -> MCPServer[AppS
         (tools.list_pages, _read_only("List memory pages")),
         (tools.view_page, _read_only("View a memory page")),
         (tools.read_lines, _writes("Read memory lines") if reads_write else _read_only("Read memory lines")),
+        (tools.read_entry, _read_only("Read a whole memory entry")),
         (tools.search, _read_only("Search memory")),
         (tools.list_sessions, _read_only("List memory sessions")),
         (tools.forget, _writes("Forget memory pages", destructive=True, idempotent=True)),

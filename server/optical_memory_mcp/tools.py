@@ -31,6 +31,7 @@ from optical_memory.importers import Format
 from optical_memory.ingest import ImportResult, import_conversation_content
 from optical_memory.memory import MAX_NAME_CHARS, MAX_SEARCH_HITS, Memory
 from optical_memory.results import (
+    EntryRead,
     ForgetResult,
     LinesRead,
     PageInfo,
@@ -46,6 +47,7 @@ __all__ = [
     "import_conversation",
     "list_pages",
     "list_sessions",
+    "read_entry",
     "read_lines",
     "remember",
     "search",
@@ -189,6 +191,23 @@ def read_lines(
     """
     with tool_errors():
         return _memory(ctx).read_lines(page_id, start=start, end=end)
+
+
+def read_entry(
+    ctx: Ctx,
+    page_id: PageId,
+    line: Annotated[int, Field(ge=1, description="any line of the entry on that page (1-based)")] = 1,
+) -> EntryRead:
+    """Read one remembered entry (one remember call, or one imported message) back whole and exact.
+
+    Give any page and line the entry touches (from a search hit or read_lines). The entry is read
+    across every page it spans, its spans joined the way remember describes, so `text` is what was
+    remembered. `verified` is true when every line matched its check code, false when some did not
+    (listed in `unverified_lines` as 'page:line'; read those with read_lines to see the doubtful
+    columns), null when a page has no check codes. Also gives the entry's role, time and title.
+    """
+    with tool_errors():
+        return _memory(ctx).read_entry(page_id, line)
 
 
 def search(
