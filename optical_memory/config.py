@@ -9,6 +9,8 @@ This is the only module that reads the environment. Variables:
 
 * ``OPTICAL_MEMORY_CONFIG``  path of a TOML file whose tables override the defaults
 * ``OPTICAL_MEMORY_ARCHIVE`` archive folder (also ``--archive PATH`` on the CLI)
+* ``OPTICAL_MEMORY_ARCHIVE_URL`` a PostgreSQL archive, ``postgresql://...`` (also ``--archive-url URL``);
+  the most specific setting wins: ``--archive``, then this, then ``OPTICAL_MEMORY_ARCHIVE``, then the file
 * ``OPTICAL_MEMORY_READER``  reader name (``trained``, ``rapidocr``, ``template``, ...)
 * ``OPTICAL_MEMORY_TOKEN``   bearer token of the HTTP transport (else one is generated into the archive)
 * the variable named by ``[reader.options] api_key_env``, if any: its value becomes the reader's
@@ -46,6 +48,7 @@ class ArchiveConfig:
     map_size_mib: int
     max_map_size_mib: int
     busy_timeout_s: float
+    url: str | None = None  # a PostgreSQL archive (optical_memory.postgres) instead of the folder at `path`
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class Config:
                 raise InvalidArgument(f"config: tier {lower.name!r} needs after_pages or after_days")
 
     def with_archive(self, path: str | os.PathLike[str]) -> Config:
-        return replace(self, archive=replace(self.archive, path=Path(path).expanduser()))
+        return replace(self, archive=replace(self.archive, path=Path(path).expanduser(), url=None))
 
 
 # The tables of a config file, as TOML gives them: strict types, no unknown keys. ----------------------
@@ -99,6 +102,7 @@ class _PageTable(BaseModel):
 class _ArchiveTable(BaseModel):
     model_config = _STRICT
     path: str | None = None
+    url: str | None = None
     map_size_mib: int = Field(ge=1)
     max_map_size_mib: int = Field(ge=1)
     busy_timeout_s: float = Field(ge=0, le=3600)
@@ -209,6 +213,18 @@ def _validated(data: Mapping[str, Any], source: str) -> _Tables:
         raise InvalidArgument(f"config {source}: {_describe(exc)}") from None
 
 
+def _archive_url(archive: object, env: Mapping[str, str], from_file: str | None) -> str | None:
+    """The PostgreSQL URL in force: an explicit folder, or the environment's folder, overrides a URL below it."""
+    if archive:
+        return None
+    url, source = env.get(ENV_PREFIX + "ARCHIVE_URL"), f"{ENV_PREFIX}ARCHIVE_URL"
+    if not url:
+        url, source = (None if env.get(ENV_PREFIX + "ARCHIVE") else from_file), "[archive] url"
+    if url and not url.startswith(("postgresql://", "postgres://")):  # never echoed: it may hold a password
+        raise InvalidArgument(f"{source} must be a postgresql:// URL; the one given has another scheme")
+    return url or None
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     archive: str | os.PathLike[str] | None = None,
@@ -233,12 +249,14 @@ def load_config(
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"config {source}: {exc}") from exc
     archive_path = archive or env.get(ENV_PREFIX + "ARCHIVE") or tables.archive.path
+    archive_url = _archive_url(archive, env, tables.archive.url)
     return Config(
         archive=ArchiveConfig(
             path=Path(archive_path).expanduser() if archive_path else default_archive_path(),
             map_size_mib=tables.archive.map_size_mib,
             max_map_size_mib=tables.archive.max_map_size_mib,
             busy_timeout_s=tables.archive.busy_timeout_s,
+            url=archive_url,
         ),
         page=page,
         font_size=tables.page.font_size,

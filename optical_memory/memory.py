@@ -20,6 +20,7 @@ from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.config import Config
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.fading import fade
+from optical_memory.postgres import open_archive
 from optical_memory.readers.base import Reader
 from optical_memory.reading import Pages
 from optical_memory.recall import MAX_SEARCH_HITS, Recall
@@ -52,12 +53,7 @@ class Memory:
     def __init__(self, config: Config, archive: Archive | None = None, reader: Reader | None = None) -> None:
         self.config = config
         self.tiers = config.tiers
-        self.archive = archive or Archive(
-            config.archive.path,
-            map_size_mib=config.archive.map_size_mib,
-            max_map_size_mib=config.archive.max_map_size_mib,
-            busy_timeout_s=config.archive.busy_timeout_s,
-        )
+        self.archive = archive or open_archive(config)  # LMDB folder, or PostgreSQL when archive.url is set
         self.renderer = Renderer(config.page, config.font_size)
         self.writer = Writer(self.archive, config, self.renderer)
         self.pages = Pages(self.archive, config.tiers, config.limits.max_list_limit)

@@ -7,7 +7,8 @@ runs as the `postgres` system user the package creates, through runuser. `pg_url
 an archive of its own: a fresh schema, named in the URL's libpq options.
 
 Missing binaries FAIL the tests (CI installs them: .ci/run), they are never skipped.
-Use in a test module: ``from tests.pg import pg_url, postgres_server  # noqa: F401`` (fixtures).
+Use in a test module: ``pytest_plugins = ["tests.pg"]`` (and import nothing else from here, so
+pytest can still rewrite its asserts).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-__all__ = ["pg_url", "postgres_server", "schema_url"]
+__all__ = ["named_schema_url", "pg_url", "postgres_server", "schema_url"]
 
 INSTALL = "apt-get install -y postgresql (Debian/Ubuntu; .ci/run does it)"
 SUPERUSER = "om_test"
@@ -94,6 +95,12 @@ def schema_url(server_url: str, schema: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     return f"{server_url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def named_schema_url(postgres_server: str) -> Callable[[str], str]:
+    """A URL for the archive in schema NAME (made if missing) of the session's cluster."""
+    return lambda name: schema_url(postgres_server, name)
 
 
 @pytest.fixture

@@ -141,6 +141,12 @@ class PgCursor:
         self._generation = -1
         self._chunk = FIRST_CHUNK
         self._keys_only = False  # an iternext(values=False) scan: values are not fetched (images are large)
+        # Where LMDB's cursor still stands after a failed move, though it reports no row: a step from
+        # there goes on from that row (or, past the end, back to the last row), as LMDB's does.
+        self._ghost: Row | None = None
+        self._past_end = False
+        self._on_successor = False  # the current row was deleted: LMDB stands on the next one, and
+        # its next step returns that row rather than the one after it
 
     def __enter__(self) -> PgCursor:
         return self
@@ -160,6 +166,7 @@ class PgCursor:
     def _window(self, rows: list[Row], pos: int | None, at_start: bool, at_end: bool) -> bool:
         self._rows, self._pos, self._at_start, self._at_end = rows, pos, at_start, at_end
         self._generation = self.txn.generation
+        self._ghost, self._past_end, self._on_successor = None, False, False
         return pos is not None
 
     def _current(self) -> Row | None:
@@ -191,13 +198,15 @@ class PgCursor:
         params = {"k": key}
         below = self._fetch(sql.SQL("key < %(k)s"), True, 1, params)
         above = self._fetch(sql.SQL("key >= %(k)s"), False, self._chunk, params)
-        return self._window(below + above, len(below) if above else None, not below, len(above) < self._chunk)
+        found = self._window(below + above, len(below) if above else None, not below, len(above) < self._chunk)
+        self._past_end = not found
+        return found
 
     def set_key(self, key: bytes) -> bool:
         """Position on `key` (its first duplicate); False, unpositioned, if it is absent."""
         if self.set_range(key) and self.key() == key:
             return True
-        self._pos = None
+        self._ghost, self._pos = self._current(), None  # LMDB stays on the next key, reporting none
         return False
 
     def next(self) -> bool:
@@ -207,33 +216,61 @@ class PgCursor:
         return self._step(-1)
 
     def _step(self, direction: int) -> bool:
+        self._refresh()  # after a write: stand where LMDB's cursor stands now
+        if self._on_successor:
+            self._on_successor = False
+            if direction > 0:  # the deleted row's successor is where the cursor already is
+                return True
         current = self._current()
-        if current is None:  # LMDB: stepping an unpositioned cursor starts at the matching end
-            return self.first() if direction > 0 else self.last()
-        assert self._pos is not None
-        fresh = self._generation == self.txn.generation
-        target = self._pos + direction
-        if fresh and 0 <= target < len(self._rows):
-            self._pos = target
-            return True
-        if fresh and (self._at_end if direction > 0 else self._at_start):
-            self._pos = None
-            return False
-        self._chunk = min(self._chunk * 2, MAX_CHUNK) if fresh else FIRST_CHUNK
+        if current is None:
+            if self._past_end:
+                return False if direction > 0 else self.last()
+            if self._ghost is None:  # a fresh cursor starts at the matching end
+                return self.first() if direction > 0 else self.last()
+            current = self._ghost
+        else:
+            assert self._pos is not None
+            target = self._pos + direction
+            if 0 <= target < len(self._rows):
+                self._pos = target
+                return True
+            if self._at_end if direction > 0 else self._at_start:
+                self._ghost, self._pos = current, None
+                return False
+        self._chunk = min(self._chunk * 2, MAX_CHUNK)
         descending = direction < 0
         beyond = self.db.beyond("<" if descending else ">")
         rows = self._fetch(beyond, descending, self._chunk, self._row_params(current))
         complete = len(rows) < self._chunk
         if descending:
-            return self._window([*rows[::-1], current], len(rows) - 1 if rows else None, complete, False)
-        return self._window([current, *rows], 1 if rows else None, False, complete)
+            moved = self._window([*rows[::-1], current], len(rows) - 1 if rows else None, complete, False)
+        else:
+            moved = self._window([current, *rows], 1 if rows else None, False, complete)
+        if not moved:
+            self._ghost = current
+        return moved
 
     # the current row --------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """After a write in this transaction, read the current row again (or its successor if it is gone)."""
+        current = self._current() or self._ghost  # LMDB reads where it stands, even after a failed move
+        if current is None or self._generation == self.txn.generation:
+            return
+        self._chunk = FIRST_CHUNK
+        rows = self._fetch(self.db.beyond(">="), False, 1, self._row_params(current))
+        self._window(rows, 0 if rows else None, False, not rows)
+        self._past_end = not rows
+        self._on_successor = bool(rows) and rows[0][0] != current[0]
+
     def key(self) -> bytes:
+        self._refresh()
+        self._on_successor = False  # LMDB has read where it stands: its next step moves on
         current = self._current()
         return b"" if current is None else current[0]
 
     def value(self) -> bytes:
+        self._refresh()
+        self._on_successor = False  # LMDB has read where it stands: its next step moves on
         current = self._current()
         return b"" if current is None else current[1]
 

@@ -15,6 +15,9 @@
     optical-memory export PATH [--session S]                                 # a folder, or PATH.zip
     optical-memory import PATH                                               # an export folder or zip
     optical-memory web [--host H] [--port N] [--open]                        # the web page, http://127.0.0.1:8766/
+    optical-memory [--archive-url postgresql://...] serve                    # a shared archive on PostgreSQL
+    optical-memory migrate --from-archive PATH --to-url URL                  # LMDB -> PostgreSQL (or back:
+                           # --from-url URL --to-archive PATH); lossless, verified
 
 `--archive` and `--config` go before or after the command. Every command but `serve` prints its
 result as JSON on stdout (the tools' structured results); `serve` keeps stdout for the protocol and
@@ -79,6 +82,14 @@ def _add_global_options(parser: argparse.ArgumentParser, default: Any) -> None:
         default=default,
         help="TOML file over the defaults (default: $OPTICAL_MEMORY_CONFIG)",
     )
+    parser.add_argument(
+        "--archive-url",
+        metavar="URL",
+        default=default,
+        help="a PostgreSQL archive, postgresql://user@host/db, instead of a folder (default: "
+        "$OPTICAL_MEMORY_ARCHIVE_URL or the config's [archive] url); the password is best left to "
+        "$PGPASSWORD or ~/.pgpass",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tool_commands(command)
 
     _add_transfer_commands(command)
+    migrate = command("migrate", "copy an archive between an LMDB folder and PostgreSQL, byte-identical, verified")
+    migrate.add_argument("--from-archive", metavar="PATH", help="the LMDB archive folder to copy")
+    migrate.add_argument("--from-url", metavar="URL", help="the PostgreSQL archive to copy")
+    migrate.add_argument("--to-archive", metavar="PATH", help="a new LMDB archive folder to copy into")
+    migrate.add_argument("--to-url", metavar="URL", help="an empty PostgreSQL database (or schema) to copy into")
     _add_capture_commands(command)
     command("compact", "give space freed by fading and forgetting back to the disk (no other process may have it open)")
     command("stats", "file size, used and free bytes, pages and bytes per tier, token totals (JSON)")
@@ -452,6 +468,16 @@ _COMMANDS: dict[str, Callable[[Memory, argparse.Namespace], Any]] = {
 }
 
 
+def _use_archive_url(args: argparse.Namespace) -> None:
+    """--archive-url: handed to load_config as OPTICAL_MEMORY_ARCHIVE_URL (so every command, and serve, get it)."""
+    url = getattr(args, "archive_url", None)
+    if url is None:
+        return
+    if getattr(args, "archive", None):
+        raise InvalidArgument("give --archive PATH or --archive-url URL, not both")
+    os.environ["OPTICAL_MEMORY_ARCHIVE_URL"] = url
+
+
 def _unwrap(exc: BaseException) -> BaseException:
     """The one error inside task-group wrappers: `serve` runs the lifespan, which opens the archive, in one."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -462,6 +488,12 @@ def _unwrap(exc: BaseException) -> BaseException:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _use_archive_url(args)
+        if args.command == "migrate":
+            from optical_memory.migrate import migrate
+
+            _print_json(migrate(args.from_archive, args.from_url, args.to_archive, args.to_url))
+            return 0
         if args.command == "serve":
             _serve(args)
             return 0
