@@ -299,17 +299,6 @@ class Archive:
             env.close()
             raise
 
-    def _reopen_if_erased(self) -> None:
-        """Reopen before writing if any process erased freed space since this one last wrote.
-
-        This process's recycled page buffers may still hold bytes of what was forgotten (it may have
-        written those pages); a fresh environment has none, so its writes cannot carry them back.
-        """
-        epoch = self._read_erase_epoch()
-        if epoch != self._erase_epoch:
-            self.reopen()
-            self._erase_epoch = epoch
-
     def _read_erase_epoch(self) -> bytes | None:
         raw = self.read(lambda tx: tx.txn.get(b"erase_epoch", db=tx.db("meta")))
         return None if raw is None else bytes(raw)
@@ -362,16 +351,20 @@ class Archive:
                 f"the archive at {self.path} is read-only ({self.read_only_reason}): it can be read, "
                 "but nothing can be written; make it writable to remember, fade or forget"
             )
-        self._reopen_if_erased()
         for _ in range(32):
             with self._lock.shared():
                 try:
                     return self._write_once(fn)
+                except _Erased as erased:
+                    epoch: bytes | None = erased.epoch
                 except lmdb.MapResizedError:
-                    resized = True
+                    resized, epoch = True, b""
                 except lmdb.MapFullError:
-                    resized = False
-            if resized:
+                    resized, epoch = False, b""
+            if epoch != b"":
+                self.reopen()  # see `_write_once`
+                self._erase_epoch = epoch
+            elif resized:
                 self._adopt_map_size()
             else:
                 self._grow()
@@ -380,6 +373,13 @@ class Archive:
     def _write_once(self, fn: Callable[[ArchiveTxn], T]) -> T:
         try:
             with self.env.begin(write=True, buffers=False) as txn:
+                # Another process erased freed space (`erase_free_space`) since this one last wrote:
+                # this process's recycled page buffers may hold bytes of what was forgotten, so it
+                # writes nothing before reopening its environment. Checked under the writer lock,
+                # so no write can slip in between an erase and this check.
+                epoch = txn.get(b"erase_epoch", db=self._dbs["meta"])
+                if epoch != self._erase_epoch:
+                    raise _Erased(epoch)
                 return fn(ArchiveTxn(txn, self._dbs))
         except (lmdb.MapFullError, lmdb.MapResizedError):
             raise
@@ -515,6 +515,14 @@ def _open_error(path: Path, exc: lmdb.Error, read_only: str | None) -> Exception
         why = read_only or str(exc)
         return ArchiveReadOnly(f"cannot open the archive at {path}: {why}; check its permissions")
     return None
+
+
+class _Erased(Exception):
+    """A write found that another process erased freed space since this one last wrote."""
+
+    def __init__(self, epoch: bytes | None) -> None:
+        super().__init__("erased")
+        self.epoch = epoch
 
 
 def _file_error(path: Path, doing: str, exc: OSError) -> ArchiveError:
