@@ -157,7 +157,7 @@ def _fill_free_pages(archive: Archive, scratch: Any) -> tuple[int, int]:
         after = page_counts(archive)
         grown = after["total"] - counts["total"]
         filled += max(0, pages - grown)
-        if grown > _MARGIN:
+        if grown > _MARGIN or after["used"] <= counts["used"]:  # the second: no progress, never loop
             # still free: the free list's own pages, those the last few writes freed, and any pinned
             left = after["free"] - 4 * _MARGIN - _free_list_pages(after["free"], after["page_size"])
             return filled, max(0, left)
@@ -178,6 +178,7 @@ def erase_free_space(archive: Archive, attempts: int = 2) -> dict[str, Any]:
     _bump(archive)  # the forget's freed pages are reusable now: the rewritten leaves go there
     touched = archive.write(lambda tx: _touch_every_leaf(tx, names))
     scratch = archive.env.open_db(SCRATCH_DB)
+    archive.write(lambda tx: tx.txn.drop(scratch, delete=False))  # what an erase killed midway left
     filled = unreached = 0
     for attempt in range(attempts):
         archive.env.reader_check()  # a killed process's reader slot would pin pages for ever

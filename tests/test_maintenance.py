@@ -327,3 +327,20 @@ def test_another_process_that_wrote_the_forgotten_pages_does_not_write_them_back
         server.stdin.close()
         server.wait(timeout=60)
         server.stdout.close()
+
+
+def test_an_erase_killed_midway_leaves_nothing_that_stops_the_next(tmp_path: Path) -> None:
+    from optical_memory import maintenance
+
+    memory = open_memory(tmp_path / "a")
+    write_history(memory)
+    memory.forget(page_id=memory.list_pages(session="keeper", limit=1).pages[0].id)
+    scratch = memory.archive.env.open_db(maintenance.SCRATCH_DB)
+    maintenance._fill(memory.archive, scratch, 0, 50, 4096)  # as if killed after filling, before emptying
+    result = memory.archive.erase_free_space()
+    assert result["pages_unreached"] == 0
+    scratch = memory.archive.env.open_db(maintenance.SCRATCH_DB)  # the erase reopened the environment
+    with memory.archive.env.begin() as txn:
+        assert txn.stat(scratch)["entries"] == 0
+    assert memory.archive.check() == []
+    memory.close()
