@@ -21,14 +21,19 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-__all__ = ["named_schema_url", "pg_url", "postgres_server", "schema_url"]
+__all__ = ["ServerMissing", "local_server", "named_schema_url", "pg_url", "postgres_server", "schema_url"]
 
 INSTALL = "apt-get install -y postgresql (Debian/Ubuntu; .ci/run does it)"
 SUPERUSER = "om_test"
+
+
+class ServerMissing(RuntimeError):
+    """PostgreSQL's binaries are not installed, or the server would not start."""
 
 
 def _bin_dir() -> Path:
@@ -38,7 +43,9 @@ def _bin_dir() -> Path:
     on_path = shutil.which("initdb")
     if on_path:
         return Path(on_path).parent
-    pytest.fail(f"PostgreSQL's initdb and pg_ctl are not installed, and the PostgreSQL tests need them: {INSTALL}")
+    raise ServerMissing(
+        f"PostgreSQL's initdb and pg_ctl are not installed, and the PostgreSQL tests need them: {INSTALL}"
+    )
 
 
 def _free_port() -> int:
@@ -54,38 +61,49 @@ def _runner(folder: Path) -> list[str]:
     try:
         shutil.chown(folder, "postgres", "postgres")
     except LookupError:
-        pytest.fail(f"running as root, the PostgreSQL tests need the 'postgres' system user: {INSTALL}")
+        raise ServerMissing(f"running as root, PostgreSQL needs the 'postgres' system user: {INSTALL}") from None
     return ["runuser", "-u", "postgres", "--"]
 
 
 def _run(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
-        pytest.fail(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        raise ServerMissing(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The URL of a fresh PostgreSQL cluster's `postgres` database, as its superuser."""
+@contextmanager
+def local_server() -> Iterator[str]:
+    """A fresh cluster in a temporary folder (see the module docstring); yields its superuser's URL."""
     bin_dir = _bin_dir()
     folder = Path(tempfile.mkdtemp(prefix="om-pg-"))
     as_postgres = _runner(folder)
     data, port = folder / "data", _free_port()
-    _run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "--no-sync"])
-    # fsync off: the tests kill clients, never the server, so what a client saw committed stays committed
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    log = folder / "server.log"
-    _run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
     try:
+        _run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "--no-sync"])
+        # fsync off: the tests kill clients, never the server, so what a client saw committed stays committed
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        log = folder / "server.log"
+        _run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
         yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(
-            [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL cluster's `postgres` database, as its superuser (FAILS without one)."""
+    try:
+        with local_server() as url:
+            yield url
+    except ServerMissing as exc:
+        pytest.fail(str(exc))
 
 
 def schema_url(server_url: str, schema: str) -> str:

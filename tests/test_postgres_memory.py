@@ -31,13 +31,11 @@ from tests.test_memory import (  # noqa: F401  (test functions and fixtures, col
     test_persists_across_reopen,
     test_remember_then_read_back_exactly,
     test_sessions_fill_their_own_pages,
-    test_text_over_the_limit_is_refused,
     test_view_page_returns_the_stored_image,
 )
 from tests.test_writing import (  # noqa: F401
     test_a_batch_commits_whole_or_not_at_all,
     test_an_entry_reads_back_whole_across_pages_and_verified,
-    test_the_pixel_cache_stays_bounded_however_many_sessions_are_written,
 )
 
 

@@ -31,7 +31,7 @@ from tests.test_crash import entry_text, read_entry
 pytest_plugins = ["tests.pg"]
 
 ROOT = Path(__file__).resolve().parent.parent
-CRASH_TRIALS = 3  # each starts a process: a few keep the suite quick; every kill lands mid-stream
+CRASH_TRIALS = 2  # each starts a process: a few keep the suite quick; every kill lands mid-stream
 
 
 def _memory(url: str, tiers: tuple[Tier, ...] = TIERS) -> Memory:

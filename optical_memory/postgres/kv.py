@@ -31,6 +31,8 @@ from optical_memory.errors import ArchiveReadOnly
 __all__ = ["PgCursor", "PgDb", "PgTxn", "table_name"]
 
 FIRST_CHUNK, MAX_CHUNK = 16, 512
+READ_AHEAD = 64  # page records fetched at once while a walk over a page index goes on
+PAGE_INDEXES = frozenset({"order", "session_pages"})  # values are page ids, keys of `pages`
 Row = tuple[bytes, bytes]
 
 
@@ -68,6 +70,11 @@ class PgTxn:
         self.conn = conn
         self.write = write
         self.generation = 0  # bumped by every change: cursors refetch their window after one
+        # Read-ahead of page records (read transactions only: one snapshot, nothing changes): a walk
+        # over a page index (order, session_pages) is followed by a get of each page it yields, so
+        # the records of the pages the walk is heading for are fetched in one query, not one each.
+        self._walk: PgCursor | None = None
+        self._records: dict[bytes, bytes | None] = {}
 
     def rows(self, query: sql.Composed, params: dict[str, Any]) -> list[Row]:
         return self.conn.execute(query, params, binary=True).fetchall()
@@ -77,8 +84,24 @@ class PgTxn:
             raise ArchiveReadOnly(f"cannot change {db.name} inside a read transaction")
         self.generation += 1
 
+    def walking(self, cursor: PgCursor) -> None:
+        if not self.write and cursor.db.name in PAGE_INDEXES:
+            self._walk = cursor
+
+    def _page_record(self, key: bytes, db: PgDb) -> bytes | None:
+        if key not in self._records:
+            ahead = self._walk.upcoming() if self._walk is not None else []
+            keys = [key, *(k for k in ahead if k != key and k not in self._records)][:READ_AHEAD]
+            query = sql.SQL("SELECT key, value FROM {} WHERE key = ANY(%(keys)s)").format(db.table)
+            self._records.update(dict.fromkeys(keys))
+            self._records.update(self.rows(query, {"keys": keys}))
+        return self._records[key]
+
     def get(self, key: bytes, default: bytes | None = None, db: PgDb | None = None) -> bytes | None:
         assert db is not None
+        if db.name == "pages" and not self.write:
+            found = self._page_record(key, db)
+            return default if found is None else found
         query = sql.SQL("SELECT value FROM {} WHERE key = %(k)s {}LIMIT 1").format(
             db.table, sql.SQL("ORDER BY value " if db.dupsort else "")
         )
@@ -145,6 +168,7 @@ class PgCursor:
         # there goes on from that row (or, past the end, back to the last row), as LMDB's does.
         self._ghost: Row | None = None
         self._past_end = False
+        self._direction = 1  # of the last step: where a walk is heading (for the page read-ahead)
         self._on_successor = False  # the current row was deleted: LMDB stands on the next one, and
         # its next step returns that row rather than the one after it
 
@@ -167,6 +191,7 @@ class PgCursor:
         self._rows, self._pos, self._at_start, self._at_end = rows, pos, at_start, at_end
         self._generation = self.txn.generation
         self._ghost, self._past_end, self._on_successor = None, False, False
+        self.txn.walking(self)
         return pos is not None
 
     def _current(self) -> Row | None:
@@ -215,7 +240,16 @@ class PgCursor:
     def prev(self) -> bool:
         return self._step(-1)
 
+    def upcoming(self) -> list[bytes]:
+        """The values of the window's rows from the current one on, in the direction last stepped."""
+        if self._pos is None:
+            return []
+        if self._direction > 0:
+            return [value for _, value in self._rows[self._pos :]]
+        return [value for _, value in self._rows[self._pos :: -1]]
+
     def _step(self, direction: int) -> bool:
+        self._direction = direction
         self._refresh()  # after a write: stand where LMDB's cursor stands now
         if self._on_successor:
             self._on_successor = False
