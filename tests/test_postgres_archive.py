@@ -4,6 +4,7 @@ byte-identical, the config and CLI that pick it, and errors that say what is wro
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -251,3 +252,26 @@ def test_missing_postgres_binaries_fail_with_how_to_install(monkeypatch: pytest.
     monkeypatch.setattr(pg.shutil, "which", lambda name: None)
     with pytest.raises(pg.ServerMissing, match="apt-get install -y postgresql"):
         pg._bin_dir()
+
+
+async def test_serve_with_archive_url_serves_the_tools_from_postgres(pg_url: str, tmp_path: Path) -> None:
+    import sys
+
+    from mcp import Client, StdioServerParameters
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "optical_memory_mcp", "serve", "--archive-url", pg_url],
+        cwd=tmp_path,
+        env={**env, "OPTICAL_MEMORY_READER": "template"},
+    )
+    async with Client(params, read_timeout_seconds=60) as client:
+        remembered = await client.call_tool("remember", {"text": "served from postgres", "session": "mcp"})
+        assert not remembered.is_error
+        listing = await client.call_tool("list_pages", {"limit": 5})
+        assert listing.structured_content is not None
+        assert [p["session"] for p in listing.structured_content["pages"]] == ["mcp"]
+    memory = Memory(load_config(environ={"OPTICAL_MEMORY_ARCHIVE_URL": pg_url}), reader=TemplateReader())
+    assert [line.text for line in memory.read_lines("p1").lines] == ["served from postgres"]
+    memory.close()
