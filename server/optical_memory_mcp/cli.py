@@ -399,16 +399,6 @@ def _stats(memory: Memory, args: argparse.Namespace) -> Any:
     return stats(memory.archive, [tier.name for tier in memory.tiers])
 
 
-def _compact(memory: Memory, args: argparse.Namespace) -> Any:
-    return memory.archive.compact()
-
-
-def _stats(memory: Memory, args: argparse.Namespace) -> Any:
-    from optical_memory.maintenance import stats
-
-    return stats(memory.archive, [tier.name for tier in memory.tiers])
-
-
 def _add_capture_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """capture, install and uninstall: the commands that hook optical-memory into agents."""
     capture = command(
