@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import struct
 import time
 from pathlib import Path
 
 from optical_memory.errors import ArchiveBusy, ArchiveDamaged
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; compaction then refuses (it cannot tell who has the archive open)
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["LOCK_NAME", "OpenLock", "check_data_file", "disk_free", "read_only_reason"]
 
@@ -72,7 +76,7 @@ def check_data_file(path: Path) -> None:
 
 def read_only_reason(folder: Path) -> str | None:
     """Why the archive in `folder` cannot be written (None if it can): file system, folder or files."""
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, AttributeError):  # no statvfs on Windows
         if os.statvfs(folder).f_flag & os.ST_RDONLY:
             return "its file system is mounted read-only"
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -88,7 +92,7 @@ def disk_free(path: Path) -> int | None:
     """Bytes free to this user on the file system holding `path`, or None if it cannot be told."""
     try:
         stats = os.statvfs(path)
-    except OSError:
+    except (OSError, AttributeError):  # no statvfs on Windows
         return None
     return stats.f_bavail * stats.f_frsize
 
@@ -101,7 +105,8 @@ class OpenLock:
         self.fd: int | None = None
         flags = os.O_RDWR | os.O_CREAT if writable else os.O_RDONLY
         try:
-            self.fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            no_follow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)  # POSIX only
+            self.fd = os.open(self.path, flags | no_follow, 0o600)
         except OSError:
             if writable:
                 raise
@@ -109,7 +114,7 @@ class OpenLock:
 
     def shared(self, timeout_s: float) -> None:
         """Take the shared lock, waiting at most `timeout_s` for a compaction to finish."""
-        if self.fd is None:
+        if self.fd is None or fcntl is None:
             return
         deadline = time.monotonic() + timeout_s
         while True:
@@ -126,7 +131,7 @@ class OpenLock:
 
     def exclusive(self) -> bool:
         """Try to hold the archive alone (no other process has it open); False if another one does."""
-        if self.fd is None:
+        if self.fd is None or fcntl is None:
             return False
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -142,7 +147,7 @@ class OpenLock:
             raise
 
     def downgrade(self) -> None:
-        if self.fd is not None:
+        if self.fd is not None and fcntl is not None:
             fcntl.flock(self.fd, fcntl.LOCK_SH)
 
     def close(self) -> None:
