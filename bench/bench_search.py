@@ -142,6 +142,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(f"searching {len(history.facts)} facts (context {context}) ...", flush=True)
     memory.read_lines(f"p{memory.archive.stat()['pages']}", 1, 1)  # the reader loads outside the timing
     recall = query_all(memory, history, where, context)
+    if context:  # the same queries for bare lines: what passages cost over the lines alone
+        bare = query_all(memory, history, where, 0)
+        recall |= {f"context0_{key}": bare[key] for key in ("first", "top10", "search_p50_ms", "search_p95_ms")}
     stat = memory.archive.stat()
     memory.close()
     return {

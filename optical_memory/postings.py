@@ -100,16 +100,18 @@ def _header(value: bytes) -> tuple[int, int, int]:
 
 def _encode(postings: Iterable[Posting], previous: int, fresh: bool, out: bytearray) -> int:
     """Append sorted `postings` after one at page `previous` (or, `fresh`, at a block's start); last page."""
+    add = out.append
     for page, line, sid, count, length in postings:
         delta = page - previous
-        _varint(delta, out)
-        if delta or fresh:
-            _varint(sid, out)
-            fresh = False
-        _varint(line << 1 | (count > 1), out)
-        if count > 1:
-            _varint(count, out)
-        _varint(length, out)
+        fields = (delta, sid) if delta or fresh else (delta,)
+        fresh = False
+        flagged = line << 1 | (count > 1)
+        fields += (flagged, count, length) if count > 1 else (flagged, length)
+        for value in fields:
+            if value < 0x80:  # nearly every field: one byte
+                add(value)
+            else:
+                _varint(value, out)
         previous = page
     return previous
 
@@ -230,12 +232,12 @@ def post(tx: ArchiveTxn, cursor: Any, h: bytes, page: int, postings: list[Postin
         tx.txn.put(h + u64(first), _with_df(value, 0), db=db)
         put_blocks(tx, h, page, postings, df + len(postings))
     elif page >= top:  # the usual case: the newest page, appended without decoding the block
-        head = bytearray()
-        _varint(page - first, head)
-        _varint(df + len(postings), head)
-        body = bytearray(value[offset:])
-        _encode(postings, top, False, body)
-        tx.txn.put(h + u64(first), bytes(head + body), db=db)
+        out = bytearray()
+        _varint(page - first, out)
+        _varint(df + len(postings), out)
+        out += memoryview(value)[offset:]
+        _encode(postings, top, False, out)
+        cursor.put(h + u64(first), bytes(out))  # the cursor is on this block: no second search
     else:  # an older session's open page grew after newer pages were written: merge in order
         found = block_at(cursor, h, page)
         if found is None:  # older than every block: a block of its own

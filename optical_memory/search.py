@@ -172,13 +172,16 @@ def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Se
     raw = tx.txn.get(u64(page), db=page_terms)
     lengths, known = parse_page_entry(bytes(raw)) if raw else ({}, [])
     by_hash: dict[bytes, list[Posting]] = {}
+    seen: dict[str, bytes] = {}  # each term hashed once per call
     added_terms = 0
     for offset, piece in enumerate(pieces):
         line = first_line + offset
         counts = Counter(terms(piece))
         length = sum(counts.values())
         for term, count in counts.items():
-            by_hash.setdefault(hashed(term), []).append((page, line, sid, count, length))
+            if (h := seen.get(term)) is None:
+                h = seen[term] = hashed(term)
+            by_hash.setdefault(h, []).append((page, line, sid, count, length))
         lengths[line] = length
         added_terms += length
     with tx.txn.cursor(db=tx.db(BLOCKS_DB)) as cursor:
@@ -254,12 +257,22 @@ class LineHit:
     terms: int = 0  # distinct query terms on the line
 
 
-def _check_layout(tx: ArchiveTxn) -> None:
-    if tx.txn.get(b"index_layout", db=tx.db("meta")) != LAYOUT and tx.txn.stat(tx.db(LEGACY_DB))["entries"]:
+def _has_index(tx: ArchiveTxn) -> bool:
+    """Whether there is a layout-2 index to read; ArchiveError for a layout-1 one not upgraded yet."""
+    try:
+        legacy = tx.txn.stat(tx.db(LEGACY_DB))["entries"]
+    except KeyError:  # opened read-only, and the database was never made
+        legacy = 0
+    if legacy and tx.txn.get(b"index_layout", db=tx.db("meta")) != LAYOUT:
         raise ArchiveError(
             "this archive's search index has layout 1 (plain terms): its next write upgrades it to keyed "
             "hashes (open it writable once, e.g. `optical-memory serve` or any remember)"
         )
+    try:
+        tx.db(BLOCKS_DB)
+    except KeyError:  # a read-only archive from before layout 2, with nothing indexed
+        return False
+    return True
 
 
 def _scores(
@@ -315,7 +328,8 @@ def rank(
     word of the query beats a short one with a single rare word, which plain BM25 (rewarding short
     lines) would put first.
     """
-    _check_layout(tx)
+    if not _has_index(tx):
+        return []
     meta = tx.db("meta")
     raw_lines, raw_terms = tx.txn.get(b"index_lines", db=meta), tx.txn.get(b"index_terms", db=meta)
     total_lines = int.from_bytes(raw_lines, "big") if raw_lines else 0
