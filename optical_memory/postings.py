@@ -103,7 +103,7 @@ def _encode(postings: Iterable[Posting], previous: int, fresh: bool, out: bytear
     add = out.append
     for page, line, sid, count, length in postings:
         delta = page - previous
-        fields = (delta, sid) if delta or fresh else (delta,)
+        fields: tuple[int, ...] = (delta, sid) if delta or fresh else (delta,)
         fresh = False
         flagged = line << 1 | (count > 1)
         fields += (flagged, count, length) if count > 1 else (flagged, length)
