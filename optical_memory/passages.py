@@ -26,7 +26,7 @@ from optical_memory.readers.base import Reader
 from optical_memory.reading import Pages, find_session
 from optical_memory.records import PageRecord
 from optical_memory.results import Line, SearchHit, SearchResult
-from optical_memory.search import LineHit, query_terms, query_words, rank
+from optical_memory.search import IndexNeedsUpgrade, LineHit, query_terms, query_words, rank, upgrade_index
 from optical_memory.validation import check_limit
 
 __all__ = ["DEFAULT_CONTEXT", "MAX_CONTEXT", "MAX_SEARCH_HITS", "search_passages"]
@@ -110,7 +110,11 @@ def search_passages(
         records = {hit.page: record for hit in ranked if (record := tx.page(f"p{hit.page}")) is not None}
         return ranked, records
 
-    ranked, records = archive.read(locate)
+    try:
+        ranked, records = archive.read(locate)
+    except IndexNeedsUpgrade:  # an archive from before keyed hashes, not written since: upgrade it now
+        archive.write(upgrade_index)
+        ranked, records = archive.read(locate)
     stored: dict[str, Any] = {}  # page id -> what Pages.stored gave, or None for a damaged page
 
     def page(passage: _Passage) -> Any:

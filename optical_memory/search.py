@@ -58,6 +58,7 @@ from optical_memory.postings import (
 __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_QUERY_TERMS",
+    "IndexNeedsUpgrade",
     "LineHit",
     "bump_index_counts",
     "index_lines",
@@ -135,6 +136,10 @@ def query_words(query: str) -> list[list[str]]:
         whole = match.group(0).lower()[:MAX_TERM]
         words.append([whole, *(t for t in dict.fromkeys(terms(match.group(0))) if t != whole)])
     return words
+
+
+class IndexNeedsUpgrade(ArchiveError):
+    """The archive's index has layout 1; `upgrade_index` (in a write) moves it to layout 2."""
 
 
 # hashing and coding ---------------------------------------------------------------------------------
@@ -264,7 +269,7 @@ def _has_index(tx: ArchiveTxn) -> bool:
     except KeyError:  # opened read-only, and the database was never made
         legacy = 0
     if legacy and tx.txn.get(b"index_layout", db=tx.db("meta")) != LAYOUT:
-        raise ArchiveError(
+        raise IndexNeedsUpgrade(
             "this archive's search index has layout 1 (plain terms): its next write upgrades it to keyed "
             "hashes (open it writable once, e.g. `optical-memory serve` or any remember)"
         )

@@ -156,29 +156,29 @@ def test_postings_take_a_few_bytes_each(tmp_path: Path) -> None:
     archive.close()
 
 
+def _write_layout_1(tx: ArchiveTxn, sid: int, page: int, lines: list[str]) -> None:
+    """What the previous version wrote for a page: plain terms in the dupsort `postings`, JSON page terms."""
+    lengths, distinct = {}, []
+    for number, line in enumerate(lines, 1):
+        counts: dict[str, int] = {}
+        for term in terms(line):
+            counts[term] = counts.get(term, 0) + 1
+        for term, count in counts.items():
+            # layout 1: u64 page | u16 line | u32 sid | u16 count | u16 length
+            value = u64(page) + number.to_bytes(2, "big") + u32(sid) + count.to_bytes(2, "big")
+            value += len(terms(line)).to_bytes(2, "big")
+            tx.txn.put(term.encode(), value, db=tx.db("postings"), dupdata=True)
+            distinct += [term] if term not in distinct else []
+        lengths[str(number)] = len(terms(line))
+    entry = {"terms": distinct, "lengths": lengths}
+    tx.txn.put(u64(page), json.dumps(entry).encode(), db=tx.db("page_terms"))
+    search.bump_index_counts(tx, len(lines), sum(lengths.values()))
+    tx.txn.delete(b"index_layout", db=tx.db("meta"))
+
+
 def test_a_layout_1_index_is_upgraded_without_the_text(tmp_path: Path) -> None:
     archive = Archive(tmp_path / "a")
-    lines = ["Quokka_Sunrise alpha", "alpha beta", "gamma Quokka_Sunrise"]
-
-    def write_layout_1(tx: ArchiveTxn) -> None:  # what the previous version wrote
-        lengths, distinct = {}, []
-        for number, line in enumerate(lines, 1):
-            counts: dict[str, int] = {}
-            for term in terms(line):
-                counts[term] = counts.get(term, 0) + 1
-            for term, count in counts.items():
-                # layout 1: u64 page | u16 line | u32 sid | u16 count | u16 length
-                value = u64(4) + number.to_bytes(2, "big") + u32(2) + count.to_bytes(2, "big")
-                value += len(terms(line)).to_bytes(2, "big")
-                tx.txn.put(term.encode(), value, db=tx.db("postings"), dupdata=True)
-                distinct += [term] if term not in distinct else []
-            lengths[str(number)] = len(terms(line))
-        entry = {"terms": distinct, "lengths": lengths}
-        tx.txn.put(u64(4), json.dumps(entry).encode(), db=tx.db("page_terms"))
-        search.bump_index_counts(tx, len(lines), sum(lengths.values()))
-        tx.txn.delete(b"index_layout", db=tx.db("meta"))
-
-    archive.write(write_layout_1)
+    archive.write(lambda tx: _write_layout_1(tx, 2, 4, ["Quokka_Sunrise alpha", "alpha beta", "gamma Quokka_Sunrise"]))
     with pytest.raises(ArchiveError, match=r"layout 1 .* next write upgrades it"):
         archive.read(lambda tx: rank(tx, ["alpha"], None, 10))
     assert archive.write(upgrade_index) is True
@@ -192,6 +192,22 @@ def test_a_layout_1_index_is_upgraded_without_the_text(tmp_path: Path) -> None:
     archive.write(lambda tx: unindex_page(tx, 4))  # forgetting an upgraded page unposts it whole
     assert _found(archive, "alpha") == set()
     archive.close()
+
+
+def test_the_first_search_of_an_old_archive_upgrades_its_index(memory: Memory) -> None:
+    text = "the deploy key is Quokka_Sunrise\nnothing else here"
+    page = memory.remember(text, session="s").spans[0]
+
+    def make_it_old(tx: ArchiveTxn) -> None:
+        tx.txn.drop(tx.db("term_blocks"), delete=False)
+        tx.txn.delete(u64(1), db=tx.db("page_terms"))
+        search.bump_index_counts(tx, -2, -100)
+        _write_layout_1(tx, 1, 1, text.split("\n"))
+
+    memory.archive.write(make_it_old)
+    hit = memory.search("Quokka_Sunrise").hits[0]
+    assert (hit.page_id, hit.matches) == (page.page_id, [page.start])
+    assert memory.archive.read(lambda tx: tx.txn.stat(tx.db("postings"))["entries"]) == 0
 
 
 def test_long_queries_are_refused_with_the_limit() -> None:
