@@ -172,10 +172,10 @@ def _hex(where: str, data: dict[str, Any], key: str, length: int | None) -> None
 def _geometry(where: str, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _fail(where, "geometry must be an object")
-    names = {"font_size", "cell_width", "cell_height", "margin", "gutter", "columns", "rows", "width", "height"}
-    if set(data) - names - {"scale"} or not names <= set(data):
-        raise _fail(where, f"geometry must have exactly the keys {sorted(names | {'scale'})}")
-    for key in names:
+    names = ("font_size", "cell_width", "cell_height", "margin", "gutter", "columns", "rows", "width", "height")
+    if set(data) - set(names) - {"scale"} or not set(names) <= set(data):
+        raise _fail(where, f"geometry must have exactly the keys {[*names, 'scale']}")
+    for key in names:  # in order: the same bad record always gets the same message
         high = MAX_SIDE if key in ("width", "height") else MAX_GRID
         _int(f"{where} geometry", data, key, 0 if key in ("margin", "gutter") else 1, high)
     scale = data.get("scale", 1.0)
