@@ -37,8 +37,11 @@ def _walk(cursor, rng: random.Random, keys: list[bytes]) -> list[object]:  # typ
     """A random walk of cursor calls; what each returned, in order."""
     seen: list[object] = []
     for _ in range(40):
-        op = rng.choice(["set_range", "set_key", "next", "prev", "first", "last", "item"])
-        if op in ("set_range", "set_key"):
+        op = rng.choice(["set_range", "set_key", "next", "prev", "first", "last", "item", "put", "next_nodup"])
+        if op == "put":  # stores and stands on the new row (search's index appends this way)
+            key = rng.choice(keys)
+            seen.append((op, cursor.put(key, b"c" + key), bytes(cursor.key())))
+        elif op in ("set_range", "set_key"):
             probe = rng.choice([*keys, bytes([rng.randrange(256)]), b"\x00", b"\xff\xff"])
             seen.append((op, getattr(cursor, op)(probe)))
         elif op == "item":

@@ -7,8 +7,8 @@ its duplicates. Only the calls the archive's modules make are emulated:
 
 * `PgTxn`: get, put (overwrite, dupdata; append is a hint LMDB may ignore, and so do we), delete,
   cursor, stat (``entries`` only), drop (emptying: the tables belong to the schema).
-* `PgCursor`: first, last, set_key, set_range, next, prev, key, value, item, iternext,
-  iternext_nodup, iternext_dup, iteration and ``with``.
+* `PgCursor`: first, last, set_key, set_range, next, prev, next_nodup, put, key, value, item,
+  iternext, iternext_nodup, iternext_dup, iteration and ``with``.
 
 A cursor keeps a window of rows that is a contiguous slice of the table, fetched by ordered range
 queries in bounded chunks that double while it keeps walking (a newest-first scan reads 16, 32, ...
@@ -283,6 +283,20 @@ class PgCursor:
         if not moved:
             self._ghost = current
         return moved
+
+    def next_nodup(self) -> bool:
+        """Move to the first row of the next key (from an unpositioned cursor: the first row)."""
+        if not self.db.dupsort or self._current() is None:
+            return self.next()
+        return self._next_key()
+
+    def put(self, key: bytes, value: bytes, dupdata: bool = True, overwrite: bool = True, append: bool = False) -> bool:
+        """Store `value` under `key` and stand on it, as LMDB's cursor put does."""
+        stored = self.txn.put(key, value, dupdata=dupdata, overwrite=overwrite, append=append, db=self.db)
+        if stored:
+            self._chunk = FIRST_CHUNK
+            self._window([(key, value)], 0, False, False)
+        return stored
 
     # the current row --------------------------------------------------------------------------
     def _refresh(self) -> None:
