@@ -222,10 +222,7 @@ class Archive:
         try:
             self.open_lock.shared(busy_timeout_s)  # held while open: compaction waits for every process
             if data.exists():
-                try:
-                    check_data_file(data)  # before LMDB maps it: a truncated file would crash us with SIGBUS
-                except OSError as exc:
-                    raise _file_error(self.path, f"read {data}", exc) from exc
+                self._check_data_file(data)  # before LMDB maps it: a truncated file would crash us with SIGBUS
             self.env, self._dbs = self._open(self._map_size)
             self._erase_epoch = self._read_erase_epoch()
         except BaseException:
@@ -237,6 +234,28 @@ class Archive:
             log.info("cleared %d stale reader slot(s) in %s", self.stale_readers_cleared, self.path)
         if not self.read_only:
             self._init_meta()
+
+    def _check_data_file(self, data: Path) -> None:
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                check_data_file(data)
+                return
+            except OSError as exc:
+                raise _file_error(self.path, f"read {data}", exc) from exc
+            except ArchiveDamaged:
+                # No meta page yet may mean another process is creating the archive this moment (LMDB
+                # writes its two meta pages just after creating the file); a process alone knows not.
+                if data.stat().st_size >= 2 * 4096 or time.monotonic() >= deadline or self._alone():
+                    raise
+                time.sleep(0.05)
+
+    def _alone(self) -> bool:
+        """Whether no other process has the archive open (checked through the open lock)."""
+        if self.open_lock.exclusive():
+            self.open_lock.downgrade()
+            return True
+        return False
 
     @property
     def read_only(self) -> bool:
