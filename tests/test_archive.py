@@ -220,3 +220,39 @@ def test_a_full_disk_at_open_reads_disk_full(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(os, "open", full)
     with pytest.raises(ArchiveFull, match="the disk is full"):
         Archive(tmp_path / "new")
+
+
+CREATOR = """
+import fcntl, os, shutil, sys, time
+path, valid = sys.argv[1], sys.argv[2]
+lock = os.open(os.path.join(path, "open.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(lock, fcntl.LOCK_SH)  # has the archive open, as every process does
+print("creating", flush=True)
+time.sleep(0.5)
+with open(os.path.join(path, "data.mdb"), "r+b") as out, open(valid, "rb") as src:
+    shutil.copyfileobj(src, out)  # the meta pages land in the empty file, as when LMDB creates it
+print("created", flush=True)
+time.sleep(3)
+"""
+
+
+def test_an_archive_another_process_is_creating_is_waited_for_not_called_damaged(tmp_path: Path) -> None:
+    valid = tmp_path / "valid"
+    Archive(valid).close()
+    path = tmp_path / "new"
+    path.mkdir()
+    (path / "data.mdb").write_bytes(b"")  # created, its meta pages not written yet
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    creator = subprocess.Popen(
+        [sys.executable, "-c", CREATOR, str(path), str(valid / "data.mdb")], stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert creator.stdout is not None and creator.stdout.readline().strip() == b"creating"
+        archive = Archive(path, busy_timeout_s=20)
+        assert archive.check() == []
+        archive.close()
+    finally:
+        creator.kill()
+        creator.wait(timeout=30)
+        assert creator.stdout is not None
+        creator.stdout.close()
