@@ -194,22 +194,22 @@ def newest_first(cursor: Any, h: bytes) -> Iterator[Posting]:
 # changing blocks ------------------------------------------------------------------------------------
 
 
-def put_blocks(tx: ArchiveTxn, h: bytes, first: int, postings: Sequence[Posting], df: int) -> None:
+def put_blocks(tx: ArchiveTxn, h: bytes, first: int, postings: Iterable[Posting], df: int) -> None:
     """Store sorted `postings` as blocks of about BLOCK_BYTES, the first keyed `first`; a page is never split.
 
-    `df` goes into the last of them: pass 0 unless they end the term's blocks.
+    `df` goes into the last of them: pass 0 unless they end the term's blocks. `postings` is read
+    once, as it comes (an upgrade streams a term's millions of postings through here).
     """
     db = tx.db(BLOCKS_DB)
-    start = 0
-    while start < len(postings):
-        end, size = start, 0
-        while end < len(postings) and (size < BLOCK_BYTES or postings[end][0] == postings[end - 1][0]):
-            size += 6  # a posting's usual size; the block bound needs no precision
-            end += 1
-        tx.txn.put(h + u64(first), _block(first, postings[start:end], df if end == len(postings) else 0), db=db)
-        start = end
-        if start < len(postings):
-            first = postings[start][0]
+    chunk: list[Posting] = []
+    for posting in postings:
+        # about 6 bytes a posting: the bound needs no precision
+        if len(chunk) * 6 >= BLOCK_BYTES and posting[0] != chunk[-1][0]:
+            tx.txn.put(h + u64(first), _block(first, chunk, 0), db=db)
+            first, chunk = posting[0], []
+        chunk.append(posting)
+    if chunk:
+        tx.txn.put(h + u64(first), _block(first, chunk, df), db=db)
 
 
 def _add_to_last(tx: ArchiveTxn, cursor: Any, h: bytes, delta: int) -> None:

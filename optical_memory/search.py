@@ -3,9 +3,10 @@
 The index holds no words: at `remember` time each line piece is cut into terms, each term becomes an
 8-byte keyed hash (blake2b under `checkcode.derive_key(archive_key, "terms")`), and the hash posts
 (page, line, session, count, terms on the line) into compact blocks, in the same transaction that
-stores the page. A search cuts and hashes the query the same way, ranks lines with BM25 over those
-postings, and the caller reads the winning lines from the page images with the reader, so a hit shows
-exactly what memory still holds at the page's tier - fading included.
+stores the page. A search cuts and hashes the query the same way, ranks lines over those postings
+(BM25 times the share of the query's words a line holds), and the caller (`passages`) reads the
+winning lines and their context from the page images with the reader, so a hit shows exactly what
+memory still holds at the page's tier - fading included.
 
 Terms are cut for how agents search: words; identifiers whole and in parts (``snake_case`` ->
 ``snake_case``, ``snake``, ``case``; ``camelCase`` -> ``camelcase``, ``camel``, ``case``); dotted
@@ -226,9 +227,9 @@ def upgrade_index(tx: ArchiveTxn) -> bool:
     with tx.txn.cursor(db=tx.db(LEGACY_DB)) as cursor:
         for key in list(cursor.iternext_nodup(keys=True, values=False)):
             cursor.set_key(key)
-            found = [_legacy_posting(bytes(value)) for value in cursor.iternext_dup()]
-            # dupsort kept them in (page, line) order
-            put_blocks(tx, hashed(bytes(key).decode("utf-8", "surrogatepass")), found[0][0], found, len(found))
+            df, first = cursor.count(), _legacy_posting(bytes(cursor.value()))[0]
+            found = (_legacy_posting(bytes(value)) for value in cursor.iternext_dup())  # in (page, line) order
+            put_blocks(tx, hashed(bytes(key).decode("utf-8", "surrogatepass")), first, found, df)
     page_terms = tx.db(TERMS_DB)
     for key, raw in list(tx.txn.cursor(db=page_terms)):
         if bytes(raw[:1]) == b"{":

@@ -119,6 +119,8 @@ def test_blocks_stay_exact_through_appends_out_of_order_writes_and_forgetting(
     queries = ["w1", "w3 r7", "lateword", "r2999 r5", "w0 w1 w2 w3"]
     for query in queries:
         assert _found(archive, query) == _expected(truth, query), query
+    for term in ("w1", "r7", "lateword"):  # each term's count, kept in its last block
+        assert archive.read(lambda tx, t=term: _df(tx, t)) == len(_expected(truth, term)), term
 
     def forget(tx: ArchiveTxn) -> None:
         for page in (7, 1, 80, 159):
@@ -129,6 +131,8 @@ def test_blocks_stay_exact_through_appends_out_of_order_writes_and_forgetting(
         del truth[page]
     for query in queries:
         assert _found(archive, query) == _expected(truth, query), query
+    for term in ("w1", "r7", "w3"):
+        assert archive.read(lambda tx, t=term: _df(tx, t)) == len(_expected(truth, term)), term
     in_session_2 = {(p, n) for p, n in _expected(truth, "w1") if p % 4 + 1 == 2}
     assert _found(archive, "w1", sid=2) == in_session_2
     archive.write(lambda tx: [unindex_page(tx, page) for page in list(truth)])
@@ -176,21 +180,36 @@ def _write_layout_1(tx: ArchiveTxn, sid: int, page: int, lines: list[str]) -> No
     tx.txn.delete(b"index_layout", db=tx.db("meta"))
 
 
-def test_a_layout_1_index_is_upgraded_without_the_text(tmp_path: Path) -> None:
+def _df(tx: ArchiveTxn, term: str) -> int:
+    with tx.txn.cursor(db=tx.db("term_blocks")) as cursor:
+        return postings.document_frequency(cursor, search._TermHasher(tx)(term))
+
+
+def test_a_layout_1_index_is_upgraded_without_the_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postings, "BLOCK_BYTES", 6)  # a block per page: the upgrade streams several per term
     archive = Archive(tmp_path / "a")
-    archive.write(lambda tx: _write_layout_1(tx, 2, 4, ["Quokka_Sunrise alpha", "alpha beta", "gamma Quokka_Sunrise"]))
+
+    def write(tx: ArchiveTxn) -> None:
+        for page in (1, 2, 3):
+            _write_layout_1(tx, 1, page, [f"alpha on page {page}"])
+        _write_layout_1(tx, 2, 4, ["Quokka_Sunrise alpha", "alpha beta", "gamma Quokka_Sunrise"])
+
+    archive.write(write)
     with pytest.raises(ArchiveError, match=r"layout 1 .* next write upgrades it"):
         archive.read(lambda tx: rank(tx, ["alpha"], None, 10))
     assert archive.write(upgrade_index) is True
     assert archive.write(upgrade_index) is False  # once
     assert _found(archive, "quokka_sunrise") == {(4, 1), (4, 3)}
     assert _found(archive, "alpha", sid=2) == {(4, 1), (4, 2)}
+    assert _found(archive, "alpha") == {(1, 1), (2, 1), (3, 1), (4, 1), (4, 2)}
     assert archive.read(lambda tx: tx.txn.stat(tx.db("postings"))["entries"]) == 0
     archive.close()
     assert b"quokka" not in _all_values(tmp_path / "a")
     archive = Archive(tmp_path / "a")
     archive.write(lambda tx: unindex_page(tx, 4))  # forgetting an upgraded page unposts it whole
-    assert _found(archive, "alpha") == set()
+    assert _found(archive, "alpha") == {(1, 1), (2, 1), (3, 1)}
+    assert _found(archive, "quokka_sunrise") == set()
+    assert archive.read(lambda tx: _df(tx, "alpha")) == 3  # the count in the last block followed
     archive.close()
 
 
