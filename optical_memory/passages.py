@@ -21,7 +21,7 @@ from typing import Any
 
 from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.checkcode import CODE_BYTES
-from optical_memory.errors import InvalidArgument, PageDamaged
+from optical_memory.errors import InvalidArgument, PageDamaged, PageNotFound
 from optical_memory.readers.base import Reader
 from optical_memory.reading import Pages, find_session
 from optical_memory.records import PageRecord
@@ -125,6 +125,8 @@ def search_passages(
             except PageDamaged as exc:  # one damaged page must not fail every search that ranks it
                 log.warning("search skips a damaged page: %s", exc)
                 stored[page_id] = None
+            except PageNotFound:  # forgotten since it was ranked
+                stored[page_id] = None
         return stored[page_id]
 
     chosen: list[_Passage] = []
@@ -146,18 +148,17 @@ def search_passages(
         elif len(chosen) < limit:
             seen[identity] = passage
             chosen.append(passage)
-    return SearchResult(query=query, terms=wanted, hits=_read(pages, reader, chosen, page), context=context)
+    return SearchResult(query=query, terms=wanted, hits=_read(pages, reader, chosen, stored), context=context)
 
 
-def _read(pages: Pages, reader: Reader, chosen: list[_Passage], page: Any) -> list[SearchHit]:
+def _read(pages: Pages, reader: Reader, chosen: list[_Passage], stored: dict[str, Any]) -> list[SearchHit]:
     """Read every chosen passage's lines, one reader call per page, and make the hits."""
     wanted: dict[str, set[int]] = {}
     for passage in chosen:
         wanted.setdefault(passage.record.id, set()).update(range(passage.start, passage.end + 1))
     texts: dict[tuple[str, int], Line] = {}
     for page_id, numbers in wanted.items():
-        found = next(page(p) for p in chosen if p.record.id == page_id)
-        for line in pages.transcribe(reader, found, sorted(numbers)):
+        for line in pages.transcribe(reader, stored[page_id], sorted(numbers)):
             texts[(page_id, line.number)] = line
     hits = []
     for passage in chosen:
