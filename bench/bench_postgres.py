@@ -6,7 +6,8 @@ For each backend: three writer processes (as three servers) remember `--entries`
 their own session at once, with fading inline as `remember` does by default; every entry they were
 told was stored must be in the archive exactly once, in each session's order (checked against the
 spans `remember` returned), and `check()` must pass. Then one process times `read_lines` (10 lines,
-through the reader), `search` and `list_pages` (20 pages), p50 and p95 of `--samples` calls each.
+through the reader), `search` and `list_pages` (20 pages), p50 and p95 of `--samples` calls each,
+the two backends' calls interleaved so both meet the same load on a shared machine.
 Without `--url`, a PostgreSQL cluster is started in a temporary folder (Debian's `postgresql`
 package, as the tests do: tests/pg.py) and removed after; fsync is off there, as in the tests.
 """
@@ -100,39 +101,39 @@ def _entry_parts(memory: Memory, session: str) -> list[list[object]]:
     return [[r.id, e.first_line, e.last_line, e.title] for r in records for e in r.entries]
 
 
-def _timed(call: Callable[[], object], samples: int) -> tuple[float, float]:
-    call()  # warm: the reader's model, the pool's connections, prepared statements
-    times = []
-    for _ in range(samples):
-        began = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - began) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-
-
-def read_path(url: str | None, folder: str | None, reader: str, samples: int) -> dict[str, tuple[float, float]]:
-    memory = Memory(_config(url, folder, reader))
-    pages = [p.id for p in memory.list_pages(limit=200).pages]
-    hot = [p.id for p in memory.list_pages(limit=200).pages if p.tier == "hot"] or pages
-    turn = iter(range(10**9))
+def _operations(memory: Memory) -> dict[str, Callable[[int], object]]:
+    """The timed read calls over one archive; the n-th call of each asks the same on every backend."""
+    pages = memory.list_pages(limit=200).pages
+    hot = [p.id for p in pages if p.tier == "hot"] or [p.id for p in pages]
     queries = ["vacuum cursor", "marker{}{}", "schema posting value", "fade reader"]
-
-    def read() -> object:
-        return memory.read_lines(hot[next(turn) % len(hot)], 1, 10)
-
-    def search() -> object:
-        n = next(turn)
-        query = queries[n % len(queries)].format(SESSIONS[n % 3], n % 10)
-        return memory.search(query, limit=5)
-
-    figures = {
-        "read_lines": _timed(read, samples),
-        "search": _timed(search, samples),
-        "list_pages": _timed(lambda: memory.list_pages(limit=20), samples),
+    return {
+        "read_lines": lambda n: memory.read_lines(hot[n % len(hot)], 1, 10),
+        "search": lambda n: memory.search(queries[n % len(queries)].format(SESSIONS[n % 3], n % 10), limit=5),
+        "list_pages": lambda n: memory.list_pages(limit=20),
     }
-    memory.close()
-    return figures
+
+
+def read_paths(backends: dict[str, tuple[str | None, str | None]], reader: str, samples: int) -> dict[str, Any]:
+    """p50 and p95 (ms) of each read call on each backend, the backends' calls interleaved one by one so
+    both meet the same load (this machine is shared: a backend timed alone would meet other load)."""
+    memories = {name: Memory(_config(url, folder, reader)) for name, (url, folder) in backends.items()}
+    operations = {name: _operations(memory) for name, memory in memories.items()}
+    times: dict[str, dict[str, list[float]]] = {name: {op: [] for op in operations[name]} for name in memories}
+    for op in ("read_lines", "search", "list_pages"):
+        for n in range(-1, samples):  # n = -1 warms: the reader's model, the pool, prepared statements
+            for name in memories:
+                began = time.perf_counter()
+                operations[name][op](max(n, 0))
+                if n >= 0:
+                    times[name][op].append((time.perf_counter() - began) * 1000)
+    for memory in memories.values():
+        memory.close()
+    return {name: {op: _percentiles(values) for op, values in ops.items()} for name, ops in times.items()}
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    values = sorted(values)
+    return statistics.median(values), values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
 
 
 def run(url: str, args: argparse.Namespace, work: Path) -> None:
@@ -145,10 +146,10 @@ def run(url: str, args: argparse.Namespace, work: Path) -> None:
     backends = {"lmdb": (None, str(work / "lmdb")), "postgres": (f"{url}{sep}options=-csearch_path%3D{schema}", None)}
     results: dict[str, dict[str, Any]] = {}
     for name, (backend_url, folder) in backends.items():
-        writes = write_at_once(backend_url, folder, args.entries, work)
-        reads = read_path(backend_url, folder, args.reader, args.samples)
-        results[name] = {"writes": writes, "reads": reads}
-        print(f"{name}: {json.dumps(writes)}", flush=True)
+        results[name] = {"writes": write_at_once(backend_url, folder, args.entries, work)}
+        print(f"{name}: {json.dumps(results[name]['writes'])}", flush=True)
+    for name, reads in read_paths(backends, args.reader, args.samples).items():
+        results[name]["reads"] = reads
     _print_table(results, args)
 
 
