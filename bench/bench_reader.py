@@ -1,8 +1,9 @@
 """The trained reader, tier by tier: accuracy, speed and compression on held-out pages.
 
-    python bench/bench_reader.py                      # recommended tier chain, realistic mix
-    python bench/bench_reader.py --chain draft        # the draft chain (webp q90 / q80 / q70)
+    python bench/bench_reader.py                      # config/default.toml's tiers, realistic mix
+    python bench/bench_reader.py --chain lossless     # the 8-bit lossless chain of older archives
     python bench/bench_reader.py --mix stress         # random runs over the whole alphabet too
+    python bench/bench_reader.py --mix identifiers    # keys, hex, UUIDs, paths, accented names
     python bench/bench_reader.py --scan 0.25,0.23,0.22,0.21,0.2   # how small can the coldest tier be
     python bench/bench_reader.py --rapidocr           # RapidOCR on the same full-page rows, for the ratio
 
@@ -16,6 +17,7 @@ cores, one batched call), and compression = text tokens / image tokens in DeepSe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -29,20 +31,16 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from bench.common import percentile
 from optical_memory.readers.base import Reader
 from optical_memory.readers.trained import TrainedReader
-from optical_memory.tiers import Tier
-from optical_memory.training.corpus import REALISTIC_MIX, TRAINING_MIX
 from optical_memory.training.evaluate import (
+    CHAINS,
     HELDOUT_SEED,
-    RECOMMENDED_TIERS,
+    MIXES,
     TierImage,
     codec_label,
     sample,
     score,
     top_confusions,
 )
-from optical_memory.training.generate import DRAFT_TIERS
-
-CHAINS = {"recommended": RECOMMENDED_TIERS, "draft": DRAFT_TIERS}
 
 
 def time_full_page(reader: Reader, faded: TierImage, reps: int) -> tuple[float, float]:
@@ -60,19 +58,19 @@ def time_full_page(reader: Reader, faded: TierImage, reps: int) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="reader.onnx (default: the shipped one)")
-    parser.add_argument("--chain", choices=sorted(CHAINS), default="recommended")
-    parser.add_argument("--mix", choices=["realistic", "stress"], default="realistic")
+    parser.add_argument("--chain", choices=sorted(CHAINS), default="config")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="realistic")
     parser.add_argument("--pages", type=int, default=16, help="held-out pages (16 is about 53,000 characters)")
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED + 5000)
     parser.add_argument("--reps", type=int, default=30, help="timed full-page reads per tier")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--scan", default=None, help="comma-separated scales for the coldest tier, lossless webp")
+    parser.add_argument("--scan", default=None, help="comma-separated scales for the coldest tier, encoded as it is")
     parser.add_argument("--rapidocr", action="store_true", help="also time RapidOCR on the same rows")
     args = parser.parse_args()
 
     reader = TrainedReader(args.model, threads=args.threads)
     tiers = CHAINS[args.chain]
-    mix = REALISTIC_MIX if args.mix == "realistic" else TRAINING_MIX
+    mix = MIXES[args.mix]
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, onnxruntime threads {args.threads}; "
         f"model {reader.model_path.name}; chain {args.chain}; mix {args.mix}; {args.pages} pages, seed {args.seed}"
@@ -81,7 +79,7 @@ def main() -> None:
     if args.scan:
         above = tiers[:-1]
         for scale in (float(s) for s in args.scan.split(",")):
-            chain = (*above, Tier("scan", scale, "webp", lossless=True, after_pages=999))
+            chain = (*above, dataclasses.replace(tiers[-1], name="scan", scale=scale))
             s = score(reader, sample(args.pages, chain, args.seed, mix=mix))[-1]
             print(s.row(), f"{s.nbytes / args.pages / 1024:6.1f} KiB/page |", top_confusions(s, 5))
         return

@@ -5,9 +5,15 @@ of the hot rendering it keeps and the codec its images are stored in. A sealed p
 when enough newer pages exist in its session or when it is old enough, whichever comes first.
 
 Demotion never re-renders from text (sealed pages keep none): it decodes the stored image, resizes
-it by the ratio of the two scales and encodes it with the next tier's codec. A page that skips
+it by the ratio of the two scales and encodes it with the next tier's codec and grey levels. A page that skips
 tiers still passes through each one, so its image at tier k is always the same function of its
 hot image: the fading is real, cumulative, and reproducible (the training data uses this code).
+
+Fewer grey levels (`Tier.levels`) are most of the saving (issue 13): a page is dark glyphs on white,
+and with an exact codec (PNG at 1, 2 or 4 bits a pixel, or lossless WebP, which stores few levels
+as a palette of several pixels a byte) the reader gets exactly what was stored, so it can be trained
+through it. Decoding reads any PNG or WebP, so images stored with other settings (8-bit, from
+archives older than the levels) keep reading.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from PIL import Image
 
 from optical_memory.render import Geometry
 
-__all__ = ["MIME_TYPES", "Tier", "decode_image", "demote", "encode_image", "tier_due"]
+__all__ = ["MIME_TYPES", "PNG_BIT_DEPTHS", "Tier", "decode_image", "demote", "encode_image", "quantize", "tier_due"]
 
 Codec = Literal["png", "webp", "jpeg"]
 MIME_TYPES: dict[str, str] = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+PNG_BIT_DEPTHS = (1, 2, 4, 8)  # greyscale PNG: 2, 4, 16 or 256 levels; fewer levels pack more pixels a byte
+PNG_LEVELS = tuple(1 << depth for depth in PNG_BIT_DEPTHS)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class Tier:
     codec: Codec = "png"
     quality: int = 90  # lossy codecs only
     lossless: bool = False  # webp only
+    levels: int = 256  # grey levels kept (2..256), evenly spread: fewer levels, fewer bytes (exact codecs only)
     after_pages: int | None = None  # move here once this many newer pages exist in the session
     after_days: float | None = None  # ... or once the page was sealed this many days ago
 
@@ -47,27 +56,77 @@ class Tier:
             raise ValueError(f"tier {self.name!r}: codec must be one of {sorted(MIME_TYPES)}, got {self.codec!r}")
         if not 1 <= self.quality <= 100:
             raise ValueError(f"tier {self.name!r}: quality must be 1..100, got {self.quality}")
+        if self.lossless and self.codec != "webp":
+            raise ValueError(f"tier {self.name!r}: lossless applies to codec 'webp' only, got codec {self.codec!r}")
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or not 2 <= self.levels <= 256:
+            raise ValueError(f"tier {self.name!r}: levels must be an integer in 2..256, got {self.levels!r}")
+        if self.levels != 256 and not self.exact:
+            raise ValueError(
+                f"tier {self.name!r}: levels < 256 needs an exact codec (png, or webp with lossless = true); "
+                f"a lossy {self.codec} encode would bring other grey levels back"
+            )
+        if self.codec == "png" and self.levels not in PNG_LEVELS:
+            raise ValueError(
+                f"tier {self.name!r}: a png stores {', '.join(map(str, PNG_LEVELS))} grey levels, got {self.levels}; "
+                "other counts need codec 'webp' with lossless = true"
+            )
+
+    @property
+    def exact(self) -> bool:
+        """Whether the codec stores the pixels it is given (after any grey-level reduction)."""
+        return self.codec == "png" or (self.codec == "webp" and self.lossless)
 
     @property
     def mime_type(self) -> str:
         return MIME_TYPES[self.codec]
 
 
-def _png(pixels: np.ndarray, level: int = 6) -> bytes:
-    """8-bit greyscale PNG, every row with filter None, one zlib stream at level 6.
+def quantize(pixels: np.ndarray, levels: int) -> np.ndarray:
+    """Round grey values to the nearest of `levels` evenly spaced levels: level indices 0 .. levels - 1 (uint8)."""
+    if levels == 256:
+        return pixels
+    return ((pixels.astype(np.uint16) * (levels - 1) + 127) // 255).astype(np.uint8)
+
+
+def _grey(indices: np.ndarray, levels: int) -> np.ndarray:
+    """Level indices -> grey values 0 .. 255, rounded to the nearest (what a PNG decoder gives for 2**k levels)."""
+    if levels == 256:
+        return indices
+    return ((indices.astype(np.uint16) * 255 + (levels - 1) // 2) // (levels - 1)).astype(np.uint8)
+
+
+def _pack(levels: np.ndarray, bits: int) -> np.ndarray:
+    """Level indices (height, width) -> PNG scanline bytes at `bits` per pixel, leftmost pixel highest."""
+    if bits == 8:
+        return levels
+    per_byte = 8 // bits
+    height, width = levels.shape
+    padded = np.zeros((height, -(-width // per_byte) * per_byte), dtype=np.uint8)
+    padded[:, :width] = levels
+    groups = padded.reshape(height, -1, per_byte)
+    shifts = np.arange(per_byte - 1, -1, -1, dtype=np.uint8) * bits
+    return np.bitwise_or.reduce(groups << shifts, axis=2).astype(np.uint8)
+
+
+def _png(pixels: np.ndarray, level: int = 6, levels: int = 256) -> bytes:
+    """Greyscale PNG of `levels` grey levels, every row with filter None, one zlib stream at level 6.
 
     Pages are mostly white with sparse glyphs: PNG's adaptive filters buy nothing there, and this
     writes both faster (about 7 ms against Pillow's 12 for a hot page) and smaller (59 KB vs 63 KB).
+    Fewer grey levels (rounded to the nearest) take the smallest bit depth that holds them, several
+    pixels a byte.
     """
+    bits = PNG_BIT_DEPTHS[PNG_LEVELS.index(levels)]
+    packed = _pack(quantize(pixels, levels), bits)
     height, width = pixels.shape
-    raw = np.empty((height, width + 1), dtype=np.uint8)
+    raw = np.empty((height, packed.shape[1] + 1), dtype=np.uint8)
     raw[:, 0] = 0  # filter type None
-    raw[:, 1:] = pixels
+    raw[:, 1:] = packed
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, greyscale, no interlace
+    header = struct.pack(">IIBBBBB", width, height, bits, 0, 0, 0, 0)  # greyscale, no interlace
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
@@ -80,7 +139,10 @@ def encode_image(pixels: np.ndarray | Image.Image, tier: Tier, fast: bool = Fals
     """Encode a grayscale page image with a tier's codec; `fast` trades size for speed (PNG: zlib level 1)."""
     if tier.codec == "png":
         array = np.asarray(pixels.convert("L")) if isinstance(pixels, Image.Image) else pixels
-        return _png(np.ascontiguousarray(array, dtype=np.uint8), level=1 if fast else 6)
+        return _png(np.ascontiguousarray(array, dtype=np.uint8), level=1 if fast else 6, levels=tier.levels)
+    if tier.levels != 256:  # lossless WebP of few levels: a small palette, several pixels a byte
+        array = np.asarray(pixels.convert("L")) if isinstance(pixels, Image.Image) else pixels
+        pixels = _grey(quantize(np.ascontiguousarray(array, dtype=np.uint8), tier.levels), tier.levels)
     image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
     out = io.BytesIO()
     if tier.codec == "webp":

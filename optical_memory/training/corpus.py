@@ -20,7 +20,16 @@ from typing import Literal
 
 from optical_memory.alphabet import ALPHABET, ESCAPE
 
-__all__ = ["REALISTIC_MIX", "SOURCES", "TRAINING_MIX", "Split", "mixed_lines"]
+__all__ = [
+    "IDENTIFIER_MIX",
+    "MIXES_FOR_TRAINING",
+    "REALISTIC_MIX",
+    "RECALL_TRAINING_MIX",
+    "SOURCES",
+    "TRAINING_MIX",
+    "Split",
+    "mixed_lines",
+]
 
 Split = Literal["train", "heldout"]
 Source = Callable[[random.Random, Split], list[str]]
@@ -214,6 +223,118 @@ def non_ascii(rng: random.Random, split: Split) -> list[str]:
     return out
 
 
+_SURNAMES = (
+    "Dröge",
+    "Ærøskøbing",
+    "Łukasiewicz",
+    "Dvořák",
+    "Þórðarson",
+    "Ðorđević",
+    "Šťastný",
+    "Müller",
+    "Øster",
+    "Gößmann",
+    "Ångström",
+    "Nuñez",
+    "François",
+    "Çelik",
+    "Žižek",
+    "Kovačević",
+    "Hạnh",
+    "Wałęsa",
+    "Sørensen",
+    "Jiménez",
+    "Ördögh",
+    "Brontë",
+    "Zoë",
+    "Ìtàlì",
+    "Ŝafranek",
+    "Ğüneş",
+    "Ĳsselmeer",
+    "Crêpe",
+    "Straße",
+)
+_GREEK = "αβγδεζηθιλνξπρστυφχψωάέήίόύώΓΔΘΛΞΠΣΦΨΩ"
+_CYRILLIC = "бвгджзйлмнптфцчшщъыьэюяёБДЖЙЛУФЦЧШЩЭЮЯ"
+_KEY_PREFIXES = ("sk-", "sk-proj-", "ghp_", "gho_", "xoxb-", "AKIA", "AIza", "pk_live_", "rk_test_", "glpat-", "")
+_B62 = string.ascii_letters + string.digits
+
+
+def _foreign_word(rng: random.Random) -> str:
+    pool = rng.choice((_GREEK, _CYRILLIC, _ACCENTED))
+    return "".join(rng.choice(pool) for _ in range(rng.randint(2, 11)))
+
+
+def _fact_value(rng: random.Random) -> str:
+    """One value of the kinds agents must recall exactly."""
+    kind = rng.randrange(9)
+    if kind == 0:
+        return rng.choice(_KEY_PREFIXES) + "".join(rng.choice(_B62 + "_-") for _ in range(rng.randint(16, 48)))
+    if kind == 1:
+        return _hex(rng, rng.choice([7, 8, 12, 16, 32, 40, 64]))
+    if kind == 2:
+        return "-".join(_hex(rng, n) for n in (8, 4, 4, 4, 12))
+    if kind == 3:
+        parts = [rng.choice(("src", "lib", "usr", "opt", "home", "var", "pkg", "internal"))]
+        parts += [_identifier(rng) for _ in range(rng.randint(1, 4))]
+        version = f"{rng.randint(0, 30)}.{rng.randint(0, 40)}.{rng.randint(0, 200)}"
+        if rng.random() < 0.3:
+            version += rng.choice(("-rc1", "-beta.2", "+build.7", "a3", ".post1"))
+        parts.insert(rng.randint(1, len(parts)), f"{_word(rng)}-{version}")
+        return "/" + "/".join(parts) + rng.choice(("", ".py", ".ts", ".rs", ".go", ".toml", ".json", "/"))
+    if kind == 4:
+        return f"{rng.choice(('localhost', '127.0.0.1', '0.0.0.0', 'db.internal'))}:{rng.randint(1, 65535)}"
+    if kind == 5:
+        words = [_word(rng).title() for _ in range(rng.randint(2, 4))]
+        return "".join(words) if rng.random() < 0.5 else "_".join(w.lower() for w in words)
+    if kind == 6:
+        return f"{rng.choice(_NAMES).title()} {rng.choice(_SURNAMES)}"
+    if kind == 7:
+        return " ".join(_foreign_word(rng) for _ in range(rng.randint(1, 4)))
+    return "".join(rng.choice(_B62) for _ in range(rng.randint(6, 30)))
+
+
+def recall(rng: random.Random, split: Split) -> list[str]:
+    """What agents recall: keys, hex, UUIDs, versioned paths, Camel/snake names, accented names, quotes."""
+    quotes = (("‘", "’"), ("“", "”"), ("`", "`"), ('"', '"'), ("'", "'"), ("«", "»"), ("``", "``"))
+    out = []
+    for _ in range(rng.randint(1, 10)):
+        label = rng.choice(
+            (
+                "API key",
+                "token",
+                "commit",
+                "request id",
+                "path",
+                "port",
+                "owner",
+                "class",
+                "function",
+                "contact",
+                "city",
+                "hash",
+                "setting",
+                "name",
+                "secret",
+            )
+        )
+        left, right = rng.choice(quotes)
+        value = _fact_value(rng)
+        form = rng.randrange(5)
+        if form == 0:
+            line = f"The {label} is {left}{value}{right}."
+        elif form == 1:
+            line = f"{_identifier(rng).upper()}={value}"
+        elif form == 2:
+            line = f"- {label}: {left}{value}{right} ({rng.choice(_SURNAMES)}, {_foreign_word(rng)})"
+        elif form == 3:
+            line = f"{_word(rng).capitalize()} {' '.join(_word(rng) for _ in range(rng.randint(0, 6)))} {value}"
+        else:
+            line = f"“{' '.join(_fact_value(rng) for _ in range(rng.randint(1, 3)))}” — {rng.choice(_SURNAMES)}’s note"
+        out.append(line)
+    return out
+
+
 def markdown(rng: random.Random, split: Split) -> list[str]:
     out = [rng.choice(["#", "##", "###"]) + " " + " ".join(_word(rng) for _ in range(rng.randint(1, 6))).title(), ""]
     for _ in range(rng.randint(2, 10)):
@@ -250,6 +371,7 @@ SOURCES: dict[str, Source] = {
     "non_ascii": non_ascii,
     "symbols": symbols,
     "ascii_runs": ascii_runs,
+    "recall": recall,
 }
 Mix = dict[str, float]
 
@@ -266,10 +388,16 @@ TRAINING_MIX: Mix = {
     "non_ascii": 0.09,
     "symbols": 0.05,
     "ascii_runs": 0.0,
+    "recall": 0.0,
 }
 # Evaluation of what dialogue holds: the same, with the random runs printable ASCII only. Uniform
 # runs over the whole alphabet (85 % accented capitals, Greek, box drawing) are the stress mix.
 REALISTIC_MIX: Mix = {**TRAINING_MIX, "printable": 0.0, "ascii_runs": 0.10}
+# The new reader's training: a quarter of the blocks are the values agents recall (issue 16).
+RECALL_TRAINING_MIX: Mix = {**TRAINING_MIX, "printable": 0.14, "code": 0.13, "prose": 0.10, "recall": 0.22}
+# Evaluation of what agents must get exactly right: mostly recalled values, within ordinary text.
+IDENTIFIER_MIX: Mix = {**REALISTIC_MIX, "recall": 0.6, "non_ascii": 0.1}
+MIXES_FOR_TRAINING: dict[str, Mix] = {"training": TRAINING_MIX, "recall": RECALL_TRAINING_MIX}
 
 
 def mixed_lines(rng: random.Random, split: Split = "train", min_lines: int = 80, mix: Mix | None = None) -> list[str]:

@@ -23,24 +23,19 @@ from optical_memory.readers.base import Reader
 from optical_memory.render import Renderer
 from optical_memory.tiers import Tier
 from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens, estimate_text_tokens
-from optical_memory.training.corpus import REALISTIC_MIX, TRAINING_MIX, Mix
-from optical_memory.training.generate import DRAFT_TIERS, Page, TierImage, fade, random_page
+from optical_memory.training.corpus import IDENTIFIER_MIX, REALISTIC_MIX, TRAINING_MIX, Mix
+from optical_memory.training.generate import LOSSLESS_TIERS, Page, TierImage, configured_tiers, fade, random_page
 
-__all__ = ["HELDOUT_SEED", "RECOMMENDED_TIERS", "TierScore", "figures", "sample", "score"]
+__all__ = ["CHAINS", "HELDOUT_SEED", "MIXES", "RECOMMENDED_TIERS", "TierScore", "figures", "sample", "score"]
 
 HELDOUT_SEED = 7_000_000  # training seeds stay below this
 
-# What the measurements recommend for config/ (optical_memory/training/README.md has the figures):
-# lossless webp below hot (at 0.75 it is smaller than webp q90, and the reader gets exact pixels),
-# and a coldest tier whose reads stay within 1 % CER with margin: 0.21 is 8.4 px per character
-# (0.20, 7.6 px, measured 0.90-0.96 %: at the bound).
-RECOMMENDED_TIERS = (
-    Tier("hot", 1.0, "png"),
-    Tier("warm", 0.75, "webp", lossless=True, after_pages=4),
-    Tier("cool", 0.5, "webp", lossless=True, after_pages=16),
-    Tier("cold", 0.35, "webp", lossless=True, after_pages=64),
-    Tier("frost", 0.21, "webp", lossless=True, after_pages=256),
-)
+# The default tiers, as config/default.toml sets them (the one source; the name is older than that).
+RECOMMENDED_TIERS = configured_tiers()
+# Chains to measure: the configured one, and the lossless one that archives from before issue 13 hold.
+CHAINS: dict[str, tuple[Tier, ...]] = {"config": RECOMMENDED_TIERS, "lossless": LOSSLESS_TIERS}
+# Held-out mixes: dialogue as agents write it; random runs over the whole alphabet; recalled values.
+MIXES: dict[str, Mix] = {"realistic": REALISTIC_MIX, "stress": TRAINING_MIX, "identifiers": IDENTIFIER_MIX}
 
 
 @dataclass
@@ -78,14 +73,15 @@ class TierScore:
 
 
 def codec_label(tier: Tier) -> str:
+    levels = f" {tier.levels}lv" if tier.levels != 256 else ""
     if tier.codec == "png" or tier.lossless:
-        return f"{tier.codec}{'-lossless' if tier.lossless else ''}"
+        return f"{tier.codec}{'-lossless' if tier.lossless else ''}{levels}"
     return f"{tier.codec} q{tier.quality}"
 
 
 def sample(
     n_pages: int,
-    tiers: Sequence[Tier] = DRAFT_TIERS,
+    tiers: Sequence[Tier] = RECOMMENDED_TIERS,
     seed: int = HELDOUT_SEED,
     fmt: PageFormat | None = None,
     mix: Mix | None = None,
@@ -95,7 +91,7 @@ def sample(
     out = []
     for i in range(n_pages):
         page = random_page(random.Random(seed + i), renderer, "heldout", mix or REALISTIC_MIX)
-        out.append((page, list(fade(page, renderer.geometry, tiers[1:]))))
+        out.append((page, list(fade(page, renderer.geometry, tiers))))
     return out
 
 
@@ -170,24 +166,23 @@ def figures(scores: Sequence[TierScore]) -> dict[str, dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="reader.onnx (default: the shipped one)")
-    parser.add_argument("--chain", choices=["recommended", "draft"], default="recommended")
-    parser.add_argument("--mix", choices=["realistic", "stress"], default="realistic")
+    parser.add_argument("--chain", choices=sorted(CHAINS), default="config")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="realistic")
     parser.add_argument("--pages", type=int, default=16)
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED + 5000)
     parser.add_argument("--json", default=None, help="write {'evaluation': ...} here, for export --meta")
+    parser.add_argument("--json-key", default="evaluation", help="the key of that record (e.g. evaluation_identifiers)")
     args = parser.parse_args()
     from optical_memory.readers.trained import TrainedReader
 
-    tiers = RECOMMENDED_TIERS if args.chain == "recommended" else DRAFT_TIERS
-    mix = REALISTIC_MIX if args.mix == "realistic" else TRAINING_MIX
-    scores = score(TrainedReader(args.model), sample(args.pages, tiers, args.seed, mix=mix))
+    scores = score(TrainedReader(args.model), sample(args.pages, CHAINS[args.chain], args.seed, mix=MIXES[args.mix]))
     for s in scores:
         print(s.row())
         if s.errors:
             print("        ", top_confusions(s))
     if args.json:
         record = {
-            "evaluation": {
+            args.json_key: {
                 "command": "python -m optical_memory.training.evaluate " + shlex.join(sys.argv[1:]),
                 "pages": args.pages,
                 "seed": args.seed,

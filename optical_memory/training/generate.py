@@ -3,8 +3,10 @@
 A page is planned with `pages.plan_entry` (entries with headers, wrapping, escape forms), drawn by
 `render.Renderer`, stored as the hot tier stores it (`tiers.encode_image`) and faded with
 `tiers.demote`, one tier at a time, exactly as the archive fades a page. The labels are the planned
-rows' cells, known by construction. Training draws a random chain of tiers around the configured
-ones (`random_chain`), so the reader learns every scale and codec setting, not one.
+rows' cells, known by construction. Training draws a chain per page (`random_chain`): the configured
+tiers of config/default.toml exactly (the one source of tier defaults), the lossless chain that
+archives made before issue 13 hold, or a random chain of scales, codecs and grey levels around them,
+so the reader reads every tier it will meet, old pages included.
 """
 
 from __future__ import annotations
@@ -17,21 +19,34 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from optical_memory.config import load_config
 from optical_memory.pages import HEADER, PageFormat, PlannedRow, plan_entry
 from optical_memory.readers.trained import row_strips
 from optical_memory.render import Geometry, Renderer
 from optical_memory.tiers import Tier, decode_image, demote, encode_image
 from optical_memory.training.corpus import Mix, Split, mixed_lines
 
-__all__ = ["DRAFT_TIERS", "Page", "TierImage", "fade", "labels", "random_chain", "random_page", "row_samples"]
+__all__ = [
+    "LOSSLESS_TIERS",
+    "Page",
+    "TierImage",
+    "configured_tiers",
+    "fade",
+    "labels",
+    "random_chain",
+    "random_page",
+    "row_samples",
+]
 
 HOT = Tier("hot", 1.0, "png")
-# The draft tier chain of config/: where the generator centres its random chains.
-DRAFT_TIERS = (
+# What archives written before issue 13 hold (8-bit PNG, then lossless WebP at these scales): the
+# reader must keep reading them, and bench_storage measures the new encodings against them.
+LOSSLESS_TIERS = (
     HOT,
-    Tier("warm", 0.75, "webp", 90, after_pages=4),
-    Tier("cool", 0.5, "webp", 80, after_pages=16),
-    Tier("cold", 0.35, "webp", 70, after_pages=64),
+    Tier("warm", 0.75, "webp", lossless=True, after_pages=8),
+    Tier("cool", 0.5, "webp", lossless=True, after_pages=32),
+    Tier("cold", 0.35, "webp", lossless=True, after_pages=128),
+    Tier("frost", 0.21, "webp", lossless=True, after_pages=512),
 )
 _ROLES = ("user", "assistant", "tool", "system", "note")
 
@@ -80,13 +95,31 @@ def _header(text: str, continued: bool) -> str:
     return text + (" · cont." if continued else "")
 
 
-def random_chain(rng: random.Random, low_share: float = 0.0) -> list[Tier]:
-    """Tiers below hot with random scales and codec settings around the draft ones, 1 to 4 steps.
+@functools.cache
+def configured_tiers() -> tuple[Tier, ...]:
+    """The default tier chain: config/default.toml's [[tiers]], read by the archive's own config code."""
+    return load_config(environ={}).tiers
 
-    Scales cover 0.19 .. 1.0; a quarter of the chains jump straight from hot to one scale, so any
-    single tier setting is seen as well as the cumulative fading of several. With `low_share`,
-    that share of chains ends at 0.19 .. 0.32, where the coldest tier lives and reading is hardest.
+
+def random_chain(rng: random.Random, low_share: float = 0.0, exact_share: float = 0.0) -> list[Tier]:
+    """A tier chain, hot first: the configured one, the old lossless one, or a random one.
+
+    With `exact_share`, that share of pages fades through the configured tiers exactly and a fifth
+    as much through `LOSSLESS_TIERS` (old archives). The rest: 1 to 4 random steps, scales 0.19 ..
+    1.0 (a quarter jump straight from hot to one scale), codecs and grey levels around the
+    configured ones. With `low_share`, that share of the random chains ends at 0.19 .. 0.32, where
+    the coldest tier lives and reading is hardest.
     """
+    draw = rng.random()
+    if draw < exact_share:
+        return list(configured_tiers())
+    if draw < 1.2 * exact_share:
+        return list(LOSSLESS_TIERS)
+    hot = configured_tiers()[0] if rng.random() < 0.6 else HOT
+    return [hot, *_random_steps(rng, low_share)]
+
+
+def _random_steps(rng: random.Random, low_share: float) -> list[Tier]:
     if rng.random() < 0.25:
         scales = [rng.uniform(0.19, 1.0)]
     else:
@@ -100,24 +133,26 @@ def random_chain(rng: random.Random, low_share: float = 0.0) -> list[Tier]:
         scales = [s for s in scales if s > 0.33] + [rng.uniform(0.19, 0.32)]
     chain = []
     for i, scale in enumerate(scales):
-        kind = rng.random()
-        if kind < 0.8 - 0.75 * low_share:  # lossy webp; the rest mostly lossless, as colder tiers should be
-            tier = Tier(f"t{i + 1}", scale, "webp", rng.randint(60, 95))
-        elif kind < 0.88:
-            tier = Tier(f"t{i + 1}", scale, "webp", lossless=True)
+        kind, name = rng.random(), f"t{i + 1}"
+        if kind < 0.25:
+            tier = Tier(name, scale, "webp", rng.randint(60, 95))
+        elif kind < 0.85:  # lossless WebP, mostly of few grey levels, as the configured tiers store
+            levels = rng.choice((256, 24, 16, 16, 12, 12, 10, 8, 8, 6))
+            tier = Tier(name, scale, "webp", lossless=True, levels=levels)
         elif kind < 0.95:
-            tier = Tier(f"t{i + 1}", scale, "png")
+            tier = Tier(name, scale, "png", levels=rng.choice((256, 16, 16)))
         else:
-            tier = Tier(f"t{i + 1}", scale, "jpeg", rng.randint(75, 95))
+            tier = Tier(name, scale, "jpeg", rng.randint(75, 95))
         chain.append(tier)
     return chain
 
 
 def fade(page: Page, geometry: Geometry, chain: Sequence[Tier]) -> Iterator[TierImage]:
-    """The page as each tier of `chain` stores it, hot first: `tiers.demote`, one step at a time."""
-    data = encode_image(page.hot, HOT)
-    yield TierImage(HOT, decode_image(data), geometry, len(data))
-    for tier in chain:
+    """The page as each tier of `chain` (hot first) stores it: `tiers.demote`, one step at a time."""
+    hot = chain[0]
+    data = encode_image(page.hot, hot)
+    yield TierImage(hot, decode_image(data), geometry, len(data))
+    for tier in chain[1:]:
         data, geometry = demote(data, geometry, tier)
         yield TierImage(tier, decode_image(data), geometry, len(data))
 
@@ -140,15 +175,17 @@ def row_samples(
     split: Split = "train",
     fmt: PageFormat | None = None,
     low_share: float = 0.0,
+    exact_share: float = 0.0,
+    mix: Mix | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """One random page through one random chain: (strips, labels, scale) for the hot image and each tier."""
     rng = random.Random(seed)
     renderer = _renderer(fmt or PageFormat())
-    page = random_page(rng, renderer, split)
+    page = random_page(rng, renderer, split, mix)
     rows = sorted(page.rows)
     target = labels([page.rows[r] for r in rows], renderer.format.columns)
     out = []
-    for faded in fade(page, renderer.geometry, random_chain(rng, low_share)):
+    for faded in fade(page, renderer.geometry, random_chain(rng, low_share, exact_share)):
         strips = row_strips(faded.image, faded.geometry, rows, cell_height, cell_width)
         out.append((strips, target, faded.geometry.scale))
     return out

@@ -34,6 +34,14 @@ class ReaderConfig:
     d_embed: int = 192  # width of the embedding and of the blocks
     n_blocks: int = 2  # residual 1-D conv blocks along the row
     kernel: int = 3  # cells each block mixes
+    # Version 2 (issue 16): a deeper glyph encoder (a per-cell MLP after the window embedding),
+    # blocks that mix along the row with dilated depthwise convolutions (dilation 1, 2, 4, 8, ...:
+    # the receptive field grows to about the whole row) and a per-cell MLP, and one attention layer
+    # over all cells of the row (what kind of text this row is: hex, Cyrillic, code). Version 1 is
+    # the shipped reader of before; its checkpoints load unchanged.
+    version: int = 1
+    expand: int = 2  # version 2: hidden width of each MLP, in multiples of d_embed
+    attn_dim: int = 0  # version 2: width of the row attention's queries and keys (0 = no attention)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -52,6 +60,39 @@ class Block(nn.Module):
         return x + self.proj(F.gelu(self.mix(self.norm(x))))
 
 
+class DilatedBlock(nn.Module):
+    """Version 2 mixing: norm -> depthwise conv over `kernel` cells `dilation` apart -> per-cell MLP, residual."""
+
+    def __init__(self, cfg: ReaderConfig, dilation: int) -> None:
+        super().__init__()
+        pad = dilation * (cfg.kernel // 2)
+        self.norm = nn.BatchNorm1d(cfg.d_embed)
+        self.mix = nn.Conv1d(cfg.d_embed, cfg.d_embed, cfg.kernel, padding=pad, dilation=dilation, groups=cfg.d_embed)
+        self.up = nn.Conv1d(cfg.d_embed, cfg.expand * cfg.d_embed, 1)
+        self.down = nn.Conv1d(cfg.expand * cfg.d_embed, cfg.d_embed, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, C) -> (B, D, C)
+        return x + self.down(F.gelu(self.up(self.mix(self.norm(x)))))
+
+
+class RowAttention(nn.Module):
+    """One head over every cell of the row: each cell sees what kind of text the whole row holds."""
+
+    def __init__(self, cfg: ReaderConfig) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(cfg.d_embed)
+        self.qk = nn.Conv1d(cfg.d_embed, 2 * cfg.attn_dim, 1)
+        self.v = nn.Conv1d(cfg.d_embed, cfg.attn_dim, 1)
+        self.out = nn.Conv1d(cfg.attn_dim, cfg.d_embed, 1)
+        self.scale = cfg.attn_dim**-0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, C) -> (B, D, C)
+        h = self.norm(x)
+        q, k = self.qk(h).chunk(2, dim=1)  # (B, A, C) each
+        weights = (q.transpose(1, 2) @ k * self.scale).softmax(-1)  # (B, C, C)
+        return x + self.out(self.v(h) @ weights.transpose(1, 2))  # (B, A, C) -> (B, D, C)
+
+
 class CellReader(nn.Module):
     def __init__(self, cfg: ReaderConfig) -> None:
         super().__init__()
@@ -66,7 +107,18 @@ class CellReader(nn.Module):
             padding=(0, cfg.context * cfg.cell_width),
         )
         self.embed_norm = nn.BatchNorm1d(cfg.d_embed)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_blocks))
+        if cfg.version == 1:
+            self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_blocks))
+        elif cfg.version == 2:
+            self.glyph = nn.Sequential(
+                nn.Conv1d(cfg.d_embed, cfg.expand * cfg.d_embed, 1),
+                nn.GELU(),
+                nn.Conv1d(cfg.expand * cfg.d_embed, cfg.d_embed, 1),
+            )
+            self.blocks = nn.ModuleList(DilatedBlock(cfg, 2 ** (i % 4)) for i in range(cfg.n_blocks))
+            self.attention = RowAttention(cfg) if cfg.attn_dim else None
+        else:
+            raise ValueError(f"reader version must be 1 or 2, got {cfg.version}")
         self.norm = nn.BatchNorm1d(cfg.d_embed)
         self.head = nn.Conv1d(cfg.d_embed, cfg.n_classes, 1)
 
@@ -76,8 +128,12 @@ class CellReader(nn.Module):
         """strips: (B, 1, H, C*W) ink in [0, 1] (0 = paper); targets: (B, C) class indices."""
         x = self.embed(strips).squeeze(2)  # (B, D, C)
         x = F.gelu(self.embed_norm(x))
+        if self.cfg.version == 2:
+            x = x + self.glyph(x)
         for block in self.blocks:
             x = block(x)  # (B, D, C)
+        if self.cfg.version == 2 and self.attention is not None:
+            x = self.attention(x)
         logits = self.head(F.gelu(self.norm(x))).transpose(1, 2)  # (B, C, n_classes)
         loss = None
         if targets is not None:
