@@ -33,7 +33,7 @@ import numpy as np
 
 from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.checkcode import LineHasher
-from optical_memory.pages import decode, encode_piece, join_row_cells
+from optical_memory.pages import decode, join_row_cells
 
 __all__ = [
     "DOUBT",
@@ -66,6 +66,8 @@ _MIN_UNCERTAIN = 3  # a line that fails its code has a wrong cell: name the leas
 
 _CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
 _ESCAPED = re.compile(ESCAPE + "[0-9A-F]{1,6};")
+_ESCAPE_HEX = re.compile(ESCAPE + "([0-9A-F]{1,6});")
+_DRAWN = frozenset(ALPHABET) - {ESCAPE}  # characters a cell shows as themselves
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,24 @@ class Verified:
 
 
 def _well_formed(cells: str) -> bool:
-    """Could `cells` be what the page encoding wrote? (Only lines with an escape mark can fail this.)"""
-    return ESCAPE not in cells or encode_piece(decode(cells)) == cells
+    """Could `cells` be what the page encoding wrote, i.e. `encode_piece(decode(cells)) == cells`?
+
+    Checked on the escapes alone (the search asks this of thousands of candidates): every escape
+    mark starts an escape, its hex has no leading zero and names a character that is not drawn as
+    itself, and ``¤20;`` (a space) only ends the piece.
+    """
+    if ESCAPE not in cells:
+        return True
+    count = 0
+    for match in _ESCAPE_HEX.finditer(cells):
+        count += 1
+        digits = match.group(1)
+        value = int(digits, 16)
+        if (digits[0] == "0" and len(digits) > 1) or value > 0x10FFFF:
+            return False
+        if chr(value) in _DRAWN and not (value == 0x20 and match.end() == len(cells)):
+            return False
+    return count == cells.count(ESCAPE)
 
 
 def _line_cells(flat: str, prefix: int) -> str:

@@ -228,3 +228,15 @@ def test_random_readings_are_never_wrong_and_verified() -> None:
         assert line.verified is not True or line.text == truth
         verified += line.verified is True
     assert verified > 1500  # the search does recover most lines whose truth was among the choices
+
+
+def test_the_fast_well_formed_check_agrees_with_the_page_encoding() -> None:
+    from optical_memory.pages import decode
+    from optical_memory.verify import _well_formed
+
+    rng = random.Random(4)
+    pieces = ["¤", "A4;", "9;", "20;", "41;", "09;", "301;", "110000;", "D800;", ";", "A", "z", " ", "ö", "F"]
+    samples = [encode_piece(t) for t in ("a\tb", "x ", "¤", "日本 ", "\ud800", "e\u0301")]
+    samples += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))).rstrip(" ") for _ in range(20000)]
+    for cells in samples:
+        assert _well_formed(cells) == (encode_piece(decode(cells)) == cells), cells
