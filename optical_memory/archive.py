@@ -5,14 +5,19 @@ Sub-databases and their key/value layouts (integers big-endian, so keys sort num
     meta           b"schema"    -> b"1"
                    b"next_page" -> u64: number of the next page (page ids are "p<number>")
                    b"next_sid"  -> u32: id of the next session
-    pages          b"p<n>"      -> JSON page record (see `memory.PageRecord`): session, times, tier,
-                                   geometry, row layout, counts. Never any source text.
+                   b"key"       -> 32 random bytes: this archive's secret, from which the keys of the
+                                   line check codes and the search index's term hashes derive
+    pages          b"p<n>"      -> page record (`records.PageRecord`, JSON): session, times, tier,
+                                   geometry, row layout, counts, image checksum, line check codes.
+                                   Never any source text.
     images         b"p<n>"      -> the stored image bytes at the page's current tier
-    sessions       name (UTF-8) -> JSON {sid, open_page, open_rows, open_lines, pages, created, updated}
+    sessions       name (UTF-8) -> session record (`records.SessionRecord`, JSON)
     session_pages  u32 sid + u64 n -> b"p<n>": a session's pages in order
     order          u64 n        -> b"p<n>": every page in order
-    postings       search terms -> where they occur (layout in `search`; dupsort)
-    page_terms     u64 n        -> the terms a page posted, so forgetting it can unpost them
+    postings       index layout 1 (plain terms; dupsort): emptied when `search.upgrade_index` moves it
+    term_blocks    keyed term hashes -> compact blocks of where they occur (layout in `postings`)
+    page_terms     u64 n        -> a page's line lengths and term-hash prefixes, so forgetting it can unpost them
+    checkpoints    what importers and capture have already remembered (layout in `checkpoints`)
 
 One logical write (a `remember`, one demotion) is one write transaction: it commits whole or not at
 all. Several processes share an archive (each MCP client starts its own server): LMDB serialises
@@ -28,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import threading
@@ -41,7 +45,7 @@ import lmdb
 
 from optical_memory.archive_files import OpenLock, check_data_file, disk_free, read_only_reason
 from optical_memory.errors import ArchiveBusy, ArchiveDamaged, ArchiveError, ArchiveFull, ArchiveReadOnly
-from optical_memory.records import PageRecord, image_digest
+from optical_memory.records import PageRecord, SessionRecord, image_digest
 
 __all__ = ["Archive", "ArchiveTxn"]
 
@@ -49,7 +53,18 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SCHEMA = b"1"
-_DATABASES = ("meta", "pages", "images", "sessions", "session_pages", "order", "postings", "page_terms")
+_DATABASES = (
+    "meta",
+    "pages",
+    "images",
+    "sessions",
+    "session_pages",
+    "order",
+    "postings",
+    "page_terms",
+    "checkpoints",
+    "term_blocks",
+)
 _DUPSORT = frozenset({"postings"})
 _MIB = 1 << 20
 
@@ -62,10 +77,23 @@ def u32(n: int) -> bytes:
     return n.to_bytes(4, "big")
 
 
-def page_number(page_id: str) -> int | None:
-    """The number in a page id ("p17" -> 17), or None if it is not a page id."""
-    if len(page_id) > 1 and page_id[0] == "p" and page_id[1:].isdigit() and page_id[1] != "0":
-        return int(page_id[1:])
+def _session_key(name: str) -> bytes:
+    return name.encode("utf-8", "surrogatepass")
+
+
+MAX_PAGE_DIGITS = 18  # page numbers are u64 keys; 18 digits stay well inside
+
+
+def page_number(page_id: object) -> int | None:
+    """The number in a page id ("p17" -> 17), or None if it is not a page id.
+
+    Only ASCII digits count ("p²" is no page id, though "²".isdigit()), and at most 18 of them.
+    """
+    if not isinstance(page_id, str) or not 1 < len(page_id) <= MAX_PAGE_DIGITS + 1 or page_id[0] != "p":
+        return None
+    digits = page_id[1:]
+    if digits.isascii() and digits.isdigit() and digits[0] != "0":
+        return int(digits)
     return None
 
 
@@ -129,18 +157,33 @@ class ArchiveTxn:
         self.txn.put(b"next_sid", u32(sid + 1), db=self._dbs["meta"])
         return sid
 
-    # pages and images -------------------------------------------------------------------------
-    def page(self, page_id: str) -> dict[str, Any] | None:
-        raw = self.txn.get(page_id.encode("ascii", "replace"), db=self._dbs["pages"])
-        return None if raw is None else json.loads(bytes(raw))
+    def archive_key(self) -> bytes:
+        """This archive's secret (made when the archive was created; see the module docstring)."""
+        raw = self.txn.get(b"key", db=self._dbs["meta"])
+        if raw is None:
+            raise ArchiveError("the archive has no key yet: it was opened read-only before its first write")
+        return bytes(raw)
 
-    def put_page(self, record: dict[str, Any]) -> None:
-        self.txn.put(
-            record["id"].encode("ascii"), json.dumps(record, separators=(",", ":")).encode(), db=self._dbs["pages"]
-        )
+    # pages and images -------------------------------------------------------------------------
+    def page(self, page_id: str) -> PageRecord | None:
+        if page_number(page_id) is None:
+            return None
+        raw = self.txn.get(page_id.encode("ascii"), db=self._dbs["pages"])
+        return None if raw is None else PageRecord.from_bytes(bytes(raw))
+
+    def pages(self) -> Iterator[PageRecord]:
+        """Every page record, in key order (not page order)."""
+        with self.txn.cursor(db=self._dbs["pages"]) as cursor:
+            for value in cursor.iternext(keys=False):
+                yield PageRecord.from_bytes(bytes(value))
+
+    def put_page(self, record: PageRecord) -> None:
+        self.txn.put(record.id.encode("ascii"), record.to_bytes(), db=self._dbs["pages"])
 
     def image(self, page_id: str) -> bytes | None:
-        raw = self.txn.get(page_id.encode("ascii", "replace"), db=self._dbs["images"])
+        if page_number(page_id) is None:
+            return None
+        raw = self.txn.get(page_id.encode("ascii"), db=self._dbs["images"])
         return None if raw is None else bytes(raw)
 
     def put_image(self, page_id: str, data: bytes) -> None:
@@ -159,20 +202,34 @@ class ArchiveTxn:
         self.txn.delete(u64(number), db=self._dbs["order"])
 
     def delete_session(self, name: str) -> None:
-        self.txn.delete(name.encode("utf-8"), db=self._dbs["sessions"])
+        self.txn.delete(_session_key(name), db=self._dbs["sessions"])
 
     # sessions ---------------------------------------------------------------------------------
-    def session(self, name: str) -> dict[str, Any] | None:
-        raw = self.txn.get(name.encode("utf-8"), db=self._dbs["sessions"])
-        return None if raw is None else json.loads(bytes(raw))
+    def session(self, name: str) -> SessionRecord | None:
+        raw = self.txn.get(_session_key(name), db=self._dbs["sessions"])
+        return None if raw is None else SessionRecord.from_bytes(bytes(raw))
 
-    def put_session(self, name: str, record: dict[str, Any]) -> None:
-        self.txn.put(name.encode("utf-8"), json.dumps(record, separators=(",", ":")).encode(), db=self._dbs["sessions"])
+    def put_session(self, name: str, record: SessionRecord) -> None:
+        self.txn.put(_session_key(name), record.to_bytes(), db=self._dbs["sessions"])
 
-    def sessions(self) -> Iterator[tuple[str, dict[str, Any]]]:
+    def sessions(self) -> Iterator[tuple[str, SessionRecord]]:
         with self.txn.cursor(db=self._dbs["sessions"]) as cursor:
             for key, value in cursor:
-                yield bytes(key).decode("utf-8"), json.loads(bytes(value))
+                yield bytes(key).decode("utf-8", "surrogatepass"), SessionRecord.from_bytes(bytes(value))
+
+    def neighbour_pages(self, sid: int, number: int) -> tuple[str | None, str | None]:
+        """The ids of the pages before and after page `number` in session `sid` (None at either end)."""
+        db = self._dbs["session_pages"]
+        prefix = u32(sid)
+        before = after = None
+        with self.txn.cursor(db=db) as cursor:
+            if cursor.set_range(prefix + u64(number + 1)) and bytes(cursor.key()).startswith(prefix):
+                after = bytes(cursor.value()).decode("ascii")
+            # the last key < this page's: one step back from the first key >= it (or the very last key)
+            valid = cursor.prev() if cursor.set_range(prefix + u64(number)) else cursor.last()
+            if valid and bytes(cursor.key()).startswith(prefix):
+                before = bytes(cursor.value()).decode("ascii")
+        return before, after
 
     # ordered listings -------------------------------------------------------------------------
     def page_ids_newest_first(self, sid: int | None = None, before: int | None = None) -> Iterator[tuple[int, str]]:
@@ -339,6 +396,8 @@ class Archive:
                 tx.txn.put(b"schema", SCHEMA, db=self._dbs["meta"])
             elif bytes(schema) != SCHEMA:
                 raise ArchiveError(f"archive {self.path} has schema {bytes(schema)!r}; this version reads {SCHEMA!r}")
+            if tx.txn.get(b"key", db=self._dbs["meta"]) is None:
+                tx.txn.put(b"key", os.urandom(32), db=self._dbs["meta"])  # archives made before keys get one now
 
         self.write(init)
 
@@ -435,7 +494,7 @@ class Archive:
 
         def run(tx: ArchiveTxn) -> list[str]:
             problems: list[str] = []
-            pages = {bytes(k).decode(): json.loads(bytes(v)) for k, v in tx.txn.cursor(db=self._dbs["pages"])}
+            pages = {record.id: record for record in tx.pages()}
             images = {bytes(k).decode() for k in tx.txn.cursor(db=self._dbs["images"]).iternext(values=False)}
             order = {bytes(v).decode() for v in tx.txn.cursor(db=self._dbs["order"]).iternext(keys=False)}
             by_session = {bytes(v).decode() for v in tx.txn.cursor(db=self._dbs["session_pages"]).iternext(keys=False)}
@@ -445,19 +504,19 @@ class Archive:
             problems += [f"page {p} missing from order" for p in sorted(set(pages) - order)]
             problems += [f"session index lists missing page {p}" for p in sorted(by_session - set(pages))]
             problems += [f"page {p} missing from its session index" for p in sorted(set(pages) - by_session)]
-            numbers = {r["number"] for r in pages.values()}
+            numbers = {r.number for r in pages.values()}
             indexed = {
                 int.from_bytes(k, "big") for k in tx.txn.cursor(db=self._dbs["page_terms"]).iternext(values=False)
             }
             problems += [f"search terms of missing page p{n}" for n in sorted(indexed - numbers)]
             raw_next = tx.txn.get(b"next_page", db=self._dbs["meta"])
             next_page = int.from_bytes(raw_next, "big") if raw_next else 1
-            ahead = [p for p, r in pages.items() if r["number"] >= next_page]
+            ahead = [p for p, r in pages.items() if r.number >= next_page]
             problems += [f"page {p} is not below next_page {next_page}" for p in ahead]
             problems += _image_problems(tx, pages)
             for name, session in tx.sessions():
-                unsealed = sorted(p for p, r in pages.items() if r["session"] == name and not r["sealed"])
-                expected = [session["open_page"]] if session["open_page"] else []
+                unsealed = sorted(p for p, r in pages.items() if r.session == name and not r.sealed)
+                expected = [session.open_page] if session.open_page else []
                 if unsealed != expected:
                     problems.append(f"session {name!r}: open page {expected} but unsealed pages {unsealed}")
             return problems
@@ -506,6 +565,7 @@ class Archive:
                     os.close(folder)
             finally:
                 self.env, self._dbs = self._open(self._map_size)
+
 
 # open and write errors, said as what they are ----------------------------------------------------
 _DISK_LOW = 1 << 20  # below this many free bytes, an I/O error on write is the disk being full
