@@ -20,10 +20,12 @@ from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.config import Config
 from optical_memory.errors import OpticalMemoryError
 from optical_memory.fading import fade
+from optical_memory.passages import DEFAULT_CONTEXT
 from optical_memory.postgres import open_archive
 from optical_memory.readers.base import Reader
 from optical_memory.reading import Pages
 from optical_memory.recall import MAX_SEARCH_HITS, Recall
+from optical_memory.records import PageRecord
 from optical_memory.render import Renderer
 from optical_memory.results import (
     EntryRead,
@@ -37,6 +39,7 @@ from optical_memory.results import (
     SessionList,
     Span,
 )
+from optical_memory.transcribe import transcribe_lines
 from optical_memory.transfer import export_pages, import_pages
 from optical_memory.validation import MAX_NAME_CHARS
 from optical_memory.writing import NewEntry, Writer
@@ -154,9 +157,11 @@ class Memory:
         return self.pages.read_entry(self.reader, page_id, line)
 
     # recall -----------------------------------------------------------------------------------
-    def search(self, query: str, session: str | None = None, limit: int = 10, **options: Any) -> SearchResult:
-        """Lines whose terms match `query`, best first, each read from its page as it is now."""
-        return self.recall.search(self.reader, query, session=session, limit=limit, **options)
+    def search(
+        self, query: str, session: str | None = None, limit: int = 10, context: int = DEFAULT_CONTEXT
+    ) -> SearchResult:
+        """Passages around the lines that best match `query`, best first, read from the pages as they are now."""
+        return self.recall.search(self.reader, query, session=session, limit=limit, context=context)
 
     def list_sessions(self) -> SessionList:
         """Every session with its page count and times."""
@@ -172,5 +177,14 @@ class Memory:
         return export_pages(self.archive, Path(destination), session)
 
     def import_pages(self, source: str | os.PathLike[str]) -> dict[str, Any]:
-        """Add the pages of an export to this archive under new page ids; returns the id mapping."""
-        return import_pages(self.archive, Path(source))
+        """Add the pages of an export to this archive under new page ids; returns the id mapping.
+
+        The search index holds keyed hashes that cannot move between archives, so each imported page
+        is indexed from its own lines, read (and verified) by this archive's reader.
+        """
+
+        def read_all(record: PageRecord, image: bytes) -> list[str]:
+            numbers = range(1, record.lines + 1)
+            return [line.text for line in transcribe_lines(self.reader, record, image, numbers, key=record.codes_key)]
+
+        return import_pages(self.archive, Path(source), read_lines=read_all)

@@ -144,7 +144,10 @@ def test_forgotten_space_is_reused(memory: Memory, tmp_path: Path) -> None:
         memory.remember("\n".join(f"bulk line {i} " + "q" * 80 for i in range(400)), session="bulk")
         memory.forget(session="bulk")
 
-    for _ in range(3):
+    # Forget's erase fills and frees the free pages, and LMDB reuses a page only a couple of
+    # transactions after it was freed: the file settles a few cycles later than it did without the
+    # erase (measured: 8 cycles, about 180 KB above), then must stay put however long it runs.
+    for _ in range(8):
         cycle()
     size = (tmp_path / "a" / "data.mdb").stat().st_size
     for _ in range(6):

@@ -9,7 +9,7 @@
     optical-memory list [--session S] [--limit N] [--cursor C]
     optical-memory view PAGE_ID [-o FILE]           # FILE's extension picks the format; default PAGE_ID.<codec>
     optical-memory read PAGE_ID [--start N] [--end N]
-    optical-memory search QUERY [--session S] [--limit N]
+    optical-memory search QUERY [--session S] [--limit N] [--context N]
     optical-memory sessions
     optical-memory forget [--page PAGE_ID] [--session S]
     optical-memory export PATH [--session S]                                 # a folder, or PATH.zip
@@ -187,6 +187,7 @@ def _add_tool_commands(command: Callable[[str, str], argparse.ArgumentParser]) -
     search.add_argument("query", help="words, identifiers, paths, numbers or error codes")
     search.add_argument("--session", help="only this session (default: all sessions)")
     search.add_argument("--limit", type=int, default=10, help="how many hits (default 10)")
+    search.add_argument("--context", type=int, default=2, help="lines shown around each matching line (default 2)")
 
     command("sessions", "list sessions (as list_sessions)")
 
@@ -340,7 +341,7 @@ def _read(memory: Memory, args: argparse.Namespace) -> Any:
 
 
 def _search(memory: Memory, args: argparse.Namespace) -> Any:
-    return memory.search(args.query, session=args.session, limit=args.limit)
+    return memory.search(args.query, session=args.session, limit=args.limit, context=args.context)
 
 
 def _sessions(memory: Memory, args: argparse.Namespace) -> Any:
