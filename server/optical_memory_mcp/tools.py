@@ -30,6 +30,7 @@ from optical_memory.errors import OpticalMemoryError
 from optical_memory.importers import Format
 from optical_memory.ingest import ImportResult, import_conversation_content
 from optical_memory.memory import MAX_NAME_CHARS, MAX_SEARCH_HITS, Memory
+from optical_memory.passages import DEFAULT_CONTEXT, MAX_CONTEXT
 from optical_memory.results import (
     EntryRead,
     ForgetResult,
@@ -40,6 +41,7 @@ from optical_memory.results import (
     SearchResult,
     SessionList,
 )
+from optical_memory.search import MAX_QUERY_CHARS
 from optical_memory_mcp.state import AppState
 
 __all__ = [
@@ -213,27 +215,38 @@ def read_entry(
 def search(
     ctx: Ctx,
     query: Annotated[
-        str, Field(min_length=1, description="words, identifiers, paths, numbers, hex ids or error codes")
+        str,
+        Field(
+            min_length=1,
+            description=f"words, identifiers, paths, numbers, hex ids or error codes (at most {MAX_QUERY_CHARS:,} "
+            "characters)",
+        ),
     ],
     session: Annotated[
         str | None,
         Field(min_length=1, max_length=MAX_NAME_CHARS, description="only this session; all sessions if omitted"),
     ] = None,
     limit: Annotated[int, Field(ge=1, le=MAX_SEARCH_HITS, description="how many hits to return")] = 10,
+    context: Annotated[
+        int, Field(ge=0, le=MAX_CONTEXT, description="lines shown before and after each matching line")
+    ] = DEFAULT_CONTEXT,
 ) -> SearchResult:
-    """Find remembered lines by their words and identifiers, best first.
+    """Find remembered passages by their words and identifiers, best first.
 
     Search before answering from memory, and whenever the user refers to something said or done
     earlier. The query is cut into terms the way code and logs are written: `parse_config` also
     matches `parse` and `config`, `ConfigLoader` matches `config` and `loader`, dotted names and
     paths match whole and by component, and numbers, hex ids and error codes match whole. Lines
-    are ranked by BM25 (newer pages first on ties). Each hit gives page_id, line numbers, tier
-    and the lines as OCR reads them now (with `verified`, as read_lines gives it), so a hit on
-    a faded page shows what memory still holds. Use read_lines around a hit for context, or
-    view_page to see the page.
+    are ranked by BM25 weighted by how many of the query's terms they hold (newer pages first on
+    ties). Each hit is a passage: lines `start`..`end` of page_id, the matching ones (`matches`)
+    with `context` lines around them, the role, time and title of the entry they belong to, the
+    page's tier, and each line as OCR reads it now with `verified` (as read_lines gives it), so a
+    hit on a faded page shows what memory still holds. Overlapping hits on a page are merged; the
+    same line on other pages is folded into one hit (`also_on`, `duplicates`). Use read_entry on a
+    hit to get its whole entry, read_lines for more of the page, view_page to see it.
     """
     with tool_errors():
-        return _memory(ctx).search(query, session=session, limit=limit)
+        return _memory(ctx).search(query, session=session, limit=limit, context=context)
 
 
 def list_sessions(ctx: Ctx) -> SessionList:
