@@ -278,3 +278,20 @@ async def test_serve_with_archive_url_serves_the_tools_from_postgres(pg_url: str
     memory = Memory(load_config(environ={"OPTICAL_MEMORY_ARCHIVE_URL": pg_url}), reader=TemplateReader())
     assert [line.text for line in memory.read_lines("p1").lines] == ["served from postgres"]
     memory.close()
+
+
+def test_a_role_that_may_only_read_and_write_rows_uses_an_existing_archive(pg_url: str) -> None:
+    """The tables are made once by a role that may create them; servers need no more than row rights."""
+    PgArchive(pg_url).close()
+    schema = pg_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS om_app")
+        conn.execute("CREATE ROLE om_app LOGIN")
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO om_app')
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO om_app')
+    app_url = pg_url.replace("om_test@", "om_app@")
+    memory = Memory(load_config(environ={"OPTICAL_MEMORY_ARCHIVE_URL": app_url}), reader=TemplateReader())
+    memory.remember("written by a role without CREATE", session="app")
+    assert [line.text for line in memory.read_lines("p1").lines] == ["written by a role without CREATE"]
+    assert memory.forget(session="app").sessions_removed == ["app"]  # its VACUUM is skipped, not an error
+    memory.close()

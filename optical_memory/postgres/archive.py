@@ -128,9 +128,12 @@ class PgArchive(Archive):
 
         def step(txn: PgTxn) -> None:
             conn = txn.conn
-            conn.execute("CREATE TABLE IF NOT EXISTS om_schema (version integer NOT NULL)")
-            row = conn.execute("SELECT max(version) FROM om_schema").fetchone()
-            version = int(row[0]) if row and row[0] is not None else 0
+            version = 0
+            if self._has_tables(conn):  # then no CREATE is issued: a role without CREATE may use it
+                row = conn.execute("SELECT max(version) FROM om_schema").fetchone()
+                version = int(row[0]) if row and row[0] is not None else 0
+            else:
+                conn.execute("CREATE TABLE om_schema (version integer NOT NULL)")
             if version > SCHEMA_VERSION:
                 raise ArchiveError(
                     f"the PostgreSQL archive {self.description} has table layout {version}; this version of "
