@@ -1,43 +1,101 @@
 """optical-memory: long-term memory kept as page images that fade by tier, read back by OCR on demand.
 
-The library knows nothing about MCP (the `server` package adapts it). Start with `Memory`::
+The library knows nothing about MCP (the `optical_memory_mcp` package adapts it). Start with `Memory`::
 
     from optical_memory import Memory, load_config
 
     memory = Memory(load_config(archive="~/optical-memory"))
     spans = memory.remember("text to keep", session="notes").spans
     lines = memory.read_lines(spans[0].page_id).lines
+
+Names are imported on first use (PEP 562), so `import optical_memory.capture` in a hook process does
+not pay for numpy, Pillow and pydantic before it knows there is anything to remember.
 """
 
-from optical_memory.config import Config, load_config
-from optical_memory.errors import (
-    ArchiveBusy,
-    ArchiveError,
-    ArchiveFull,
-    InvalidArgument,
-    NotFound,
-    OpticalMemoryError,
-    PageNotFound,
-    ReaderError,
-    ReaderUnavailable,
-    SessionNotFound,
-    TextTooLarge,
-)
-from optical_memory.memory import Memory
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optical_memory.config import Config, load_config
+    from optical_memory.errors import (
+        ArchiveBusy,
+        ArchiveDamaged,
+        ArchiveError,
+        ArchiveFull,
+        ArchiveReadOnly,
+        InvalidArgument,
+        NotFound,
+        OpticalMemoryError,
+        PageDamaged,
+        PageNotFound,
+        ReaderError,
+        ReaderUnavailable,
+        SessionNotFound,
+        TextTooLarge,
+    )
+    from optical_memory.memory import Memory, NewEntry
+    from optical_memory.spans import join_spans
+
+_WHERE = {
+    "Config": "config",
+    "load_config": "config",
+    "Memory": "memory",
+    "NewEntry": "memory",
+    "join_spans": "spans",
+    **{
+        name: "errors"
+        for name in (
+            "ArchiveBusy",
+            "ArchiveDamaged",
+            "ArchiveError",
+            "ArchiveFull",
+            "ArchiveReadOnly",
+            "InvalidArgument",
+            "NotFound",
+            "OpticalMemoryError",
+            "PageDamaged",
+            "PageNotFound",
+            "ReaderError",
+            "ReaderUnavailable",
+            "SessionNotFound",
+            "TextTooLarge",
+        )
+    },
+}
 
 __all__ = [
     "ArchiveBusy",
+    "ArchiveDamaged",
     "ArchiveError",
     "ArchiveFull",
+    "ArchiveReadOnly",
     "Config",
     "InvalidArgument",
     "Memory",
+    "NewEntry",
     "NotFound",
     "OpticalMemoryError",
+    "PageDamaged",
     "PageNotFound",
     "ReaderError",
     "ReaderUnavailable",
     "SessionNotFound",
     "TextTooLarge",
+    "join_spans",
     "load_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optical_memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"optical_memory.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
