@@ -7,6 +7,9 @@ Sub-databases and their key/value layouts (integers big-endian, so keys sort num
                    b"next_sid"  -> u32: id of the next session
                    b"key"       -> 32 random bytes: this archive's secret, from which the keys of the
                                    line check codes and the search index's term hashes derive
+                   b"erase_epoch" -> counts `erase_free_space` runs: a process that sees it change
+                                   reopens before writing, so its stale page buffers never write
+                                   forgotten bytes back
     pages          b"p<n>"      -> page record (`records.PageRecord`, JSON): session, times, tier,
                                    geometry, row layout, counts, image checksum, line check codes.
                                    Never any source text.
@@ -18,6 +21,11 @@ Sub-databases and their key/value layouts (integers big-endian, so keys sort num
     term_blocks    keyed term hashes -> compact blocks of where they occur (layout in `postings`)
     page_terms     u64 n        -> a page's line lengths and term-hash prefixes, so forgetting it can unpost them
     checkpoints    what importers and capture have already remembered (layout in `checkpoints`)
+    erase-scratch  empty but while `maintenance.erase_free_space` fills the free pages with zeros
+
+Files in the folder: data.mdb and lock.mdb (LMDB's), and open.lock, on which every open archive
+holds a shared lock so that `compact` (which needs it exclusively) runs only while no other process
+has the archive open.
 
 One logical write (a `remember`, one demotion) is one write transaction: it commits whole or not at
 all. Several processes share an archive (each MCP client starts its own server): LMDB serialises
