@@ -277,12 +277,23 @@ class PgArchive(Archive):
         names = [table_name(name) for name in _DATABASES if name != "meta"]
         vacuumed = []
         with self._connection() as conn:
-            for name in names:
+            # only a table's owner may VACUUM it (others get a warning and nothing done): ask first
+            owned = conn.execute(
+                "SELECT relname FROM pg_class WHERE oid = ANY(%s::regclass[]) AND pg_has_role(relowner, 'USAGE')",
+                (names,),
+            ).fetchall()
+            for (name,) in owned:
                 try:
                     conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(name)))
                     vacuumed.append(name)
-                except psycopg.Error as exc:  # not the tables' owner: the rows are still gone
+                except psycopg.Error as exc:  # the rows are gone all the same
                     log.warning("could not VACUUM %s in %s: %s", name, self.description, scrub(str(exc), self.url))
+        if len(vacuumed) < len(names):
+            log.info(
+                "%s: VACUUM is left to the tables' owner (or autovacuum) for %d table(s)",
+                self.description,
+                len(names) - len(vacuumed),
+            )
         return {"vacuumed_tables": len(vacuumed), "overwritten": False}
 
     def compact(self) -> dict[str, Any]:
