@@ -87,7 +87,9 @@ class Recall:
             self._evict(forgotten)
         erase = getattr(self.archive, "erase_free_space", None)
         if erase is not None:
-            erase()
+            report = erase()
+            # a backend that cannot overwrite freed space says so with "erased": None (PostgreSQL)
+            result.erased = report["erased"] if "erased" in report else not report.get("pages_unreached")
         return result
 
 

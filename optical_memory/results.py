@@ -182,3 +182,9 @@ class SessionList(BaseModel):
 class ForgetResult(BaseModel):
     forgotten: list[str] = Field(description="ids of the pages removed")
     sessions_removed: list[str] = Field(default_factory=list)
+    erased: bool | None = Field(
+        default=None,
+        description="true: the freed space of the archive's files was overwritten, nothing forgotten can be "
+        "carved out of them; false: another process still held some freed pages, the next forget erases "
+        "them; null: this archive's storage cannot erase (see the README)",
+    )
