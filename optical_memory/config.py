@@ -48,7 +48,7 @@ class ArchiveConfig:
     map_size_mib: int
     max_map_size_mib: int
     busy_timeout_s: float
-    url: str | None = None  # a PostgreSQL archive (optical_memory.postgres) instead of the folder at `path`
+    url: str | None  # a PostgreSQL archive (optical_memory.postgres) instead of the folder at `path`
 
 
 @dataclass(frozen=True)
