@@ -80,25 +80,37 @@ class Verified:
     alternative: str | None = None  # the runner-up reading; only when verified is False
 
 
-def _well_formed(cells: str) -> bool:
-    """Could `cells` be what the page encoding wrote, i.e. `encode_piece(decode(cells)) == cells`?
+def _canonical_text(cells: str) -> str | None:
+    """The text of `cells` if the page encoding could have written them (`encode_piece(text) == cells`), else None.
 
-    Checked on the escapes alone (the search asks this of thousands of candidates): every escape
-    mark starts an escape, its hex has no leading zero and names a character that is not drawn as
-    itself, and ``¤20;`` (a space) only ends the piece.
+    Checked on the escapes alone, decoding as it goes (the search asks this of thousands of
+    candidates): every escape mark starts an escape, its hex has no leading zero and names a
+    character that is not drawn as itself, and ``¤20;`` (a space) only ends the piece.
     """
     if ESCAPE not in cells:
-        return True
-    count = 0
+        return cells
+    parts: list[str] = []
+    at = count = 0
     for match in _ESCAPE_HEX.finditer(cells):
         count += 1
         digits = match.group(1)
         value = int(digits, 16)
         if (digits[0] == "0" and len(digits) > 1) or value > 0x10FFFF:
-            return False
-        if chr(value) in _DRAWN and not (value == 0x20 and match.end() == len(cells)):
-            return False
-    return count == cells.count(ESCAPE)
+            return None
+        char = chr(value)
+        if char in _DRAWN and not (value == 0x20 and match.end() == len(cells)):
+            return None
+        parts += (cells[at : match.start()], char)
+        at = match.end()
+    if count != cells.count(ESCAPE):
+        return None
+    parts.append(cells[at:])
+    return "".join(parts)
+
+
+def _well_formed(cells: str) -> bool:
+    """Could `cells` be what the page encoding wrote, i.e. `encode_piece(decode(cells)) == cells`?"""
+    return _canonical_text(cells) is not None
 
 
 def _line_cells(flat: str, prefix: int) -> str:
@@ -221,12 +233,9 @@ class _Search:
         prefix, code, code_of = self.prefix, self.code, self.hasher.code
         for flat in _candidates(self.topk[: self.end, 0], self.topk, self.cells, ranks[self.tried :]):
             cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
-            if ESCAPE in cells:
-                if not _well_formed(cells):
-                    continue
-                text = decode(cells)
-            else:
-                text = cells
+            text = _canonical_text(cells)
+            if text is None:
+                continue
             self.runner_up = self.runner_up or cells
             if code_of(text) == code:
                 self.found = cells
@@ -259,7 +268,7 @@ def verify_lines(
         best = cells_of_rows(classes[..., 0])
         if code is None or hasher is None:
             results.append(Verified(decode(best), None))
-        elif _well_formed(best) and hasher.code(decode(best)) == code:
+        elif (text := _canonical_text(best)) is not None and hasher.code(text) == code:
             results.append(Verified(decode(best), True))
         else:
             results.append(None)

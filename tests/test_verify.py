@@ -232,7 +232,7 @@ def test_random_readings_are_never_wrong_and_verified() -> None:
 
 def test_the_fast_well_formed_check_agrees_with_the_page_encoding() -> None:
     from optical_memory.pages import decode
-    from optical_memory.verify import _well_formed
+    from optical_memory.verify import _canonical_text, _well_formed
 
     rng = random.Random(4)
     pieces = ["¤", "A4;", "9;", "20;", "41;", "09;", "301;", "110000;", "D800;", ";", "A", "z", " ", "ö", "F"]
@@ -240,3 +240,4 @@ def test_the_fast_well_formed_check_agrees_with_the_page_encoding() -> None:
     samples += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))).rstrip(" ") for _ in range(20000)]
     for cells in samples:
         assert _well_formed(cells) == (encode_piece(decode(cells)) == cells), cells
+        assert _canonical_text(cells) == (decode(cells) if _well_formed(cells) else None)
