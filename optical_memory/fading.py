@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.errors import OpticalMemoryError, PageDamaged
 from optical_memory.records import check_image
-from optical_memory.tiers import Tier, demote, tier_due
+from optical_memory.tiers import Tier, demote_through, tier_due
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ def _due_pages(tx: ArchiveTxn, tiers: Sequence[Tier], session: str | None, now: 
     return found
 
 
-def _demote_once(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: int) -> bool:
-    """Re-encode one page from `tier` to `tier + 1`; False if someone else changed it first."""
+def _demote(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: int, due: int) -> bool:
+    """Re-encode one page from `tier` down to `due`, through every tier between; False if changed meanwhile."""
     record, image = archive.read(lambda tx: (tx.page(page_id), tx.image(page_id)))
     if record is None or image is None or record.tier != tier:
         return False
@@ -54,14 +54,14 @@ def _demote_once(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: in
     except PageDamaged as exc:  # never fade a damaged image: a demotion would launder it under a new checksum
         log.warning("not fading %s: %s", page_id, exc)
         return False
-    next_tier = tiers[tier + 1]
-    data, geometry = demote(image, record.geometry, next_tier)
+    target = tiers[due]
+    data, geometry = demote_through(image, record.geometry, tiers[tier + 1 : due + 1])
 
     def swap(tx: ArchiveTxn) -> bool:
         fresh = tx.page(page_id)
         if fresh is None or fresh.tier != tier or fresh.version != record.version:
             return False  # demoted, rewritten or forgotten by another process meanwhile: nothing to do
-        fresh.tier, fresh.codec, fresh.geometry = tier + 1, next_tier.codec, geometry
+        fresh.tier, fresh.codec, fresh.geometry = due, target.codec, geometry
         fresh.stored(data)
         tx.put_image(page_id, data)
         tx.put_page(fresh)
@@ -90,13 +90,10 @@ def fade(
     # Oldest first: a run cut short (by `stop`, or a kill) then leaves older pages at least as cold
     # as newer ones, which `_due_pages` relies on when it stops at the first page at the coldest tier.
     for page_id, tier, due in reversed(due_pages):
-        while tier < due:
-            if stop is not None and stop():
-                return steps
-            if not _demote_once(archive, tiers, page_id, tier):
-                break
-            tier += 1
-            steps += 1
+        if stop is not None and stop():
+            return steps
+        if _demote(archive, tiers, page_id, tier, due):
+            steps += due - tier  # one transaction, but every tier passed through
     return steps
 
 

@@ -207,13 +207,11 @@ def test_background_fader_fades_off_the_request_path(memory: Memory) -> None:
     from optical_memory.fading import BackgroundFader
 
     fader = BackgroundFader(memory.fade)
-    for n in range(5):
-        result = memory.remember(page_text(n), fade=False)
-        for _ in result.pages_sealed:
-            fader.request("default")
-    assert all(p.tier == "hot" for p in memory.list_pages(limit=200).pages)  # nothing faded inline
+    sealed = [page for n in range(5) for page in memory.remember(page_text(n), fade=False).pages_sealed]
+    assert sealed and all(p.tier == "hot" for p in memory.list_pages(limit=200).pages)  # nothing faded inline
+    assert fader.request("default")
     assert fader.wait_idle(timeout=60)
     tiers = [p.tier for p in memory.list_pages(limit=200).pages]
     assert "warm" in tiers and "cold" in tiers
     fader.close()
-    fader.request("default")  # after close: ignored, no thread left behind
+    assert fader.request("default") is False and not fader.running  # after close: ignored, no thread left

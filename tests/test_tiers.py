@@ -160,3 +160,30 @@ def test_config_rejects_bad_levels_with_a_clear_error(tmp_path: Path) -> None:
 
 def test_training_takes_its_tiers_from_the_config() -> None:
     assert configured_tiers() == load_config(environ={}).tiers
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        configured_tiers(),
+        (
+            Tier("hot", 1.0),
+            Tier("a", 0.8, "png", levels=16, after_pages=1),
+            Tier("b", 0.6, "webp", quality=70, after_pages=2),
+            Tier("c", 0.4, "webp", lossless=True, levels=20, after_pages=3),
+        ),
+    ],
+    ids=["configured", "png-lossy-mix"],
+)
+def test_a_jump_of_several_tiers_stores_what_steps_one_at_a_time_store(chain: tuple[Tier, ...]) -> None:
+    """Fading a page due several tiers at once encodes only the last; the bytes must be the same."""
+    from optical_memory.tiers import demote_through
+
+    renderer = Renderer(PageFormat())
+    page = random_page(random.Random(HELDOUT_SEED + 40), renderer, "heldout", REALISTIC_MIX)
+    hot = encode_image(page.hot, chain[0])
+    for last in range(1, len(chain)):
+        data, geometry = hot, renderer.geometry
+        for tier in chain[1 : last + 1]:
+            data, geometry = demote(data, geometry, tier)
+        assert demote_through(hot, renderer.geometry, chain[1 : last + 1]) == (data, geometry), chain[last].name
