@@ -187,6 +187,18 @@ class PgCursor:
         )
         return self.txn.rows(query, params)
 
+    def _around(self, key: bytes) -> tuple[list[Row], list[Row]]:
+        """The last row below `key` and the first chunk of rows from it on: one query (one round trip)."""
+        order = self.db.order(False)
+        query = sql.SQL(
+            "SELECT part, key, value FROM ("
+            "(SELECT 0 AS part, key, value FROM {t} WHERE key < %(k)s ORDER BY {down} LIMIT 1) UNION ALL "
+            "(SELECT 1 AS part, key, value FROM {t} WHERE key >= %(k)s ORDER BY {up} LIMIT {n})"
+            ") AS around ORDER BY part, {up}"
+        ).format(t=self.db.table, down=self.db.order(True), up=order, n=sql.Literal(self._chunk))
+        rows = self.txn.conn.execute(query, {"k": key}, binary=True).fetchall()
+        return [(k, v) for part, k, v in rows if part == 0], [(k, v) for part, k, v in rows if part == 1]
+
     def _window(self, rows: list[Row], pos: int | None, at_start: bool, at_end: bool) -> bool:
         self._rows, self._pos, self._at_start, self._at_end = rows, pos, at_start, at_end
         self._generation = self.txn.generation
@@ -220,9 +232,7 @@ class PgCursor:
         """Position on the first row with a key >= `key` (False, unpositioned, if there is none)."""
         self._keys_only = False
         self._chunk = FIRST_CHUNK
-        params = {"k": key}
-        below = self._fetch(sql.SQL("key < %(k)s"), True, 1, params)
-        above = self._fetch(sql.SQL("key >= %(k)s"), False, self._chunk, params)
+        below, above = self._around(key)
         found = self._window(below + above, len(below) if above else None, not below, len(above) < self._chunk)
         self._past_end = not found
         return found
