@@ -78,6 +78,7 @@ class PgArchive(Archive):
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True},  # transactions are begun explicitly, each with its own mode
+            configure=self._configure,
             timeout=busy_timeout_s,
             name="optical-memory",
             open=False,
@@ -197,8 +198,7 @@ class PgArchive(Archive):
             else:
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             try:
-                if write:  # a bounded wait for the writer ahead (as LMDB's busy timeout), then the lock
-                    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(self._timeout_ms())))
+                if write:  # the lock, waited for at most lock_timeout (see _configure)
                     conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (LOCK_CLASS,))
                 yield PgTxn(conn, write)
             except BaseException:
@@ -229,6 +229,10 @@ class PgArchive(Archive):
                 "be read, but nothing can be written"
             )
         return self._run(self._typed(fn), write=True)
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Each new connection waits at most busy_timeout_s for a lock (the writer ahead), as LMDB's writers do."""
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(self._timeout_ms())))
 
     def _timeout_ms(self) -> str:
         return f"{max(1, round(self.busy_timeout_s * 1000))}ms"
