@@ -8,6 +8,8 @@ counterparts are below or in test_postgres_archive.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import psycopg
 import pytest
 
 import tests.test_memory as memory_tests
+import tests.test_transfer as transfer_tests
 import tests.test_writing as writing_tests
 from optical_memory.config import Config, load_config
 from optical_memory.memory import Memory
@@ -33,6 +36,11 @@ from tests.test_memory import (  # noqa: F401  (test functions and fixtures, col
     test_sessions_fill_their_own_pages,
     test_view_page_returns_the_stored_image,
 )
+from tests.test_transfer import (  # noqa: F401
+    test_export_one_session,
+    test_export_then_import_is_lossless,
+    test_one_bad_page_imports_nothing,
+)
 from tests.test_writing import (  # noqa: F401
     test_a_batch_commits_whole_or_not_at_all,
     test_an_entry_reads_back_whole_across_pages_and_verified,
@@ -45,6 +53,7 @@ def pg_config(url: str) -> Config:
 
 pytest_plugins = ["tests.pg"]  # the PostgreSQL server and a schema per test
 memory = memory_tests.memory  # test_memory's fixture, over the `config` below
+source, target = transfer_tests.source, transfer_tests.target  # test_transfer's, over `open_memory` below
 
 
 @pytest.fixture
@@ -60,6 +69,17 @@ def _writing_tests_on_postgres(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> 
         return Memory(replace(pg_config(pg_url), tiers=(Tier("hot", 1.0),)), reader=TemplateReader())
 
     monkeypatch.setattr(writing_tests, "hot_only", hot_only)
+
+
+@pytest.fixture(autouse=True)
+def _transfer_tests_on_postgres(named_schema_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """test_transfer's source and target archives (`open_memory(path)`): one schema each, on PostgreSQL."""
+
+    def open_memory(path: Path) -> Memory:
+        url = named_schema_url(f"{path.name}_{uuid.uuid4().hex[:8]}")
+        return Memory(replace(pg_config(url), tiers=transfer_tests.TIERS), reader=TemplateReader())
+
+    monkeypatch.setattr(transfer_tests, "open_memory", open_memory)
 
 
 def test_the_backend_under_test_is_postgres(memory: Memory) -> None:
