@@ -51,8 +51,9 @@ def memory(pg_url: str) -> Iterator[Memory]:
 
 def test_forget_vacuums_and_says_it_overwrote_nothing(memory: Memory) -> None:
     """PostgreSQL has no secure delete: forget's VACUUM frees the rows' space and does not claim more."""
-    assert memory.forget(session="ops").sessions_removed == ["ops"]
+    forgotten = memory.forget(session="ops")
+    assert forgotten.sessions_removed == ["ops"] and forgotten.erased is None  # never claims an erasure
     report = memory.archive.erase_free_space()
-    assert report["vacuumed_tables"] >= 8 and report["overwritten"] is False
+    assert report["vacuumed_tables"] >= 8 and report["overwritten"] is False and report["erased"] is None
     assert memory.search("E1234").hits == []
     assert memory.archive.check() == []

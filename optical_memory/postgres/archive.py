@@ -298,7 +298,8 @@ class PgArchive(Archive):
                 self.description,
                 len(names) - len(vacuumed),
             )
-        return {"vacuumed_tables": len(vacuumed), "overwritten": False}
+        # erased None: this storage cannot erase (ForgetResult.erased tells the caller so)
+        return {"vacuumed_tables": len(vacuumed), "overwritten": False, "erased": None}
 
     def compact(self) -> dict[str, Any]:
         raise ArchiveError(
