@@ -233,7 +233,7 @@ def test_http_serving_stops_at_once_with_a_fading_backlog(
     config_path.write_text(BACKLOG_CONFIG, encoding="utf-8")
     config = load_config(config_path, archive=archive_path, environ={})
     memory = Memory(config)
-    memory.remember("\n".join(f"line {i} " + "lorem ipsum dolor sit amet " * 3 for i in range(63 * 16)), fade=False)
+    memory.remember("\n".join(f"line {i} " + "lorem ipsum dolor sit amet " * 3 for i in range(63 * 48)), fade=False)
     memory.close()
 
     proc = start(archive_path, free_port(), TOKEN, "--config", str(config_path))
