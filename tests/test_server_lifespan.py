@@ -116,12 +116,12 @@ def test_fading_cut_short_is_finished_by_the_next_run(tmp_path: Path) -> None:
         memory.remember("\n".join(f"line {i}" for i in range(63 * 6)), fade=False)
         asked = 0
 
-        def after_six_steps() -> bool:  # as many as a page that fades to the coldest tier takes, twice
+        def after_two_pages() -> bool:  # stop is asked before each page; oldest first, both due cold
             nonlocal asked
             asked += 1
-            return asked > 6
+            return asked > 2
 
-        assert memory.fade(stop=after_six_steps) == 6
+        assert memory.fade(stop=after_two_pages) == 6  # two pages, three tiers each
         rest = memory.fade()  # a later run finds every page that is still due
         assert rest > 0
         assert memory.fade() == 0
