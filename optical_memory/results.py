@@ -88,7 +88,9 @@ class Line(BaseModel):
         ),
     )
     uncertain: list[int] = Field(
-        default_factory=list, description="0-based columns of the characters the reader doubts (when verified is false)"
+        default_factory=list,
+        description="0-based indices into `text` of the characters the reader doubts (when verified is false); "
+        "an index >= len(text) means a character may be missing at the end",
     )
     alternative: str | None = Field(default=None, description="the reader's runner-up reading (when verified is false)")
     role: str | None = Field(default=None, description="who said the entry this line belongs to (user, assistant, ...)")
