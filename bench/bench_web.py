@@ -38,7 +38,7 @@ from urllib.parse import quote
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import run as bench_run
+from bench import scale as bench_scale
 from bench.common import corpus_entries, machine, mixed_text, percentile
 from bench.run import Results, fade_pages, generate_archive, remember_pages
 from optical_memory.config import load_config
@@ -69,7 +69,7 @@ def build_archive(path: Path, n_pages: int, postings: bool = False) -> float:
     memory.close()
     with contextlib.ExitStack() as stack:
         if not postings:
-            stack.enter_context(mock.patch.object(bench_run, "index_lines", lambda *args: None))
+            stack.enter_context(mock.patch.object(bench_scale, "index_lines", lambda *args: None))
         return generate_archive(path, pages, n_pages, PER_SESSION, config.tiers, progress=True)
 
 

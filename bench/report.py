@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from bench.common import TOKENIZER
 
 if TYPE_CHECKING:
-    from bench.run import Fidelity, Results
+    from bench.results import Fidelity, Results
 
 __all__ = ["write_report"]
 
