@@ -258,7 +258,10 @@ def _exchange(rng: random.Random, project: Project) -> list[tuple[str, str | Non
 # facts ---------------------------------------------------------------------------------------------
 
 
-def _fact(rng: random.Random, project: Project) -> tuple[tuple[str, ...], str, str, str, str]:
+FactParts = tuple[tuple[str, ...], str, str, str, str]  # (what makes it unique, kind, value, line, query)
+
+
+def _fact(rng: random.Random, project: Project) -> FactParts:
     """(what makes it unique, kind, value, line, descriptive query) of one fact about `project`."""
     service, env, package = rng.choice(project.services), rng.choice(ENVS), project.package
     kind = rng.choice(("api_key", "api_key", "commit", "uuid", "port", "path", "flag", "class", "person"))
@@ -293,6 +296,12 @@ def _fact(rng: random.Random, project: Project) -> tuple[tuple[str, ...], str, s
             )
         )
         return (kind, customer, env), kind, value, line, f"{customer} tenant id {env}"
+    return _setting_fact(rng, project, kind, service, env)
+
+
+def _setting_fact(rng: random.Random, project: Project, kind: str, service: str, env: str) -> FactParts:
+    """A fact about how a project runs: a port, a binary's path, a flag, a class, who is on call."""
+    package = project.package
     if kind == "port":
         value = str(rng.randint(1025, 65000))
         line = rng.choice(

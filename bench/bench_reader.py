@@ -31,16 +31,20 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from bench.common import percentile
 from optical_memory.readers.base import Reader
 from optical_memory.readers.trained import TrainedReader
+from optical_memory.tiers import Tier
+from optical_memory.training.corpus import Mix
 from optical_memory.training.evaluate import (
     CHAINS,
     HELDOUT_SEED,
     MIXES,
     TierImage,
+    TierScore,
     codec_label,
     sample,
     score,
     top_confusions,
 )
+from optical_memory.training.generate import Page
 
 
 def time_full_page(reader: Reader, faded: TierImage, reps: int) -> tuple[float, float]:
@@ -55,7 +59,7 @@ def time_full_page(reader: Reader, faded: TierImage, reps: int) -> tuple[float, 
     return statistics.median(times), percentile(times, 0.95)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="reader.onnx (default: the shipped one)")
     parser.add_argument("--chain", choices=sorted(CHAINS), default="config")
@@ -66,8 +70,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--scan", default=None, help="comma-separated scales for the coldest tier, encoded as it is")
     parser.add_argument("--rapidocr", action="store_true", help="also time RapidOCR on the same rows")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     reader = TrainedReader(args.model, threads=args.threads)
     tiers = CHAINS[args.chain]
     mix = MIXES[args.mix]
@@ -75,15 +82,9 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, onnxruntime threads {args.threads}; "
         f"model {reader.model_path.name}; chain {args.chain}; mix {args.mix}; {args.pages} pages, seed {args.seed}"
     )
-
     if args.scan:
-        above = tiers[:-1]
-        for scale in (float(s) for s in args.scan.split(",")):
-            chain = (*above, dataclasses.replace(tiers[-1], name="scan", scale=scale))
-            s = score(reader, sample(args.pages, chain, args.seed, mix=mix))[-1]
-            print(s.row(), f"{s.nbytes / args.pages / 1024:6.1f} KiB/page |", top_confusions(s, 5))
+        scan_coldest(reader, tiers, mix, args)
         return
-
     pages = sample(args.pages, tiers, args.seed, mix=mix)
     scores = score(reader, pages)
     rapid = None
@@ -91,6 +92,26 @@ def main() -> None:
         from optical_memory.readers import load_reader
 
         rapid = load_reader("rapidocr")
+    print_tiers(reader, pages, scores, rapid, args)
+
+
+def scan_coldest(reader: TrainedReader, tiers: tuple[Tier, ...], mix: Mix, args: argparse.Namespace) -> None:
+    """--scan: the coldest tier at each given scale, encoded as it is."""
+    above = tiers[:-1]
+    for scale in (float(s) for s in args.scan.split(",")):
+        chain = (*above, dataclasses.replace(tiers[-1], name="scan", scale=scale))
+        s = score(reader, sample(args.pages, chain, args.seed, mix=mix))[-1]
+        print(s.row(), f"{s.nbytes / args.pages / 1024:6.1f} KiB/page |", top_confusions(s, 5))
+
+
+def print_tiers(
+    reader: TrainedReader,
+    pages: list[tuple[Page, list[TierImage]]],
+    scores: list[TierScore],
+    rapid: Reader | None,
+    args: argparse.Namespace,
+) -> None:
+    """One row per tier: fidelity, size, compression and full-page read time (and RapidOCR's, if asked)."""
     print(
         f"{'tier':>6} {'scale':>5} {'codec':<14} {'px/char':>7} {'CER %':>8} {'errors':>11} {'lines ok %':>10} "
         f"{'KiB/page':>8} {'text/DS':>7} {'text/Cl':>7} {'p50 ms':>7} {'p95 ms':>7}"

@@ -274,7 +274,7 @@ def compare(name: str, make: Callable[[], Reader], pages: Sequence[BenchPage]) -
         print(_row(tier.name, s))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="reader.onnx (default: the shipped one)")
     parser.add_argument("--mix", choices=[*MIXES, "both"], default="both")
@@ -287,8 +287,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pin", action="store_true", help="time on CPUs 0 and 1 only (2 cores)")
     parser.add_argument("--compare-pages", type=int, default=2, help="pages per mix for RapidOCR and Tesseract")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     reader = TrainedReader(args.model, threads=args.threads)
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {reader.model_path.name}; "
@@ -300,43 +303,52 @@ def main() -> None:
     tiers = CHAINS[args.chain]
     checked = wrong = 0
     for mix in mixes:
-        jobs = [(mix, args.seed + i, args.model, args.chain) for i in range(args.pages)]
-        if args.workers > 1:
-            with ProcessPoolExecutor(args.workers) as pool:
-                results = list(pool.map(_score_job, jobs, chunksize=1))
-        else:
-            results = [score_page(reader, make_page(mix, seed, tiers)) for mix, seed, _, _ in jobs]
-        totals = [Score() for _ in tiers]
-        for page_scores in results:
-            for total, s in zip(totals, page_scores, strict=True):
-                total.add(s)
-        if args.pin and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {0, 1})
-        timed = [make_page(mix, args.seed + i, tiers) for i in range(min(args.time_pages, args.pages))]
-        for page in timed:
-            for total, (plain, verified) in zip(totals, time_page(reader, page, args.reps), strict=True):
-                total.times_plain += plain
-                total.times_verified += verified
-        if args.pin and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-        print(f"{mix} mix, trained reader ({args.pages} pages; timed: {len(timed)} pages x {args.reps} reads):")
-        for tier, s in zip(tiers, totals, strict=True):
-            print(_row(tier.name, s))
-            checked += s.lines
-            wrong += s.wrong_verified
-        compare_pages = timed[: args.compare_pages]
-        if compare_pages:
-            from bench.common import TesseractReader
-            from optical_memory.readers.rapid import RapidOcrReader
-
-            compare("rapidocr", RapidOcrReader, compare_pages)
-            compare("tesseract", TesseractReader, compare_pages)
+        lines, wrongly_verified = measure_mix(reader, mix, tiers, args)
+        checked += lines
+        wrong += wrongly_verified
     bound = checked * (MAX_CANDIDATES + 1) / 2.0 ** (8 * CODE_BYTES)
     print(
         f"lines checked by the trained reader: {checked:,}; wrong but marked verified: {wrong}; "
         f"hash bound: at most {MAX_CANDIDATES + 1} candidates a line / 2^{8 * CODE_BYTES} -> "
         f"expected false verifications <= {bound:.2e}"
     )
+
+
+def measure_mix(reader: TrainedReader, mix: str, tiers: tuple[Tier, ...], args: argparse.Namespace) -> tuple[int, int]:
+    """One mix: every page scored, some timed, the other readers compared; (lines checked, wrong but verified)."""
+    checked = wrong = 0
+    jobs = [(mix, args.seed + i, args.model, args.chain) for i in range(args.pages)]
+    if args.workers > 1:
+        with ProcessPoolExecutor(args.workers) as pool:
+            results = list(pool.map(_score_job, jobs, chunksize=1))
+    else:
+        results = [score_page(reader, make_page(mix, seed, tiers)) for mix, seed, _, _ in jobs]
+    totals = [Score() for _ in tiers]
+    for page_scores in results:
+        for total, s in zip(totals, page_scores, strict=True):
+            total.add(s)
+    if args.pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0, 1})
+    timed = [make_page(mix, args.seed + i, tiers) for i in range(min(args.time_pages, args.pages))]
+    for page in timed:
+        for total, (plain, verified) in zip(totals, time_page(reader, page, args.reps), strict=True):
+            total.times_plain += plain
+            total.times_verified += verified
+    if args.pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    print(f"{mix} mix, trained reader ({args.pages} pages; timed: {len(timed)} pages x {args.reps} reads):")
+    for tier, s in zip(tiers, totals, strict=True):
+        print(_row(tier.name, s))
+        checked += s.lines
+        wrong += s.wrong_verified
+    compare_pages = timed[: args.compare_pages]
+    if compare_pages:
+        from bench.common import TesseractReader
+        from optical_memory.readers.rapid import RapidOcrReader
+
+        compare("rapidocr", RapidOcrReader, compare_pages)
+        compare("tesseract", TesseractReader, compare_pages)
+    return checked, wrong
 
 
 if __name__ == "__main__":

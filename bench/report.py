@@ -39,14 +39,35 @@ def _ms(value: float) -> str:
 
 
 def tables(results: Results) -> str:
-    m, r, st, sc = results.machine, results.remember, results.storage, results.scale
     lines = [
+        *_header(results),
+        *_fidelity_section(results),
+        *_speed_section(results),
+        *_storage_section(results),
+        *_scale_section(results),
+        "",
+        "## Plots",
+        "",
+        *(f"![{name[:-4]}]({name})" for name in PLOTS),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _header(results: Results) -> list[str]:
+    m = results.machine
+    return [
         "# optical-memory benchmark results",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['os']}; Python {m['python']}, onnxruntime {m['onnxruntime']}.",
         f"Command: `{results.command}`. Corpus: {results.corpus}; {len(results.pages)} sealed pages measured.",
         f"Text tokens: {TOKENIZER} (the `bpe-openai` package, offline BPE). Image tokens: DeepSeek-OCR vision "
         "tokens = w*h/4096 (one per 64x64 px), Claude image tokens = w*h/750.",
+    ]
+
+
+def _fidelity_section(results: Results) -> list[str]:
+    lines = [
         "",
         "## Fidelity by reader and tier",
         "",
@@ -69,9 +90,12 @@ def tables(results: Results) -> str:
             f"| {100 * s.exact_rate:.1f} | {s.tokens / s.deepseek:.1f} | {s.tokens / s.claude:.2f} | {read:,.0f} |"
         )
     reasons = {f"{s.reader}: {s.status}" for s in results.fidelity if s.status.startswith("unavailable (")}
-    lines += [f"\n{reason}" for reason in sorted(reasons)]
+    return [*lines, *(f"\n{reason}" for reason in sorted(reasons))]
 
-    lines += [
+
+def _speed_section(results: Results) -> list[str]:
+    r = results.remember
+    lines = [
         "",
         "## Speed",
         "",
@@ -88,8 +112,12 @@ def tables(results: Results) -> str:
         lines += ["| tier | pages | trained | rapidocr | trained is faster by |", "|---|---|---|---|---|", *ratios]
     else:
         lines.append("RapidOCR was not run: no ratio.")
+    return lines
 
-    lines += [
+
+def _storage_section(results: Results) -> list[str]:
+    st = results.storage
+    lines = [
         "",
         "## Storage",
         "",
@@ -101,12 +129,19 @@ def tables(results: Results) -> str:
             f"| {tier.name} | {tier.scale} | {_codec(results, index)} | {st[f'{tier.name}.kib_per_page']:.1f} "
             f"| {st[f'{tier.name}.bytes_per_char']:.2f} | {st[f'{tier.name}.bytes_per_token']:.2f} |"
         )
-    lines += [
+    return [
+        *lines,
         "",
         f"Archive for 1M text tokens of history (**written and measured**: {st['pages_1m']:,} pages of "
         f"{st['tokens_per_page']:,.0f} tokens, copies of the measured pages, in one session, each at the tier its "
         f"rank gives; records, indexes and search postings included): **{st['bytes_1m'] / 2**20:,.1f} MiB** "
         f"on disk, of which page images {st['image_bytes_1m'] / 2**20:,.1f} MiB.",
+    ]
+
+
+def _scale_section(results: Results) -> list[str]:
+    sc = results.scale
+    return [
         "",
         "## Scale",
         "",
@@ -122,13 +157,7 @@ def tables(results: Results) -> str:
         f"| {sc['search_p50_ms']:.1f} / {sc['search_p95_ms']:.1f} | {sc['rank_p50_ms']:.1f} / {sc['rank_p95_ms']:.1f} "
         f"| {sc['rss_mib']:.0f} ({sc['rss_before_mib']:.0f}) | {sc.get('rss_anon_mib', float('nan')):.0f} "
         f"| {sc['bytes_on_disk'] / 2**20:,.1f} |",
-        "",
-        "## Plots",
-        "",
-        *(f"![{name[:-4]}]({name})" for name in PLOTS),
-        "",
     ]
-    return "\n".join(lines)
 
 
 def plot_fidelity(results: Results, path: Path) -> None:
