@@ -27,7 +27,9 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +41,7 @@ from optical_memory.training.checkpoint import TorchReader, save_checkpoint
 from optical_memory.training.corpus import MIXES_FOR_TRAINING
 from optical_memory.training.evaluate import HELDOUT_SEED, IDENTIFIER_MIX, figures, sample, score, top_confusions
 from optical_memory.training.export import export_onnx
-from optical_memory.training.generate import LOSSLESS_TIERS, configured_tiers, row_samples
+from optical_memory.training.generate import LOSSLESS_TIERS, Page, TierImage, configured_tiers, row_samples
 from optical_memory.training.model import CellReader, ReaderConfig, ink
 
 # -----------------------------------------------------------------------------------------------
@@ -93,11 +95,43 @@ def produce(job: tuple[int, float, float, float, str]) -> tuple[np.ndarray, np.n
     return np.concatenate([s for s, _, _ in keep]), np.concatenate([y for _, y, _ in keep])
 
 
-def main() -> None:
-    args = parser.parse_args()
-    command = "python -m optical_memory.training.train " + shlex.join(sys.argv[1:])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+class RowBuffer:
+    """Labelled row strips on the device, a ring buffer that worker processes keep filling with new pages."""
+
+    def __init__(self, stream: Any, size: int, cfg: ReaderConfig, device: torch.device) -> None:
+        width = cfg.columns * cfg.cell_width
+        self.stream, self.size, self.device = stream, size, device
+        self.strips = torch.empty((size, cfg.cell_height, width), dtype=torch.uint8, device=device)
+        self.labels = torch.empty((size, cfg.columns), dtype=torch.long, device=device)
+        self.filled, self.cursor, self.pages_seen = 0, 0, 0
+
+    def take(self, block: int, wait: bool = True) -> None:
+        """Move up to `block` finished pages' rows from the workers into the buffer."""
+        for _ in range(block):
+            try:
+                strips, labels = self.stream.next(timeout=None if wait else 0.0)
+            except mp.TimeoutError:
+                return  # nothing ready: train on what the buffer holds
+            n = len(strips)
+            idx = ((torch.arange(n) + self.cursor) % self.size).to(self.device)
+            self.strips[idx] = torch.from_numpy(strips).to(self.device)
+            self.labels[idx] = torch.from_numpy(labels.astype(np.int64)).to(self.device)
+            self.cursor = (self.cursor + n) % self.size
+            self.filled = min(self.size, self.filled + n)
+            self.pages_seen += 1
+
+    def batch(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`rows` random rows: inked strips (B, 1, H, W) and their labels (B, C)."""
+        idx = torch.randint(0, self.filled, (rows,), device=self.device)
+        return ink(self.strips[idx]), self.labels[idx]
+
+
+# (label, pages) of each held-out set: configured chain, identifiers, the lossless chain of older archives
+HeldOut = list[tuple[str, list[tuple[Page, list[TierImage]]]]]
+
+
+def open_log(out: Path) -> Callable[[str], None]:
+    """A log function that prints each message and appends it to OUT/train.log."""
     log_file = (out / "train.log").open("a", encoding="utf-8")
 
     def log(message: str) -> None:
@@ -105,21 +139,11 @@ def main() -> None:
         log_file.write(message + "\n")
         log_file.flush()
 
-    torch.manual_seed(args.seed)
-    random.seed(args.seed)
-    device = torch.device(args.device)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    return log
 
-    # --- data: worker processes make pages; rows land in a ring buffer on the device -------------------
-    # Page seeds: seed * 1e6 + k, all below HELDOUT_SEED, so no training page is a held-out page.
-    pool = mp.get_context("spawn").Pool(args.workers)
-    jobs = (
-        (args.seed * 1_000_000 + k, args.hot_share, args.low_share, args.exact_share, args.mix)
-        for k in range(1_000_000)
-    )
-    stream = pool.imap_unordered(produce, jobs, chunksize=1)
-    cfg = ReaderConfig(
+
+def model_config(args: argparse.Namespace) -> ReaderConfig:
+    return ReaderConfig(
         d_embed=args.d_embed,
         n_blocks=args.n_blocks,
         context=args.context,
@@ -129,39 +153,34 @@ def main() -> None:
         attn_dim=args.attn_dim,
         kernel=args.kernel,
     )
-    width = cfg.columns * cfg.cell_width
-    strips_buf = torch.empty((args.buffer, cfg.cell_height, width), dtype=torch.uint8, device=device)
-    labels_buf = torch.empty((args.buffer, cfg.columns), dtype=torch.long, device=device)
-    filled, cursor, pages_seen = 0, 0, 0
 
-    def take(block: int, wait: bool = True) -> None:
-        """Move up to `block` finished pages' rows from the workers into the buffer."""
-        nonlocal filled, cursor, pages_seen
-        for _ in range(block):
-            try:
-                strips, labels = stream.next(timeout=None if wait else 0.0)  # type: ignore[call-arg]
-            except mp.TimeoutError:
-                return  # nothing ready: train on what the buffer holds
-            n = len(strips)
-            idx = ((torch.arange(n) + cursor) % args.buffer).to(device)
-            strips_buf[idx] = torch.from_numpy(strips).to(device)
-            labels_buf[idx] = torch.from_numpy(labels.astype(np.int64)).to(device)
-            cursor = (cursor + n) % args.buffer
-            filled = min(args.buffer, filled + n)
-            pages_seen += 1
 
-    log(f"{command}\nfilling buffer with {args.workers} workers ...")
-    while filled < min(args.buffer, 20 * args.batch):
-        take(1)
-    heldout = sample(args.eval_pages, EVAL_TIERS)
-    heldout_ids = sample(args.eval_pages, configured_tiers(), HELDOUT_SEED + 3000, mix=IDENTIFIER_MIX)
-    heldout_old = sample(args.eval_pages, LOSSLESS_TIERS, HELDOUT_SEED + 2000)
+def start_workers(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Worker processes that make pages: (pool, stream of (strips, labels) per page, in no fixed order)."""
+    # Page seeds: seed * 1e6 + k, all below HELDOUT_SEED, so no training page is a held-out page.
+    pool = mp.get_context("spawn").Pool(args.workers)
+    jobs = (
+        (args.seed * 1_000_000 + k, args.hot_share, args.low_share, args.exact_share, args.mix)
+        for k in range(1_000_000)
+    )
+    return pool, pool.imap_unordered(produce, jobs, chunksize=1)
 
-    # --- model and optimiser --------------------------------------------------------------------
+
+def held_out_pages(eval_pages: int) -> HeldOut:
+    return [
+        ("config", sample(eval_pages, EVAL_TIERS)),
+        ("ids", sample(eval_pages, configured_tiers(), HELDOUT_SEED + 3000, mix=IDENTIFIER_MIX)),
+        ("lossless", sample(eval_pages, LOSSLESS_TIERS, HELDOUT_SEED + 2000)),
+    ]
+
+
+def build_model(
+    cfg: ReaderConfig, args: argparse.Namespace, device: torch.device
+) -> tuple[CellReader, torch.optim.Optimizer]:
+    """The model (from --init if given) and AdamW, with no weight decay on biases and norms."""
     model = CellReader(cfg).to(device)
     if args.init:
         model.load_state_dict(torch.load(args.init, map_location=device, weights_only=True)["state_dict"])
-    log(f"model: {cfg} -> {model.n_params():,} parameters")
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
     optimizer = torch.optim.AdamW(
@@ -169,35 +188,48 @@ def main() -> None:
         lr=args.lr,
         betas=(0.9, 0.98),
     )
+    return model, optimizer
 
-    def lr_at(progress: float) -> float:
-        """Linear warm-up over the first 3 % of the time, then cosine to 2 % of the peak."""
-        if progress < 0.03:
-            return args.lr * progress / 0.03
-        p = min(1.0, (progress - 0.03) / 0.97)
-        return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
-    def check() -> str:
-        model.eval()
-        reader = TorchReader(model)
-        parts = []
-        for label, pages in (("config", heldout), ("ids", heldout_ids), ("lossless", heldout_old)):
-            scores = score(reader, pages)
-            parts.append(label + " " + " ".join(f"{s.tier.name} {100 * s.cer:.3f}%" for s in scores))
-        model.train()
-        return " | ".join(parts)
+def lr_at(progress: float, peak: float) -> float:
+    """Linear warm-up over the first 3 % of the time, then cosine to 2 % of the peak."""
+    if progress < 0.03:
+        return peak * progress / 0.03
+    p = min(1.0, (progress - 0.03) / 0.97)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
-    # --- training loop --------------------------------------------------------------------------
+
+def check(model: CellReader, heldout: HeldOut) -> str:
+    """CER per tier on each held-out set, as one log line."""
+    model.eval()
+    reader = TorchReader(model)
+    parts = []
+    for label, pages in heldout:
+        scores = score(reader, pages)
+        parts.append(label + " " + " ".join(f"{s.tier.name} {100 * s.cer:.3f}%" for s in scores))
+    model.train()
+    return " | ".join(parts)
+
+
+def train(
+    model: CellReader,
+    optimizer: torch.optim.Optimizer,
+    rows: RowBuffer,
+    heldout: HeldOut,
+    args: argparse.Namespace,
+    log: Callable[[str], None],
+    command: str,
+) -> tuple[int, float]:
+    """The loop, for --minutes of wall time; a checkpoint every 2,000 steps. Returns (steps, start time)."""
+    out = Path(args.out)
     start = time.time()
     budget = args.minutes * 60
     step, last_log, seen_rows = 0, start, 0
     model.train()
     while (elapsed := time.time() - start) < budget:
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(elapsed / budget)
-        idx = torch.randint(0, filled, (args.batch,), device=device)
-        x = ink(strips_buf[idx])  # (B, 1, H, W)
-        y = labels_buf[idx]  # (B, C)
+            group["lr"] = lr_at(elapsed / budget, args.lr)
+        x, y = rows.batch(args.batch)
         _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]
@@ -206,25 +238,31 @@ def main() -> None:
         step += 1
         seen_rows += args.batch
         if step % 10 == 0:
-            take(64, wait=False)  # whatever pages are ready; the workers never wait on the trainer for long
+            rows.take(64, wait=False)  # whatever pages are ready; the workers never wait on the trainer for long
         if step % 2000 == 0:
             save_checkpoint(out / "ckpt.pt", model, seed=args.seed, step=step, command=command, minutes=args.minutes)
         if time.time() - last_log > 60 or step == 1:
             last_log = time.time()
             log(
-                f"step {step} {elapsed:6.0f}s loss {loss.item():.4f} lr {lr_at(elapsed / budget):.2e} "
-                f"pages {pages_seen} rows/s {seen_rows / max(1, elapsed):.0f} | {check()}"
+                f"step {step} {elapsed:6.0f}s loss {loss.item():.4f} lr {lr_at(elapsed / budget, args.lr):.2e} "
+                f"pages {rows.pages_seen} rows/s {seen_rows / max(1, elapsed):.0f} | {check(model, heldout)}"
             )
-    pool.terminate()
+    return step, start
 
-    # --- checkpoint, export, evaluation of the exported file -----------------------------------------
-    log(f"done: {step} steps, {pages_seen} pages, {time.time() - start:.0f}s | {check()}")
+
+def finish(
+    model: CellReader, heldout: HeldOut, args: argparse.Namespace, log: Callable[[str], None], command: str, step: int
+) -> None:
+    """Checkpoint, ONNX export, and the exported file's figures on the held-out pages (in its metadata too)."""
+    out = Path(args.out)
     model.eval()
     save_checkpoint(out / "ckpt.pt", model, seed=args.seed, step=step, command=command, minutes=args.minutes)
     meta = {"seed": args.seed, "step": step, "command": command, "minutes": args.minutes}
     export_onnx(model, out / "reader.onnx", meta)
     evaluation: dict[str, object] = {"pages": args.eval_pages}
-    for label, pages in (("config", heldout), ("identifiers", heldout_ids), ("lossless", heldout_old)):
+    names = {"ids": "identifiers"}  # check() logs the identifier set as ids; the figures name it in full
+    for label, pages in heldout:
+        label = names.get(label, label)
         scores = score(TrainedReader(out / "reader.onnx"), pages)
         log(label)
         for s in scores:
@@ -233,6 +271,35 @@ def main() -> None:
     meta["evaluation_during_training"] = evaluation
     export_onnx(model, out / "reader.onnx", meta)
     (out / "figures.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    args = parser.parse_args()
+    command = "python -m optical_memory.training.train " + shlex.join(sys.argv[1:])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open_log(out)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+    pool, stream = start_workers(args)
+    cfg = model_config(args)
+    rows = RowBuffer(stream, args.buffer, cfg, device)
+    log(f"{command}\nfilling buffer with {args.workers} workers ...")
+    while rows.filled < min(args.buffer, 20 * args.batch):
+        rows.take(1)
+    heldout = held_out_pages(args.eval_pages)
+
+    model, optimizer = build_model(cfg, args, device)
+    log(f"model: {cfg} -> {model.n_params():,} parameters")
+    step, start = train(model, optimizer, rows, heldout, args, log, command)
+    pool.terminate()
+
+    log(f"done: {step} steps, {rows.pages_seen} pages, {time.time() - start:.0f}s | {check(model, heldout)}")
+    finish(model, heldout, args, log, command, step)
 
 
 if __name__ == "__main__":
