@@ -1,11 +1,11 @@
 """The trained reader, tier by tier: accuracy, speed and compression on held-out pages.
 
-    python bench/bench_reader.py                      # config/default.toml's tiers, realistic mix
-    python bench/bench_reader.py --chain lossless     # the 8-bit lossless chain of older archives
-    python bench/bench_reader.py --mix stress         # random runs over the whole alphabet too
-    python bench/bench_reader.py --mix identifiers    # keys, hex, UUIDs, paths, accented names
-    python bench/bench_reader.py --scan 0.25,0.23,0.22,0.21,0.2   # how small can the coldest tier be
-    python bench/bench_reader.py --rapidocr           # RapidOCR on the same full-page rows, for the ratio
+    python -m bench.bench_reader                      # config/default.toml's tiers, realistic mix
+    python -m bench.bench_reader --chain lossless     # the 8-bit lossless chain of older archives
+    python -m bench.bench_reader --mix stress         # random runs over the whole alphabet too
+    python -m bench.bench_reader --mix identifiers    # keys, hex, UUIDs, paths, accented names
+    python -m bench.bench_reader --scan 0.25,0.23,0.22,0.21,0.2   # how small can the coldest tier be
+    python -m bench.bench_reader --rapidocr           # RapidOCR on the same full-page rows, for the ratio
 
 Per tier: px per character (stored pixels per cell), CER (cells read wrong / text cells), logical
 lines read exactly, read_rows over all rows of a full page (ms, p50/p95, onnxruntime on `--threads`

@@ -1,8 +1,8 @@
 """Verified reading, tier by tier: how many lines come back exact and verified, and what it costs.
 
-    python bench/bench_verify.py                                  # both mixes, 12 pages each, default tiers
-    python bench/bench_verify.py --pages 200 --workers 16 --pin   # many pages in parallel; timed on 2 cores
-    python bench/bench_verify.py --model runs/reader/reader.onnx  # another reader (exported with top-k)
+    python -m bench.bench_verify                                  # both mixes, 12 pages each, default tiers
+    python -m bench.bench_verify --pages 200 --workers 16 --pin   # many pages in parallel; timed on 2 cores
+    python -m bench.bench_verify --model runs/reader/reader.onnx  # another reader (exported with top-k)
 
 Pages are made as `Memory.remember` makes them (`pages.plan_entry`, `render`, the check codes of
 `checkcode`), stored at the hot tier and faded with `tiers.demote` through the default tiers, then

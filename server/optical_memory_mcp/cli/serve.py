@@ -14,9 +14,13 @@ from optical_memory.config import load_config
 __all__ = ["run_serve", "run_web"]
 
 
-def run_serve(args: argparse.Namespace) -> None:
+def _log_to_stderr() -> None:
     # The protocol owns stdout: everything else, the SDK's logging included, goes to stderr.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    _log_to_stderr()
     config = load_config(args.config, args.archive)
     try:
         if args.http:
@@ -51,7 +55,7 @@ def _exit_at_once(code: int) -> NoReturn:
 
 
 def run_web(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _log_to_stderr()
     from optical_memory_mcp.web.serve import serve_web
 
     serve_web(load_config(args.config, args.archive), args.host, args.port, args.open)
