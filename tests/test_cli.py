@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from optical_memory.archive import ArchiveTxn
+from optical_memory.checkcode import CODE_BYTES
 from optical_memory.config import Config
 from optical_memory.memory import Memory
 from optical_memory_mcp.cli import build_parser, main
@@ -241,3 +243,27 @@ def test_serve_reports_an_unusable_archive_and_exits_2(tmp_path: Path, config_fi
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("optical-memory: error: ") and str(blocker / "archive") in done.stderr
+
+
+def test_a_line_that_does_not_verify_is_marked_for_the_person_reading(run: Run, config: Config) -> None:
+    """The JSON says verified false; stderr says it in words and marks the doubtful characters."""
+    run("remember", "--session", "cli", "first line\nsecond line")
+    memory = Memory(config)
+    try:  # a check code that no reading can match: what a misread frost line looks like to the reader
+
+        def tamper(tx: ArchiveTxn) -> None:
+            record = tx.page("p1")
+            assert record is not None and record.codes is not None
+            record.codes = record.codes[:CODE_BYTES] + bytes(CODE_BYTES)
+            tx.put_page(record)
+
+        memory.archive.write(tamper)
+    finally:
+        memory.close()
+    code, read, err = run("read", "p1")
+    assert code == 0
+    assert [line["verified"] for line in read["lines"]] == [True, False]
+    assert "p1 line 2 is NOT verified" in err and "p1 line 1" not in err
+    code, found, err = run("search", "second")
+    assert code == 0 and "p1 line 2 is NOT verified" in err
+    assert found["hits"][0]["lines"][-1]["verified"] is False

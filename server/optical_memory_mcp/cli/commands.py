@@ -6,12 +6,13 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from optical_memory.errors import InvalidArgument, OpticalMemoryError
 from optical_memory.memory import Memory
+from optical_memory.results import Line
 from optical_memory_mcp.cli.parser import PROG
 
 __all__ = ["COMMANDS", "print_json", "run_capture", "run_install"]
@@ -93,12 +94,33 @@ def _view(memory: Memory, args: argparse.Namespace) -> Any:
     }
 
 
+def warn_unverified(page_id: str, lines: Sequence[Line]) -> None:
+    """One line on stderr for each line read that did not verify, marking its doubtful characters.
+
+    The JSON on stdout says the same (`verified`, `uncertain`); this is for the person at the terminal.
+    """
+    for line in lines:
+        if line.verified is False:
+            marks = "".join("^" if i in line.uncertain else " " for i in range(len(line.text) + 1)).rstrip()
+            where = ", ".join(str(i) for i in line.uncertain) or "unknown"
+            print(
+                f"{PROG}: ? {page_id} line {line.number} is NOT verified (doubtful characters at {where}); "
+                f"it may not be what was remembered:\n    {line.text}\n    {marks}",
+                file=sys.stderr,
+            )
+
+
 def _read(memory: Memory, args: argparse.Namespace) -> Any:
-    return memory.read_lines(args.page_id, start=args.start, end=args.end)
+    read = memory.read_lines(args.page_id, start=args.start, end=args.end)
+    warn_unverified(read.page_id, read.lines)
+    return read
 
 
 def _search(memory: Memory, args: argparse.Namespace) -> Any:
-    return memory.search(args.query, session=args.session, limit=args.limit, context=args.context)
+    found = memory.search(args.query, session=args.session, limit=args.limit, context=args.context)
+    for hit in found.hits:
+        warn_unverified(hit.page_id, hit.lines)
+    return found
 
 
 def _sessions(memory: Memory, args: argparse.Namespace) -> Any:
