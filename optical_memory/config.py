@@ -12,7 +12,6 @@ This is the only module that reads the environment. Variables:
 * ``OPTICAL_MEMORY_ARCHIVE_URL`` a PostgreSQL archive, ``postgresql://...`` (also ``--archive-url URL``);
   the most specific setting wins: ``--archive``, then this, then ``OPTICAL_MEMORY_ARCHIVE``, then the file
 * ``OPTICAL_MEMORY_READER``  reader name (``trained``, ``rapidocr``, ``template``, ...)
-* ``OPTICAL_MEMORY_TOKEN``   bearer token of the HTTP transport (else one is generated into the archive)
 * the variable named by ``[reader.options] api_key_env``, if any: its value becomes the reader's
   ``api_key`` option (the endpoint reader's key stays out of the config file)
 
@@ -68,7 +67,6 @@ class Config:
     reader_options: Mapping[str, Any]
     tiers: tuple[Tier, ...]
     recall_reconsolidates: bool
-    http_token: str | None = None  # from the environment only, never from a file
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -265,7 +263,6 @@ def load_config(
         reader_options=_reader_options(tables.reader.options, env),
         tiers=tiers,
         recall_reconsolidates=tables.recall.reconsolidate,
-        http_token=env.get(ENV_PREFIX + "TOKEN") or None,
     )
 
 

@@ -275,8 +275,7 @@ def test_the_fading_figures_are_counted_off_the_request(memory: Memory) -> None:
 def test_serve_http_has_the_page_beside_mcp(memory: Memory) -> None:
     from optical_memory_mcp.http import http_app
 
-    config = replace(memory.config, http_token=TOKEN)
-    with running(http_app(config, memory)) as url:
+    with running(http_app(memory.config, memory, token=TOKEN)) as url:
         assert httpx2.get(url + "/mcp").status_code == 401
         assert httpx2.get(url + "/").status_code == 401
         page = httpx2.get(url + "/", headers={"Authorization": f"Bearer {TOKEN}"})

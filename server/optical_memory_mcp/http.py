@@ -28,7 +28,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +79,14 @@ def _read_token_file(path: Path) -> str:
         return file.read().strip()
 
 
-def token_for(config: Config) -> str:
-    """The bearer token: from the config (OPTICAL_MEMORY_TOKEN), else the archive's token file, made once."""
-    if config.http_token:
-        return _checked_token(config.http_token, "OPTICAL_MEMORY_TOKEN")
+def token_for(config: Config, environ: Mapping[str, str] | None = None) -> str:
+    """The bearer token: OPTICAL_MEMORY_TOKEN, else the archive's token file, made once.
+
+    The token is the HTTP transport's own setting, so the adapter reads it, not the library's config.
+    """
+    given = (os.environ if environ is None else environ).get("OPTICAL_MEMORY_TOKEN")
+    if given:
+        return _checked_token(given, "OPTICAL_MEMORY_TOKEN")
     path = Path(config.archive.path) / TOKEN_FILE
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
@@ -173,7 +177,12 @@ def timed_protocol(request_timeout_s: float) -> type[H11Protocol]:
 
 
 def http_app(
-    config: Config, memory: Memory | None = None, host: str = "127.0.0.1", *, session_idle_s: float = 1800.0
+    config: Config,
+    memory: Memory | None = None,
+    host: str = "127.0.0.1",
+    *,
+    session_idle_s: float = 1800.0,
+    token: str | None = None,
 ) -> ASGIApp:
     """The guarded ASGI app: MCP at /mcp behind bearer auth, local origins only.
 
@@ -181,7 +190,8 @@ def http_app(
     given (the caller closes it), else opens one on `config`. Other routes (the web page) can be
     mounted on the returned app's inner Starlette app after /mcp.
     """
-    token = token_for(config)  # before anything else: a refused token stops the start with its reason
+    # before anything else: a refused token stops the start with its reason
+    token = _checked_token(token, "the caller") if token is not None else token_for(config)
     server = build_server(config, memory)
     hosts = [f"{h}:*" for h in LOCAL_HOSTS] + list(LOCAL_HOSTS)
     if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
