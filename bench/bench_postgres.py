@@ -9,7 +9,8 @@ spans `remember` returned), and `check()` must pass. Then one process times `rea
 through the reader), `search` and `list_pages` (20 pages), p50 and p95 of `--samples` calls each,
 the two backends' calls interleaved so both meet the same load on a shared machine.
 Without `--url`, a PostgreSQL cluster is started in a temporary folder (Debian's `postgresql`
-package, as the tests do: tests/pg.py) and removed after; fsync is off there, as in the tests.
+package, as the tests do: `optical_memory.postgres.local_server`) and removed after; fsync is off there,
+as in the tests.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def main() -> None:
         if args.url:
             run(args.url, args, Path(tmp))
             return
-        from tests.pg import local_server
+        from optical_memory.postgres.local_server import local_server
 
         with local_server() as url:
             run(url, args, Path(tmp))

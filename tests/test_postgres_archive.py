@@ -249,9 +249,8 @@ def test_separate_schemas_are_separate_archives(named_schema_url: Callable[[str]
 
 def test_missing_postgres_binaries_fail_with_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """CI installs them; a machine without them gets told how, never a silent skip."""
-    import sys
+    from optical_memory.postgres import local_server as pg
 
-    pg = sys.modules["tests.pg"]  # the fixture plugin (imported by pytest, so its asserts are rewritten)
     monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
     monkeypatch.setattr(pg.shutil, "which", lambda name: None)
     with pytest.raises(pg.ServerMissing, match="apt-get install -y postgresql"):
