@@ -43,19 +43,22 @@ import contextlib
 import errno
 import logging
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import lmdb
 
+from optical_memory.archive_check import archive_problems
+from optical_memory.archive_errors import file_error, open_error, write_error
 from optical_memory.archive_files import OpenLock, check_data_file, disk_free, read_only_reason
+from optical_memory.archive_txn import MAX_PAGE_DIGITS, ArchiveTxn, page_number, u32, u64
 from optical_memory.errors import ArchiveBusy, ArchiveDamaged, ArchiveError, ArchiveFull, ArchiveReadOnly
-from optical_memory.records import PageRecord, SessionRecord, image_digest
+from optical_memory.shared_lock import SharedExclusiveLock
 
-__all__ = ["Archive", "ArchiveTxn"]
+# ArchiveTxn and the key helpers live in `archive_txn`; importing them from here keeps working.
+__all__ = ["MAX_PAGE_DIGITS", "Archive", "ArchiveTxn", "page_number", "u32", "u64"]
 
 log = logging.getLogger(__name__)
 
@@ -77,188 +80,6 @@ _DUPSORT = frozenset({"postings"})
 _MIB = 1 << 20
 
 
-def u64(n: int) -> bytes:
-    return n.to_bytes(8, "big")
-
-
-def u32(n: int) -> bytes:
-    return n.to_bytes(4, "big")
-
-
-def _session_key(name: str) -> bytes:
-    return name.encode("utf-8", "surrogatepass")
-
-
-MAX_PAGE_DIGITS = 18  # page numbers are u64 keys; 18 digits stay well inside
-
-
-def page_number(page_id: object) -> int | None:
-    """The number in a page id ("p17" -> 17), or None if it is not a page id.
-
-    Only ASCII digits count ("p²" is no page id, though "²".isdigit()), and at most 18 of them.
-    """
-    if not isinstance(page_id, str) or not 1 < len(page_id) <= MAX_PAGE_DIGITS + 1 or page_id[0] != "p":
-        return None
-    digits = page_id[1:]
-    if digits.isascii() and digits.isdigit() and digits[0] != "0":
-        return int(digits)
-    return None
-
-
-class _SharedExclusiveLock:
-    """Many transactions at once, or one map resize alone."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active = 0
-        self._exclusive = False
-
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive or self._active:
-                self._cond.wait()
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
-
-
-class ArchiveTxn:
-    """Typed access to the sub-databases inside one transaction."""
-
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
-        self.txn = txn
-        self._dbs = dbs
-
-    def db(self, name: str) -> Any:
-        """A sub-database handle, for modules that own a layout of their own (search)."""
-        return self._dbs[name]
-
-    # meta -------------------------------------------------------------------------------------
-    def next_page_id(self) -> tuple[str, int]:
-        """Allocate the next page number (write transactions only)."""
-        raw = self.txn.get(b"next_page", db=self._dbs["meta"])
-        number = int.from_bytes(raw, "big") if raw else 1
-        self.txn.put(b"next_page", u64(number + 1), db=self._dbs["meta"])
-        return f"p{number}", number
-
-    def next_session_id(self) -> int:
-        raw = self.txn.get(b"next_sid", db=self._dbs["meta"])
-        sid = int.from_bytes(raw, "big") if raw else 1
-        self.txn.put(b"next_sid", u32(sid + 1), db=self._dbs["meta"])
-        return sid
-
-    def archive_key(self) -> bytes:
-        """This archive's secret (made when the archive was created; see the module docstring)."""
-        raw = self.txn.get(b"key", db=self._dbs["meta"])
-        if raw is None:
-            raise ArchiveError("the archive has no key yet: it was opened read-only before its first write")
-        return bytes(raw)
-
-    # pages and images -------------------------------------------------------------------------
-    def page(self, page_id: str) -> PageRecord | None:
-        if page_number(page_id) is None:
-            return None
-        raw = self.txn.get(page_id.encode("ascii"), db=self._dbs["pages"])
-        return None if raw is None else PageRecord.from_bytes(bytes(raw))
-
-    def pages(self) -> Iterator[PageRecord]:
-        """Every page record, in key order (not page order)."""
-        with self.txn.cursor(db=self._dbs["pages"]) as cursor:
-            for value in cursor.iternext(keys=False):
-                yield PageRecord.from_bytes(bytes(value))
-
-    def put_page(self, record: PageRecord) -> None:
-        self.txn.put(record.id.encode("ascii"), record.to_bytes(), db=self._dbs["pages"])
-
-    def image(self, page_id: str) -> bytes | None:
-        if page_number(page_id) is None:
-            return None
-        raw = self.txn.get(page_id.encode("ascii"), db=self._dbs["images"])
-        return None if raw is None else bytes(raw)
-
-    def put_image(self, page_id: str, data: bytes) -> None:
-        self.txn.put(page_id.encode("ascii"), data, db=self._dbs["images"])
-
-    def add_page_to_indexes(self, sid: int, number: int, page_id: str) -> None:
-        self.txn.put(u32(sid) + u64(number), page_id.encode("ascii"), db=self._dbs["session_pages"])
-        self.txn.put(u64(number), page_id.encode("ascii"), db=self._dbs["order"])
-
-    def delete_page(self, sid: int, number: int, page_id: str) -> None:
-        """Remove a page's record, image and order entries (its postings are the search module's)."""
-        key = page_id.encode("ascii")
-        self.txn.delete(key, db=self._dbs["pages"])
-        self.txn.delete(key, db=self._dbs["images"])
-        self.txn.delete(u32(sid) + u64(number), db=self._dbs["session_pages"])
-        self.txn.delete(u64(number), db=self._dbs["order"])
-
-    def delete_session(self, name: str) -> None:
-        self.txn.delete(_session_key(name), db=self._dbs["sessions"])
-
-    # sessions ---------------------------------------------------------------------------------
-    def session(self, name: str) -> SessionRecord | None:
-        raw = self.txn.get(_session_key(name), db=self._dbs["sessions"])
-        return None if raw is None else SessionRecord.from_bytes(bytes(raw))
-
-    def put_session(self, name: str, record: SessionRecord) -> None:
-        self.txn.put(_session_key(name), record.to_bytes(), db=self._dbs["sessions"])
-
-    def sessions(self) -> Iterator[tuple[str, SessionRecord]]:
-        with self.txn.cursor(db=self._dbs["sessions"]) as cursor:
-            for key, value in cursor:
-                yield bytes(key).decode("utf-8", "surrogatepass"), SessionRecord.from_bytes(bytes(value))
-
-    def neighbour_pages(self, sid: int, number: int) -> tuple[str | None, str | None]:
-        """The ids of the pages before and after page `number` in session `sid` (None at either end)."""
-        db = self._dbs["session_pages"]
-        prefix = u32(sid)
-        before = after = None
-        with self.txn.cursor(db=db) as cursor:
-            if cursor.set_range(prefix + u64(number + 1)) and bytes(cursor.key()).startswith(prefix):
-                after = bytes(cursor.value()).decode("ascii")
-            # the last key < this page's: one step back from the first key >= it (or the very last key)
-            valid = cursor.prev() if cursor.set_range(prefix + u64(number)) else cursor.last()
-            if valid and bytes(cursor.key()).startswith(prefix):
-                before = bytes(cursor.value()).decode("ascii")
-        return before, after
-
-    # ordered listings -------------------------------------------------------------------------
-    def page_ids_newest_first(self, sid: int | None = None, before: int | None = None) -> Iterator[tuple[int, str]]:
-        """(number, id) of pages newest first, of one session or all, with number < `before`."""
-        if sid is None:
-            db, prefix = self._dbs["order"], b""
-        else:
-            db, prefix = self._dbs["session_pages"], u32(sid)
-        upper = prefix + u64(before if before is not None else 1 << 63)
-        with self.txn.cursor(db=db) as cursor:
-            # position on the first key >= upper, then step back to the last key < upper
-            found = cursor.set_range(upper)
-            valid = cursor.prev() if found else cursor.last()
-            while valid:
-                key = bytes(cursor.key())
-                if not key.startswith(prefix):
-                    break
-                yield int.from_bytes(key[len(prefix) :], "big"), bytes(cursor.value()).decode("ascii")
-                valid = cursor.prev()
-
-
 class Archive:
     """An optical-memory archive folder (LMDB environment). Thread-safe; share one per process."""
 
@@ -272,7 +93,7 @@ class Archive:
         self.path = Path(path).expanduser()
         self.max_map_size = max_map_size_mib * _MIB
         self.busy_timeout_s = busy_timeout_s
-        self._lock = _SharedExclusiveLock()
+        self._lock = SharedExclusiveLock()
         self._map_size = map_size_mib * _MIB
         self._erase_epoch: bytes | None = None  # the last `erase_free_space` this process has seen
         self._create_folder()
@@ -283,7 +104,7 @@ class Archive:
         try:
             self.open_lock = OpenLock(self.path, writable=self.read_only_reason is None)
         except OSError as exc:
-            raise _file_error(self.path, "create its lock file", exc) from exc
+            raise file_error(self.path, "create its lock file", exc) from exc
         try:
             self.open_lock.shared(busy_timeout_s)  # held while open: compaction waits for every process
             if data.exists():
@@ -307,7 +128,7 @@ class Archive:
                 check_data_file(data)
                 return
             except OSError as exc:
-                raise _file_error(self.path, f"read {data}", exc) from exc
+                raise file_error(self.path, f"read {data}", exc) from exc
             except ArchiveDamaged:
                 # No meta page yet may mean another process is creating the archive this moment (LMDB
                 # writes its two meta pages just after creating the file); a process alone knows not.
@@ -348,7 +169,7 @@ class Archive:
             try:
                 return self._open_once(map_size)
             except lmdb.Error as exc:
-                known = _open_error(self.path, exc, self.read_only_reason)
+                known = open_error(self.path, exc, self.read_only_reason)
                 if known is not None:
                     raise known from exc
                 if time.monotonic() >= deadline:
@@ -472,7 +293,7 @@ class Archive:
         except lmdb.Error as exc:
             # ENOSPC and other I/O failures surface here, at a put or at commit: the transaction
             # was aborted, so the archive is exactly as it was before this write.
-            raise _write_error(self.path, exc) from exc
+            raise write_error(self.path, exc, disk_free(self.path)) from exc
 
     def _adopt_map_size(self) -> None:
         with self._lock.exclusive():
@@ -497,39 +318,9 @@ class Archive:
         """Check the archive's invariants; returns the problems found (empty when consistent).
 
         Every page has its image and the reverse; both order indexes list exactly the stored pages;
-        each session's open page exists and is the session's only unsealed page.
+        each session's open page exists and is the session's only unsealed page (`archive_check`).
         """
-
-        def run(tx: ArchiveTxn) -> list[str]:
-            problems: list[str] = []
-            pages = {record.id: record for record in tx.pages()}
-            images = {bytes(k).decode() for k in tx.txn.cursor(db=self._dbs["images"]).iternext(values=False)}
-            order = {bytes(v).decode() for v in tx.txn.cursor(db=self._dbs["order"]).iternext(keys=False)}
-            by_session = {bytes(v).decode() for v in tx.txn.cursor(db=self._dbs["session_pages"]).iternext(keys=False)}
-            problems += [f"page {p} has no image" for p in sorted(set(pages) - images)]
-            problems += [f"image {p} has no page record" for p in sorted(images - set(pages))]
-            problems += [f"order lists missing page {p}" for p in sorted(order - set(pages))]
-            problems += [f"page {p} missing from order" for p in sorted(set(pages) - order)]
-            problems += [f"session index lists missing page {p}" for p in sorted(by_session - set(pages))]
-            problems += [f"page {p} missing from its session index" for p in sorted(set(pages) - by_session)]
-            numbers = {r.number for r in pages.values()}
-            indexed = {
-                int.from_bytes(k, "big") for k in tx.txn.cursor(db=self._dbs["page_terms"]).iternext(values=False)
-            }
-            problems += [f"search terms of missing page p{n}" for n in sorted(indexed - numbers)]
-            raw_next = tx.txn.get(b"next_page", db=self._dbs["meta"])
-            next_page = int.from_bytes(raw_next, "big") if raw_next else 1
-            ahead = [p for p, r in pages.items() if r.number >= next_page]
-            problems += [f"page {p} is not below next_page {next_page}" for p in ahead]
-            problems += _image_problems(tx, pages)
-            for name, session in tx.sessions():
-                unsealed = sorted(p for p, r in pages.items() if r.session == name and not r.sealed)
-                expected = [session.open_page] if session.open_page else []
-                if unsealed != expected:
-                    problems.append(f"session {name!r}: open page {expected} but unsealed pages {unsealed}")
-            return problems
-
-        return self.read(run)
+        return self.read(archive_problems)
 
     def stat(self) -> dict[str, int]:
         """Counts and sizes: pages, sessions, bytes on disk."""
@@ -575,75 +366,9 @@ class Archive:
                 self.env, self._dbs = self._open(self._map_size)
 
 
-# open and write errors, said as what they are ----------------------------------------------------
-_DISK_LOW = 1 << 20  # below this many free bytes, an I/O error on write is the disk being full
-
-
-def _errno_of(exc: lmdb.Error) -> int | None:
-    text = str(exc)
-    for code in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
-        if os.strerror(code) in text:
-            return code
-    return None
-
-
-def _open_error(path: Path, exc: lmdb.Error, read_only: str | None) -> Exception | None:
-    """The error an open failure means, or None if it may pass (another process creating the archive)."""
-    code = _errno_of(exc)
-    damaged = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError, lmdb.PanicError)
-    if isinstance(exc, (*damaged, lmdb.PageNotFoundError)):
-        return ArchiveDamaged(
-            f"the archive at {path} is damaged ({exc}): restore it from a backup or an export, "
-            "or move the folder away to start a new archive"
-        )
-    if code == errno.ENOSPC:
-        return ArchiveFull(f"cannot open the archive at {path}: the disk is full ({exc})")
-    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or isinstance(exc, lmdb.ReadonlyError):
-        why = read_only or str(exc)
-        return ArchiveReadOnly(f"cannot open the archive at {path}: {why}; check its permissions")
-    return None
-
-
 class _Erased(Exception):
     """A write found that another process erased freed space since this one last wrote."""
 
     def __init__(self, epoch: bytes | None) -> None:
         super().__init__("erased")
         self.epoch = epoch
-
-
-def _file_error(path: Path, doing: str, exc: OSError) -> ArchiveError:
-    """An OS error while opening, said as what it means."""
-    if exc.errno == errno.ENOSPC:
-        return ArchiveFull(f"cannot open the archive at {path}: the disk is full ({exc.strerror})")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        why = f"cannot {doing} ({exc.strerror}); check its permissions"
-        return ArchiveReadOnly(f"cannot open the archive at {path}: {why}")
-    return ArchiveError(f"cannot open the archive at {path}: cannot {doing} ({exc.strerror})")
-
-
-def _write_error(path: Path, exc: lmdb.Error) -> ArchiveError:
-    """What a failed write means to the caller; in every case nothing was written."""
-    code = _errno_of(exc)
-    free = disk_free(path)
-    io_error = code == errno.EIO or isinstance(exc, lmdb.DiskError)
-    if code == errno.ENOSPC or (io_error and (free or 0) < _DISK_LOW):
-        shown = f" ({free:,} bytes free)" if free is not None else ""
-        return ArchiveFull(
-            f"the disk holding {path} is full{shown}; nothing was written: free some space and try again ({exc})"
-        )
-    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return ArchiveReadOnly(f"the archive at {path} cannot be written ({exc}); nothing was written")
-    return ArchiveError(f"the archive at {path} refused the write; nothing was written: {exc}")
-
-
-def _image_problems(tx: ArchiveTxn, pages: dict[str, PageRecord]) -> list[str]:
-    """Pages whose stored image does not match the checksum kept with it (pages written before checksums pass)."""
-    problems = []
-    for page_id, record in sorted(pages.items(), key=lambda item: item[1].number):
-        if record.image_sha is None:
-            continue
-        image = tx.image(page_id)
-        if image is not None and image_digest(image) != record.image_sha:
-            problems.append(f"page {page_id}'s image does not match its checksum: it is damaged")
-    return problems
