@@ -1,35 +1,25 @@
 """Search: locate lines by their terms (an index kept beside the pages), then transcribe them.
 
-The index holds no words: at `remember` time each line piece is cut into terms, each term becomes an
-8-byte keyed hash (blake2b under `checkcode.derive_key(archive_key, "terms")`), and the hash posts
-(page, line, session, count, terms on the line) into compact blocks, in the same transaction that
-stores the page. A search cuts and hashes the query the same way, ranks lines over those postings
-(BM25 times the share of the query's words a line holds), and the caller (`passages`) reads the
-winning lines and their context from the page images with the reader, so a hit shows exactly what
-memory still holds at the page's tier - fading included.
-
-Terms are cut for how agents search: words; identifiers whole and in parts (``snake_case`` ->
-``snake_case``, ``snake``, ``case``; ``camelCase`` -> ``camelcase``, ``camel``, ``case``); dotted
-names and paths whole, by component and by file or host (``os.path.join``; ``src/app/main.py:88`` ->
-also ``main.py``, ``main``; ``batch-scheduler:8080`` -> also ``batch-scheduler``, ``8080``); numbers,
-hex ids and error codes whole (``0x1f3a``, ``E1234``, ``HTTP-503``). Everything is lower-cased.
+The index holds no words: at `remember` time each line piece is cut into terms (`terms`), each term
+becomes an 8-byte keyed hash (`terms.TermHasher`), and the hash posts (page, line, session, count,
+terms on the line) into compact blocks, in the same transaction that stores the page. A search cuts
+and hashes the query the same way, ranks lines over those postings (BM25 times the share of the
+query's words a line holds), and the caller (`passages`) reads the winning lines and their context
+from the page images with the reader, so a hit shows exactly what memory still holds at the page's
+tier - fading included.
 
 The index's layout (keyed hashes in compact blocks of varint-coded postings; the page entries
-that forgetting unposts) is `postings`'s. Layout 1 (plain terms in the dupsort `postings` database,
-JSON term lists in `page_terms`) is moved into it by `upgrade_index`, which needs no page text: its
-postings hold everything, only hashed. What the index still reveals is in the README (Search).
+that forgetting unposts) is `postings`'s. Layout 1 (plain terms) is moved into it by
+`index_upgrade.upgrade_index`. What the index still reveals is in the README (Search).
+Term cutting, query limits and the upgrade are importable from here too, as before.
 
-    meta        b"index_lines", b"index_terms" -> u64 (BM25's average line length);
-                b"index_layout" -> b"2"
+    meta        b"index_lines", b"index_terms" -> u64 (BM25's average line length)
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,11 +27,9 @@ from itertools import islice
 from typing import Any
 
 from optical_memory.archive import ArchiveTxn, u64
-from optical_memory.checkcode import derive_key
-from optical_memory.errors import ArchiveError, InvalidArgument
+from optical_memory.index_upgrade import LAYOUT, LEGACY_DB, IndexNeedsUpgrade, has_index, upgrade_index
 from optical_memory.postings import (
     BLOCKS_DB,
-    HASH_BYTES,
     TERMS_DB,
     Posting,
     block_at,
@@ -52,28 +40,41 @@ from optical_memory.postings import (
     page_entry,
     parse_page_entry,
     post,
-    put_blocks,
     unpost,
+)
+from optical_memory.terms import (
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TERMS,
+    MAX_TERM,
+    TERMS_PURPOSE,
+    TermHasher,
+    query_terms,
+    query_words,
+    terms,
 )
 
 __all__ = [
+    "LAYOUT",
+    "LEGACY_DB",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_TERMS",
+    "MAX_TERM",
+    "TERMS_PURPOSE",
     "IndexNeedsUpgrade",
     "LineHit",
+    "TermHasher",
     "bump_index_counts",
     "index_lines",
     "query_terms",
+    "query_words",
     "rank",
     "terms",
     "unindex_page",
     "upgrade_index",
 ]
 
-LEGACY_DB = "postings"  # layout 1
-LAYOUT = b"2"
-TERMS_PURPOSE = "terms"
-MAX_TERM = 64  # longer runs (base64 blobs, minified code) are indexed by their first 64 characters
+_TermHasher = TermHasher  # the name it had here
+
 # Postings read per query: the rarest terms are read whole while they fit SCAN_BUDGET, and they
 # decide which lines are candidates; a commoner term (think "the" in a 100,000-page archive) is only
 # looked up on the MAX_LOOKUP best of those. If even the rarest term is over budget, its newest
@@ -81,82 +82,8 @@ MAX_TERM = 64  # longer runs (base64 blobs, minified code) are indexed by their 
 MAX_SCAN = 20_000
 SCAN_BUDGET = 10_000
 MAX_LOOKUP = 1_000
-# A query is a few words or identifiers; a pasted page would cost seconds and hundreds of MB.
-MAX_QUERY_CHARS = 1_000
-MAX_QUERY_TERMS = 48
-_COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")
-_STRONG, _WEAK = re.compile(r"[/\\:@#]"), re.compile(r"[.-]")  # paths, hosts, ports; then dotted, hyphenated
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _K1, _B = 1.2, 0.75  # the usual BM25 constants
 COVERAGE_POWER = 2  # coverage squared: a line missing a third of the query keeps under half its score
-
-
-def terms(text: str) -> list[str]:
-    """The search terms of a text, with repeats (a term's count is its frequency)."""
-    out: list[str] = []
-    for match in _COMPOUND.finditer(text):
-        whole = match.group(0)
-        variants = {whole}
-        for chunk in _STRONG.split(whole):  # "batch-scheduler:8080" -> "batch-scheduler", "8080"
-            variants.add(chunk)
-            for part in _WEAK.split(chunk):
-                variants.add(part)
-                pieces = [p for p in part.split("_") if p]
-                variants.update(pieces)
-                for piece in pieces:
-                    if re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]", piece):  # camelCase / HTTPServer
-                        variants.update(_CAMEL.findall(piece))
-        out.extend(v.lower()[:MAX_TERM] for v in variants if v)
-    return out
-
-
-def query_terms(query: object) -> list[str]:
-    """The distinct terms of a search query, or InvalidArgument saying what a valid query is."""
-    if not isinstance(query, str) or not query.strip():
-        raise InvalidArgument("query is empty; give words, identifiers, paths, numbers or error codes")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidArgument(
-            f"query is {len(query):,} characters; at most {MAX_QUERY_CHARS:,} are allowed: "
-            "search for the few words or identifiers that matter"
-        )
-    wanted = list(dict.fromkeys(terms(query)))
-    if not wanted:
-        raise InvalidArgument(f"query {query[:80]!r} has no searchable terms (letters, digits or identifiers)")
-    if len(wanted) > MAX_QUERY_TERMS:
-        raise InvalidArgument(
-            f"query has {len(wanted)} distinct terms (identifiers count whole and by part); at most "
-            f"{MAX_QUERY_TERMS} are allowed: search for fewer words"
-        )
-    return wanted
-
-
-def query_words(query: str) -> list[list[str]]:
-    """The query's words, each as its terms with the whole word first (``SendGrid``: sendgrid, send, grid)."""
-    words = []
-    for match in _COMPOUND.finditer(query):
-        whole = match.group(0).lower()[:MAX_TERM]
-        words.append([whole, *(t for t in dict.fromkeys(terms(match.group(0))) if t != whole)])
-    return words
-
-
-class IndexNeedsUpgrade(ArchiveError):
-    """The archive's index has layout 1; `upgrade_index` (in a write) moves it to layout 2."""
-
-
-# hashing and coding ---------------------------------------------------------------------------------
-
-
-class _TermHasher:
-    """Keyed 8-byte hashes of terms: the keyed state is made once and copied per term."""
-
-    def __init__(self, tx: ArchiveTxn) -> None:
-        key = derive_key(tx.archive_key(), TERMS_PURPOSE)
-        self._keyed = hashlib.blake2b(key=key, digest_size=HASH_BYTES, person=b"om-terms-v1")
-
-    def __call__(self, term: str) -> bytes:
-        h = self._keyed.copy()
-        h.update(term.encode("utf-8", "surrogatepass"))
-        return h.digest()
 
 
 # writing --------------------------------------------------------------------------------------------
@@ -173,7 +100,7 @@ def bump_index_counts(tx: ArchiveTxn, lines: int, terms: int) -> None:
 def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Sequence[str]) -> None:
     """Post the terms of lines `first_line`, `first_line + 1`, ... of a page (inside its write)."""
     upgrade_index(tx)
-    hashed = _TermHasher(tx)
+    hashed = TermHasher(tx)
     page_terms = tx.db(TERMS_DB)
     raw = tx.txn.get(u64(page), db=page_terms)
     lengths, known = parse_page_entry(bytes(raw)) if raw else ({}, [])
@@ -213,45 +140,6 @@ def unindex_page(tx: ArchiveTxn, page: int) -> None:
     bump_index_counts(tx, -len(lengths), -sum(lengths.values()))
 
 
-def upgrade_index(tx: ArchiveTxn) -> bool:
-    """Move a layout-1 index (plain terms) into layout 2 (keyed hashes, blocks); True if it did.
-
-    Runs inside a write transaction (the first index write after an upgrade of the code does it).
-    The old postings hold every (term, page, line, sid, count, length), so no page text is needed;
-    the plain-term database is emptied in the same transaction.
-    """
-    meta = tx.db("meta")
-    if tx.txn.get(b"index_layout", db=meta) == LAYOUT:
-        return False
-    hashed = _TermHasher(tx)
-    with tx.txn.cursor(db=tx.db(LEGACY_DB)) as cursor:
-        for key in list(cursor.iternext_nodup(keys=True, values=False)):
-            cursor.set_key(key)
-            df, first = cursor.count(), _legacy_posting(bytes(cursor.value()))[0]
-            found = (_legacy_posting(bytes(value)) for value in cursor.iternext_dup())  # in (page, line) order
-            put_blocks(tx, hashed(bytes(key).decode("utf-8", "surrogatepass")), first, found, df)
-    page_terms = tx.db(TERMS_DB)
-    for key, raw in list(tx.txn.cursor(db=page_terms)):
-        if bytes(raw[:1]) == b"{":
-            entry = json.loads(bytes(raw))
-            lengths = {int(line): int(n) for line, n in entry["lengths"].items()}
-            tx.txn.put(bytes(key), page_entry(lengths, [hashed(t) for t in entry["terms"]]), db=page_terms)
-    tx.txn.drop(tx.db(LEGACY_DB), delete=False)
-    tx.txn.put(b"index_layout", LAYOUT, db=meta)
-    return True
-
-
-def _legacy_posting(value: bytes) -> Posting:
-    """Layout 1's posting value: u64 page | u16 line | u32 sid | u16 count | u16 length."""
-    return (
-        int.from_bytes(value[:8], "big"),
-        int.from_bytes(value[8:10], "big"),
-        int.from_bytes(value[10:14], "big"),
-        int.from_bytes(value[14:16], "big"),
-        int.from_bytes(value[16:18], "big"),
-    )
-
-
 # ranking --------------------------------------------------------------------------------------------
 
 
@@ -261,24 +149,6 @@ class LineHit:
     line: int
     score: float
     terms: int = 0  # distinct query terms on the line
-
-
-def _has_index(tx: ArchiveTxn) -> bool:
-    """Whether there is a layout-2 index to read; ArchiveError for a layout-1 one not upgraded yet."""
-    try:
-        legacy = tx.txn.stat(tx.db(LEGACY_DB))["entries"]
-    except KeyError:  # opened read-only, and the database was never made
-        legacy = 0
-    if legacy and tx.txn.get(b"index_layout", db=tx.db("meta")) != LAYOUT:
-        raise IndexNeedsUpgrade(
-            "this archive's search index has layout 1 (plain terms): its next write upgrades it to keyed "
-            "hashes (open it writable once, e.g. `optical-memory serve` or any remember)"
-        )
-    try:
-        tx.db(BLOCKS_DB)
-    except KeyError:  # a read-only archive from before layout 2, with nothing indexed
-        return False
-    return True
 
 
 def _scores(
@@ -334,7 +204,7 @@ def rank(
     word of the query beats a short one with a single rare word, which plain BM25 (rewarding short
     lines) would put first.
     """
-    if not _has_index(tx):
+    if not has_index(tx):
         return []
     meta = tx.db("meta")
     raw_lines, raw_terms = tx.txn.get(b"index_lines", db=meta), tx.txn.get(b"index_terms", db=meta)
@@ -342,7 +212,7 @@ def rank(
     if not total_lines:
         return []
     average = (int.from_bytes(raw_terms, "big") if raw_terms else 0) / total_lines or 1.0
-    hashed = _TermHasher(tx)
+    hashed = TermHasher(tx)
     idf: dict[str, float] = {}
     found: dict[tuple[int, int], dict[str, int]] = {}  # (page, line) -> {term: count on that line}
     lengths: dict[tuple[int, int], int] = {}  # (page, line) -> terms on that line
