@@ -136,6 +136,20 @@ class PagePlan:
     pieces: list[str] = field(default_factory=list)  # the raw text of each line piece (never stored)
 
 
+def _add_piece(plan: PagePlan, piece: str, line_no: int, continued: bool, columns: int) -> int:
+    """Write one line piece as line `line_no` of `plan`, in as many rows as it needs; returns that count."""
+    cells = encode_piece(piece)
+    plan.pieces.append(piece)
+    chunks = [cells[i : i + columns] for i in range(0, len(cells), columns)] or [""]
+    for index, chunk in enumerate(chunks):
+        plan.rows.append(PlannedRow(line_no if index == 0 else -line_no, chunk))
+    if not plan.first_line:
+        plan.first_line = line_no
+        plan.continued = continued
+    plan.last_line = line_no
+    return len(chunks)
+
+
 def plan_entry(
     lines: Sequence[str],
     header: Callable[[bool], str],
@@ -176,17 +190,8 @@ def plan_entry(
                 plan = start_page(True)
                 rows_used, line_no = 1, 0
                 continue
-            cells = encode_piece(raw[:take])
-            plan.pieces.append(raw[:take])
             line_no += 1
-            pieces = [cells[i : i + fmt.columns] for i in range(0, len(cells), fmt.columns)] or [""]
-            for index, piece in enumerate(pieces):
-                plan.rows.append(PlannedRow(line_no if index == 0 else -line_no, piece))
-            rows_used += len(pieces)
-            if not plan.first_line:
-                plan.first_line = line_no
-                plan.continued = continued
-            plan.last_line = line_no
+            rows_used += _add_piece(plan, raw[:take], line_no, continued, fmt.columns)
             raw = raw[take:]
             if not raw:
                 break
