@@ -40,7 +40,6 @@ transaction of this process is open (a readers-writer lock).
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import time
@@ -51,8 +50,9 @@ from typing import Any, TypeVar
 import lmdb
 
 from optical_memory.archive_check import archive_problems
-from optical_memory.archive_errors import file_error, open_error, write_error
+from optical_memory.archive_errors import file_error, write_error
 from optical_memory.archive_files import OpenLock, check_data_file, disk_free, read_only_reason
+from optical_memory.archive_open import create_folder, open_environment
 from optical_memory.archive_txn import MAX_PAGE_DIGITS, ArchiveTxn, page_number, u32, u64
 from optical_memory.errors import ArchiveBusy, ArchiveDamaged, ArchiveError, ArchiveFull, ArchiveReadOnly
 from optical_memory.shared_lock import SharedExclusiveLock
@@ -96,7 +96,7 @@ class Archive:
         self._lock = SharedExclusiveLock()
         self._map_size = map_size_mib * _MIB
         self._erase_epoch: bytes | None = None  # the last `erase_free_space` this process has seen
-        self._create_folder()
+        create_folder(self.path)
         data = self.path / "data.mdb"
         self.read_only_reason = read_only_reason(self.path)
         if self.read_only_reason is not None and not data.exists():
@@ -148,61 +148,8 @@ class Archive:
         """Whether this archive can only be read (`read_only_reason` says why)."""
         return self.read_only_reason is not None
 
-    def _create_folder(self) -> None:
-        try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except FileExistsError as exc:
-            raise ArchiveError(f"{self.path} exists and is not a folder; an archive is a folder") from exc
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise ArchiveFull(f"cannot create the archive at {self.path}: the disk is full") from exc
-            raise ArchiveReadOnly(f"cannot create the archive folder {self.path}: {exc.strerror}") from exc
-        with contextlib.suppress(OSError):  # a folder made by someone else keeps its mode
-            self.path.chmod(0o700)
-
     def _open(self, map_size: int) -> tuple[lmdb.Environment, dict[str, Any]]:
-        """Open the environment and its databases; errors say at once what is wrong, and only a
-        transient failure (another process creating or closing the archive) is retried."""
-        deadline = time.monotonic() + self.busy_timeout_s
-        delay = 0.01
-        while True:
-            try:
-                return self._open_once(map_size)
-            except lmdb.Error as exc:
-                known = open_error(self.path, exc, self.read_only_reason)
-                if known is not None:
-                    raise known from exc
-                if time.monotonic() >= deadline:
-                    raise ArchiveBusy(f"could not open the archive at {self.path}: {exc}") from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
-
-    def _open_once(self, map_size: int) -> tuple[lmdb.Environment, dict[str, Any]]:
-        if self.read_only:
-            # No lock file we may write: no other process can write either, so reading unlocked is safe.
-            lockable = os.access(self.path / "lock.mdb", os.W_OK)
-            env = lmdb.open(str(self.path), readonly=True, lock=lockable, max_dbs=len(_DATABASES) + 2, readahead=False)
-            dbs = {}
-            for name in _DATABASES:
-                with contextlib.suppress(lmdb.NotFoundError):  # a database newer than the archive
-                    dbs[name] = env.open_db(name.encode(), create=False, dupsort=name in _DUPSORT)
-            return env, dbs
-        env = lmdb.open(
-            str(self.path),
-            map_size=map_size,
-            max_dbs=len(_DATABASES) + 2,  # + the scratch database `erase_free_space` fills
-            max_readers=256,
-            mode=0o600,
-            readahead=False,
-        )
-        for name in ("data.mdb", "lock.mdb"):
-            with contextlib.suppress(OSError):
-                (self.path / name).chmod(0o600)
-        try:
-            return env, {name: env.open_db(name.encode(), dupsort=name in _DUPSORT) for name in _DATABASES}
-        except BaseException:
-            env.close()
-            raise
+        return open_environment(self.path, map_size, self.read_only_reason, self.busy_timeout_s, _DATABASES, _DUPSORT)
 
     def _read_erase_epoch(self) -> bytes | None:
         raw = self.read(lambda tx: tx.txn.get(b"erase_epoch", db=tx.db("meta")))
