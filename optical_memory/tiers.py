@@ -18,6 +18,7 @@ archives older than the levels) keep reading.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -85,7 +86,13 @@ def quantize(pixels: np.ndarray, levels: int) -> np.ndarray:
     """Round grey values to the nearest of `levels` evenly spaced levels: level indices 0 .. levels - 1 (uint8)."""
     if levels == 256:
         return pixels
-    return ((pixels.astype(np.uint16) * (levels - 1) + 127) // 255).astype(np.uint8)
+    return _quantize_table(levels)[pixels]  # a 256-entry table: one gather, not three array passes
+
+
+@functools.cache
+def _quantize_table(levels: int) -> np.ndarray:
+    grey = np.arange(256, dtype=np.uint16)
+    return ((grey * (levels - 1) + 127) // 255).astype(np.uint8)
 
 
 def _grey(indices: np.ndarray, levels: int) -> np.ndarray:
@@ -103,9 +110,10 @@ def _pack(levels: np.ndarray, bits: int) -> np.ndarray:
     height, width = levels.shape
     padded = np.zeros((height, -(-width // per_byte) * per_byte), dtype=np.uint8)
     padded[:, :width] = levels
-    groups = padded.reshape(height, -1, per_byte)
-    shifts = np.arange(per_byte - 1, -1, -1, dtype=np.uint8) * bits
-    return np.bitwise_or.reduce(groups << shifts, axis=2).astype(np.uint8)
+    packed = np.zeros((height, padded.shape[1] // per_byte), dtype=np.uint8)
+    for k in range(per_byte):  # the k-th pixel of every byte, shifted into place: a few strided passes
+        packed |= padded[:, k::per_byte] << np.uint8(bits * (per_byte - 1 - k))
+    return packed
 
 
 def _png(pixels: np.ndarray, level: int = 6, levels: int = 256) -> bytes:
