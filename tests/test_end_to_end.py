@@ -105,6 +105,9 @@ async def test_fifty_kilobytes_through_stdio_fade_and_read_back(tmp_path: Path) 
                 if (page["id"], line["number"]) not in truth:
                     continue
                 expected = truth[(page["id"], line["number"])]
+                # exact or honestly unsure: a line read wrong is never marked verified, and one read
+                # right is marked verified (a match of its check code) whatever the tier
+                assert line["verified"] is (line["text"] == expected), (page["tier"], line, expected)
                 errors[page["tier"]] = errors.get(page["tier"], 0) + edit_distance(line["text"], expected)
                 chars[page["tier"]] = chars.get(page["tier"], 0) + max(1, len(expected))
     assert sum(chars.values()) >= 45_000
