@@ -171,7 +171,7 @@ def _capture_once(
 
     imported = remember_messages(
         memory,
-        _records(chosen, data, lines_before, start, target),
+        _records(chosen, data, lines_before, target),
         chosen,
         target,
         None,
@@ -200,28 +200,15 @@ def _resume_point(file: IO[bytes], mark: Mark | None) -> tuple[int, int, bool]:
     return mark.offset, mark.lines, False
 
 
-def _records(fmt: str, data: bytes, lines_before: int, start: int, session: str) -> Iterator[Any]:
+def _records(fmt: str, data: bytes, lines_before: int, session: str) -> Iterator[Any]:
+    from optical_memory.importers.base import jsonl_lines
     from optical_memory.importers.claude_code import read_claude_code_in_order
     from optical_memory.importers.codex import read_codex_lines
 
-    lines = _numbered(data, lines_before + 1, at_start=start == 0)
+    lines = jsonl_lines(data, first=lines_before + 1)  # a byte order mark only ever on the file's line 1
     if fmt == "codex":
         return read_codex_lines(lines, session)
     return read_claude_code_in_order(lines, session)
-
-
-def _numbered(data: bytes, first: int, at_start: bool) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line number, text, error) per non-blank line of `data`, as `importers.base.jsonl_lines` gives them."""
-    for number, raw in enumerate(io.BytesIO(data), start=first):
-        if at_start and number == first and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield number, None, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-            continue
-        if text.strip():
-            yield number, text, None
 
 
 def _detect(data: bytes) -> str:

@@ -111,14 +111,15 @@ def source_bytes(source: Source) -> bytes:
     return source if isinstance(source, bytes) else Path(source).read_bytes()
 
 
-def jsonl_lines(source: Source) -> Iterator[tuple[int, str | None, str | None]]:
+def jsonl_lines(source: Source, first: int = 1) -> Iterator[tuple[int, str | None, str | None]]:
     """(line number, text, error) for each non-blank line of `source`, decoded as UTF-8 one line at a time.
 
     A line that is not UTF-8 comes back with `text=None` and the reason, so one bad line costs only
-    itself. A UTF-8 byte order mark on the first line is dropped.
+    itself. A UTF-8 byte order mark on the file's first line is dropped. `first` is the number of
+    `source`'s first line (capture reads a transcript from a byte offset: 1 is the file's start).
     """
     with io.BytesIO(source) if isinstance(source, bytes) else Path(source).open("rb") as file:
-        for number, raw in enumerate(file, start=1):
+        for number, raw in enumerate(file, start=first):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:

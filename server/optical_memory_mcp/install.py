@@ -160,15 +160,7 @@ def install(
     command: list[str] | None = None,
 ) -> Plan:
     """Write the server entry (and for Claude Code the capture hooks); returns what changed."""
-    base = command or executable()
-    options = _global_args(archive, config)
-    entry = _server_entry(client, base, options)
-    hook = _shell_command([*base, *options, "capture"])
-    server_file, hooks_file = _targets(client, scope, home or Path.home(), project or Path.cwd())
-    changes = [_edit(server_file, lambda data, notes: _add_server(data, entry, notes))]
-    if hooks_file is not None:
-        changes.append(_edit(hooks_file, lambda data, notes: _add_hooks(data, hook, notes)))
-    return _apply(changes, dry_run, restoring=False)
+    return _change(client, scope, home, project, archive, config, dry_run, command, adding=True)
 
 
 def uninstall(
@@ -183,15 +175,32 @@ def uninstall(
     command: list[str] | None = None,
 ) -> Plan:
     """Remove the server entry and hooks `install` wrote with the same options; returns what changed."""
+    return _change(client, scope, home, project, archive, config, dry_run, command, adding=False)
+
+
+def _change(
+    client: str,
+    scope: str,
+    home: Path | None,
+    project: Path | None,
+    archive: str | None,
+    config: str | None,
+    dry_run: bool,
+    command: list[str] | None,
+    *,
+    adding: bool,
+) -> Plan:
+    """The server entry and hooks for these options, added to or removed from the client's files."""
     base = command or executable()
     options = _global_args(archive, config)
     entry = _server_entry(client, base, options)
     hook = _shell_command([*base, *options, "capture"])
     server_file, hooks_file = _targets(client, scope, home or Path.home(), project or Path.cwd())
-    changes = [_edit(server_file, lambda data, notes: _remove_server(data, entry, notes))]
+    server_edit, hooks_edit = (_add_server, _add_hooks) if adding else (_remove_server, _remove_hooks)
+    changes = [_edit(server_file, lambda data, notes: server_edit(data, entry, notes))]
     if hooks_file is not None:
-        changes.append(_edit(hooks_file, lambda data, notes: _remove_hooks(data, hook, notes)))
-    return _apply(changes, dry_run, restoring=True)
+        changes.append(_edit(hooks_file, lambda data, notes: hooks_edit(data, hook, notes)))
+    return _apply(changes, dry_run, restoring=not adding)
 
 
 # editing the JSON ---------------------------------------------------------------------------------
