@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -267,3 +268,21 @@ def test_a_line_that_does_not_verify_is_marked_for_the_person_reading(run: Run, 
     code, found, err = run("search", "second")
     assert code == 0 and "p1 line 2 is NOT verified" in err
     assert found["hits"][0]["lines"][-1]["verified"] is False
+
+
+def test_output_piped_into_a_reader_that_leaves_early_is_no_error(archive_path: Path, config_file: Path) -> None:
+    """`optical-memory list | head -1`: the reader closes the pipe; the command must not print a traceback."""
+    common = ["--archive", str(archive_path), "--config", str(config_file)]
+    main(["remember", "\n".join(f"line {i}" for i in range(200)), *common])
+    read, write = os.pipe()
+    os.close(read)  # a reader that has already gone
+    done = subprocess.run(
+        [sys.executable, "-m", "optical_memory_mcp", "read", "p1", *common],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(write)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

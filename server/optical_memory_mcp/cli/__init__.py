@@ -91,5 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, KeyboardInterrupt):
             return 130  # the shell's code for SIGINT, without a traceback
         raise
-    print_json(result if isinstance(result, dict) else result.model_dump(mode="json"))
+    try:
+        print_json(result if isinstance(result, dict) else result.model_dump(mode="json"))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `optical-memory read p1 | head`: the reader left; that is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
     return 0
