@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import numpy as np
@@ -73,6 +74,98 @@ def test_enospc_at_each_step_of_remember_changes_nothing(memory: Memory, monkeyp
     assert at > 6
     assert memory.archive.check() == []
     assert [line.text for line in memory.read_lines("p1", 1, 2).lines] == ["already stored", "and kept"]
+
+
+class _FailingCursor:
+    """A cursor whose writes count as steps (the search index appends to its blocks through cursors)."""
+
+    def __init__(self, cursor: Any, step: Callable[[], None]) -> None:
+        self._cursor, self._step = cursor, step
+
+    def __enter__(self) -> _FailingCursor:
+        self._cursor.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cursor.__exit__(*exc)
+
+    def __iter__(self) -> Any:
+        return iter(self._cursor)
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self._step()
+        return self._cursor.put(*args, **kwargs)
+
+    def replace(self, *args: Any, **kwargs: Any) -> Any:
+        self._step()
+        return self._cursor.replace(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self._step()
+        return self._cursor.delete(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+class _FailingTxn:
+    """An LMDB transaction whose every put and delete, its cursors' included, is a write step."""
+
+    def __init__(self, txn: Any, step: Callable[[], None]) -> None:
+        self._txn, self._step = txn, step
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self._step()
+        return self._txn.put(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self._step()
+        return self._txn.delete(*args, **kwargs)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> _FailingCursor:
+        return _FailingCursor(self._txn.cursor(*args, **kwargs), self._step)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._txn, name)
+
+
+def inject_raw(monkeypatch: pytest.MonkeyPatch, at: int, error: Callable[[], Exception]) -> list[int]:
+    """Make the `at`-th raw LMDB write of any transaction (records, images, index blocks, counts) fail."""
+    count = [0]
+    original = ArchiveTxn.__init__
+
+    def step() -> None:
+        count[0] += 1
+        if count[0] == at:
+            raise error()
+
+    def wrapped(self: ArchiveTxn, txn: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, _FailingTxn(txn, step), *args, **kwargs)
+
+    monkeypatch.setattr(ArchiveTxn, "__init__", wrapped)
+    return count
+
+
+def test_enospc_at_every_raw_write_of_remember_changes_nothing(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every put and delete of the entry's transaction, the search index's blocks and counts included."""
+    text = "parse_config failed at 0xdeadbeef\n" + "\n".join(f"retry {i} of HTTPServer" for i in range(70))
+    at = 1
+    while True:
+        before = snapshot(memory.archive)
+        with monkeypatch.context() as patch:
+            count = inject_raw(patch, at, lambda: lmdb.DiskError("mdb_put: No space left on device"))
+            try:
+                memory.remember(text, session="s")
+            except ArchiveFull as exc:
+                assert "nothing was written" in str(exc)
+                assert snapshot(memory.archive) == before, f"raw write {at} left a trace"
+                at += 1
+                continue
+        break
+    assert at > 40  # the index writes were among the steps failed: far more than the record writes
+    assert count[0] >= at - 1
+    assert memory.archive.check() == []
+    assert memory.search("HTTPServer").hits and memory.search("0xdeadbeef").hits
 
 
 def test_map_full_with_no_room_to_grow_changes_nothing(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
