@@ -12,12 +12,13 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = [
+    "Lines",
     "Message",
     "Problem",
     "Record",
@@ -27,6 +28,7 @@ __all__ = [
     "conversations",
     "each_conversation",
     "iso_time",
+    "json_values",
     "jsonl_lines",
     "parse_json_line",
     "read_json",
@@ -35,6 +37,7 @@ __all__ = [
 
 StrPath = str | os.PathLike[str]
 Source = StrPath | bytes  # bytes: the content itself; anything else names a file
+Lines = Iterable[tuple[int, str | None, str | None]]  # (line number, text, error), as `jsonl_lines` gives them
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,16 @@ def parse_json_line(number: int, line: str) -> tuple[object, Problem | None]:
         return None, Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno}); line skipped")
     except RecursionError:
         return None, Problem(number, "JSON nested too deeply to read (over about 1,000 levels); line skipped")
+
+
+def json_values(lines: Lines) -> Iterator[tuple[int, object] | Problem]:
+    """Each line's JSON value with its number, or the Problem that says why the line is skipped."""
+    for number, line, error in lines:
+        if line is None:
+            yield Problem(number, f"{error}; line skipped")
+            continue
+        value, problem = parse_json_line(number, line)
+        yield problem if problem is not None else (number, value)
 
 
 def read_json(source: Source) -> tuple[object, Problem | None]:

@@ -38,17 +38,16 @@ after `/compact`, `isCompactSummary`) into "summary" messages.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optical_memory.importers.base import Message, Problem, Record, Source, iso_time, jsonl_lines, parse_json_line
+from optical_memory.importers.base import Lines, Message, Problem, Record, Source, iso_time, json_values, jsonl_lines
 from optical_memory.importers.blocks import content_text
 
 __all__ = ["read_claude_code", "read_claude_code_in_order"]
 
-Lines = Iterable[tuple[int, str | None, str | None]]  # (line number, text, error) as `jsonl_lines` gives
 
 DIALOGUE = frozenset({"user", "assistant", "system"})
 # Record types known to carry no dialogue of their own (titles are read from the two title types).
@@ -127,14 +126,11 @@ def read_claude_code_in_order(lines: Lines, session: str | None = None) -> Itera
     tool_names: dict[str, str] = {}
     seen: set[str] = set()
     turns: list[_Turn] = []
-    for number, line, error in lines:
-        if line is None:
-            yield Problem(number, f"{error}; line skipped")
+    for item in json_values(lines):
+        if isinstance(item, Problem):
+            yield item
             continue
-        record, problem = parse_json_line(number, line)
-        if problem is not None:
-            yield problem
-            continue
+        number, record = item
         if not isinstance(record, dict) or record.get("isSidechain"):
             continue
         kind, uuid = record.get("type"), record.get("uuid")
@@ -172,14 +168,11 @@ def _messages(turns: list[_Turn], session: str | None, title: str | None) -> Ite
 
 def _scan(lines: Lines, problems: list[Problem]) -> _Transcript:
     transcript = _Transcript()
-    for number, line, error in lines:
-        if line is None:
-            problems.append(Problem(number, f"{error}; line skipped"))
+    for item in json_values(lines):
+        if isinstance(item, Problem):
+            problems.append(item)
             continue
-        record, problem = parse_json_line(number, line)
-        if problem is not None:
-            problems.append(problem)
-            continue
+        number, record = item
         if not isinstance(record, dict):
             problems.append(Problem(number, f"a {type(record).__name__}, not a transcript record; line skipped"))
             continue

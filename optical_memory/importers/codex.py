@@ -29,15 +29,14 @@ line number; a record type this importer does not know is reported once with its
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from optical_memory.importers.base import Message, Problem, Record, Source, iso_time, jsonl_lines, parse_json_line
+from optical_memory.importers.base import Lines, Message, Problem, Record, Source, iso_time, json_values, jsonl_lines
 
 __all__ = ["read_codex", "read_codex_lines", "rollout_cwd"]
 
-Lines = Iterable[tuple[int, str | None, str | None]]
 
 QUIET = frozenset({"turn_context", "event_msg"})
 CONTEXT_PREFIXES = ("<environment_context>", "<user_instructions>", "# AGENTS.md instructions")
@@ -70,14 +69,11 @@ def read_codex(source: Source) -> Iterator[Record]:
 def read_codex_lines(lines: Lines, session: str | None = None) -> Iterator[Record]:
     """The messages of rollout `lines` (all of a file, or the lines it grew by since a capture)."""
     state = _State(session)
-    for number, line, error in lines:
-        if line is None:
-            yield Problem(number, f"{error}; line skipped")
+    for item in json_values(lines):
+        if isinstance(item, Problem):
+            yield item
             continue
-        record, problem = parse_json_line(number, line)
-        if problem is not None:
-            yield problem
-            continue
+        number, record = item
         if not isinstance(record, dict):
             yield Problem(number, f"a {type(record).__name__}, not a rollout record; line skipped")
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from optical_memory.importers.base import Message, Problem, Record, Source, iso_time, jsonl_lines, parse_json_line
+from optical_memory.importers.base import Message, Problem, Record, Source, iso_time, json_values, jsonl_lines
 from optical_memory.importers.blocks import content_text
 
 __all__ = ["read_jsonl"]
@@ -19,14 +19,11 @@ __all__ = ["read_jsonl"]
 
 def read_jsonl(source: Source) -> Iterator[Record]:
     """Each line's message, in file order."""
-    for number, line, error in jsonl_lines(source):
-        if line is None:
-            yield Problem(number, f"{error}; line skipped")
+    for item in json_values(jsonl_lines(source)):
+        if isinstance(item, Problem):
+            yield item
             continue
-        record, problem = parse_json_line(number, line)
-        if problem is not None:
-            yield problem
-            continue
+        number, record = item
         yield from _message(number, record)
 
 
