@@ -8,8 +8,9 @@ The library knows nothing about MCP (the `optical_memory_mcp` package adapts it)
     spans = memory.remember("text to keep", session="notes").spans
     lines = memory.read_lines(spans[0].page_id).lines
 
-Names are imported on first use (PEP 562), so `import optical_memory.capture` in a hook process does
-not pay for numpy, Pillow and pydantic before it knows there is anything to remember.
+The names that need numpy, Pillow or pydantic are imported on first use (PEP 562), so
+`import optical_memory.capture` in a hook process does not pay for them before it knows there is
+anything to remember.
 """
 
 from __future__ import annotations
@@ -17,53 +18,30 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from optical_memory.errors import (  # plain classes, no dependencies: cheap to load at once
+    ArchiveBusy,
+    ArchiveDamaged,
+    ArchiveError,
+    ArchiveFull,
+    ArchiveReadOnly,
+    InvalidArgument,
+    NotFound,
+    OpticalMemoryError,
+    PageDamaged,
+    PageNotFound,
+    ReaderError,
+    ReaderUnavailable,
+    SessionNotFound,
+    TextTooLarge,
+)
+
 if TYPE_CHECKING:
     from optical_memory.config import Config, load_config
-    from optical_memory.errors import (
-        ArchiveBusy,
-        ArchiveDamaged,
-        ArchiveError,
-        ArchiveFull,
-        ArchiveReadOnly,
-        InvalidArgument,
-        NotFound,
-        OpticalMemoryError,
-        PageDamaged,
-        PageNotFound,
-        ReaderError,
-        ReaderUnavailable,
-        SessionNotFound,
-        TextTooLarge,
-    )
     from optical_memory.memory import Memory, NewEntry
     from optical_memory.spans import join_spans
 
-_WHERE = {
-    "Config": "config",
-    "load_config": "config",
-    "Memory": "memory",
-    "NewEntry": "memory",
-    "join_spans": "spans",
-    **{
-        name: "errors"
-        for name in (
-            "ArchiveBusy",
-            "ArchiveDamaged",
-            "ArchiveError",
-            "ArchiveFull",
-            "ArchiveReadOnly",
-            "InvalidArgument",
-            "NotFound",
-            "OpticalMemoryError",
-            "PageDamaged",
-            "PageNotFound",
-            "ReaderError",
-            "ReaderUnavailable",
-            "SessionNotFound",
-            "TextTooLarge",
-        )
-    },
-}
+# what loads numpy, Pillow or pydantic: imported when first asked for
+_LAZY = {"Config": "config", "load_config": "config", "Memory": "memory", "NewEntry": "memory", "join_spans": "spans"}
 
 __all__ = [
     "ArchiveBusy",
@@ -89,7 +67,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'optical_memory' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"optical_memory.{module}"), name)
