@@ -151,8 +151,15 @@ class PageRecord:
 
     @classmethod
     def new(cls, page_id: str, number: int, session: str, stamp: str, geometry: Geometry, hot: Tier) -> PageRecord:
-        return cls(
-            id=page_id, number=number, session=session, created=stamp, updated=stamp, geometry=geometry, codec=hot.codec
+        return cls(  # a page begun now has a check code for every line it will hold: codes start empty
+            id=page_id,
+            number=number,
+            session=session,
+            created=stamp,
+            updated=stamp,
+            geometry=geometry,
+            codec=hot.codec,
+            codes=b"",
         )
 
     @classmethod
@@ -237,8 +244,8 @@ def apply_plan(record: PageRecord, plan: PagePlan, entry: EntryRecord, codes: by
     record.characters += sum(len(piece) for piece in plan.pieces)
     record.text_tokens += estimate_text_tokens("\n".join(plan.pieces))
     record.entries.append(entry)
-    if codes is not None and (record.codes is not None or plan.first_line == 1):
-        # codes only for pages that had them from line 1: a page begun without is read as unverifiable
+    if codes is not None and record.codes is not None:
+        # codes only on pages that had them from line 1 (an older page keeps reading as unverifiable)
         record.codes = (record.codes or b"") + codes
     if record.title is None and entry.title:
         record.title = entry.title

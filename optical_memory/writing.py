@@ -100,7 +100,6 @@ class _Touched:
 
     record: PageRecord
     canvas: np.ndarray
-    sid: int
 
 
 @dataclass
@@ -168,7 +167,7 @@ class Writer:
             batch.sessions[name] = sess
         return sess
 
-    def _open_page(self, batch: _Batch, page_id: str, sid: int) -> _Touched:
+    def _open_page(self, batch: _Batch, page_id: str) -> _Touched:
         touched = batch.pages.get(page_id)
         if touched is not None:
             return touched
@@ -178,7 +177,7 @@ class Writer:
         if canvas is None:  # written by another process since, evicted, or never seen by this one
             image = check_image(record, batch.tx.image(page_id))
             canvas = np.array(decode_image(image))
-        touched = _Touched(record, canvas, sid)
+        touched = _Touched(record, canvas)
         batch.pages[page_id] = touched
         return touched
 
@@ -241,13 +240,12 @@ class Writer:
     ) -> _Touched:
         if not plan.new_page:
             assert open_page is not None
-            return self._open_page(batch, open_page, sess.sid)
+            return self._open_page(batch, open_page)
         page_id, number = batch.tx.next_page_id()
         record = PageRecord.new(page_id, number, session, batch.stamp, self.renderer.geometry, self.config.tiers[0])
-        record.codes = b""
         batch.tx.add_page_to_indexes(sess.sid, number, page_id)
         sess.pages += 1
-        touched = _Touched(record, self.renderer.blank(), sess.sid)
+        touched = _Touched(record, self.renderer.blank())
         batch.pages[page_id] = touched
         return touched
 
