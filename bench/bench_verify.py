@@ -287,7 +287,23 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pin", action="store_true", help="time on CPUs 0 and 1 only (2 cores)")
     parser.add_argument("--compare-pages", type=int, default=2, help="pages per mix for RapidOCR and Tesseract")
-    return parser.parse_args()
+    parser.add_argument(
+        "--levels",
+        action="append",
+        default=[],
+        metavar="TIER=N",
+        help="the chain with that tier's grey levels changed, e.g. frost=256 (repeatable): what a config could trade",
+    )
+    args = parser.parse_args()
+    if args.levels:  # registered before the workers fork, which find chains by name
+        changed = dict(item.split("=", 1) for item in args.levels)
+        name = args.chain + "+" + ",".join(args.levels)
+        CHAINS[name] = tuple(
+            dataclasses.replace(tier, levels=int(changed[tier.name])) if tier.name in changed else tier
+            for tier in CHAINS[args.chain]
+        )
+        args.chain = name
+    return args
 
 
 def main() -> None:
