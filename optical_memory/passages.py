@@ -15,9 +15,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.checkcode import CODE_BYTES
@@ -32,6 +32,7 @@ from optical_memory.validation import check_limit
 __all__ = ["DEFAULT_CONTEXT", "MAX_CONTEXT", "MAX_SEARCH_HITS", "search_passages"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_SEARCH_HITS = 50
 DEFAULT_CONTEXT = 2
@@ -90,6 +91,19 @@ def _code_identity(passage: _Passage) -> Hashable | None:
     return passage.record.codes_key, tuple(codes[(n - 1) * CODE_BYTES : n * CODE_BYTES] for n in passage.matches)
 
 
+def _read_upgrading(archive: Archive, locate: Callable[[ArchiveTxn], T]) -> T:
+    """`locate` in a read; an index from before keyed hashes (never written since) is upgraded first."""
+    try:
+        return archive.read(locate)
+    except IndexNeedsUpgrade as exc:
+        reason = getattr(archive, "read_only_reason", None)
+        if reason is not None:  # say why search cannot run here, not only that a write was refused
+            message = f"{exc}; this archive is read-only ({reason}), so it cannot be upgraded here"
+            raise IndexNeedsUpgrade(message) from None
+        archive.write(upgrade_index)
+        return archive.read(locate)
+
+
 def search_passages(
     archive: Archive,
     pages: Pages,
@@ -110,11 +124,7 @@ def search_passages(
         records = {hit.page: record for hit in ranked if (record := tx.page(f"p{hit.page}")) is not None}
         return ranked, records
 
-    try:
-        ranked, records = archive.read(locate)
-    except IndexNeedsUpgrade:  # an archive from before keyed hashes, not written since: upgrade it now
-        archive.write(upgrade_index)
-        ranked, records = archive.read(locate)
+    ranked, records = _read_upgrading(archive, locate)
     stored: dict[str, Any] = {}  # page id -> what Pages.stored gave, or None for a damaged page
 
     def page(passage: _Passage) -> Any:
