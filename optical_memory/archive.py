@@ -120,6 +120,7 @@ class Archive:
             log.info("cleared %d stale reader slot(s) in %s", self.stale_readers_cleared, self.path)
         if not self.read_only:
             self._init_meta()
+            self._upgrade_plain_index()
 
     def _check_data_file(self, data: Path) -> None:
         deadline = time.monotonic() + self.busy_timeout_s
@@ -176,6 +177,18 @@ class Archive:
                 tx.txn.put(b"key", os.urandom(32), db=self._dbs["meta"])  # archives made before keys get one now
 
         self.write(init)
+
+    def _upgrade_plain_index(self) -> None:
+        """An index of plain terms (the first round's layout 1) moves to keyed hashes at the first
+        writable open, and the freed space is erased at once: the upgrade frees the plain terms' pages,
+        whose bytes would otherwise stay readable in data.mdb until some later `forget` erased them (as
+        would everything the first round's `forget`, which erased nothing, left behind)."""
+        from optical_memory.index_upgrade import LEGACY_DB, upgrade_index
+
+        if not self.read(lambda tx: tx.txn.stat(tx.db(LEGACY_DB))["entries"]):
+            return
+        self.write(upgrade_index)
+        self.erase_free_space()
 
     def close(self) -> None:
         with self._lock.exclusive():
