@@ -17,6 +17,7 @@ from optical_memory.readers.base import Reader
 from optical_memory.records import EntryRecord, PageRecord, SessionRecord, check_image, page_info
 from optical_memory.results import EntryRead, Line, LinesRead, PageImage, PageInfo, PageList, Span
 from optical_memory.spans import join_spans
+from optical_memory.term_guide import PageTerms, page_terms
 from optical_memory.tiers import Tier
 from optical_memory.transcribe import transcribe_lines
 from optical_memory.validation import check_limit, check_page_id
@@ -55,6 +56,7 @@ class _Stored:
     key: bytes | None
     previous_page: str | None
     next_page: str | None
+    terms: PageTerms | None = None  # the page's search-index entry: lines that fail their code are searched by word
 
 
 class Pages:
@@ -122,7 +124,8 @@ class Pages:
             key = (record.codes_key or line_key(tx.archive_key())) if record.codes is not None else None
             sess = tx.session(record.session)
             before, after = tx.neighbour_pages(sess.sid, record.number) if sess is not None else (None, None)
-            return _Stored(record, image, key, before, after)
+            terms = page_terms(tx, record.number) if key is not None else None
+            return _Stored(record, image, key, before, after, terms)
 
         return self.archive.read(run)
 
@@ -155,7 +158,7 @@ class Pages:
 
     def transcribe(self, reader: Reader, stored: _Stored, numbers: Sequence[int]) -> list[Line]:
         """Read lines `numbers` of a stored page, each with its verification and its entry's role, time, title."""
-        lines = transcribe_lines(reader, stored.record, stored.image, numbers, key=stored.key)
+        lines = transcribe_lines(reader, stored.record, stored.image, numbers, key=stored.key, terms=stored.terms)
         for line in lines:
             entry = stored.record.entry_of(line.number)
             if entry is not None:

@@ -14,12 +14,14 @@ remembered before check codes existed read as before, `verified` None.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from optical_memory.checkcode import CODE_BYTES, LineHasher, code_at
 from optical_memory.pages import HEADER
 from optical_memory.readers.base import Reader, TopKReader
 from optical_memory.records import PageRecord
 from optical_memory.results import Line
+from optical_memory.term_guide import LineGuide, PageTerms
 from optical_memory.tiers import decode_image
 from optical_memory.verify import Verified, verify_lines, verify_reading
 
@@ -42,14 +44,25 @@ def _code_of(codes: bytes | None, number: int) -> bytes | None:
     return code_at(codes, number - 1)
 
 
+def _guide(terms: PageTerms, lines: Sequence[int], index: int) -> LineGuide | None:
+    """What the index says of the `index`-th line read (asked only of lines that fail their code)."""
+    return terms.line(lines[index])
+
+
 def transcribe_lines(
-    reader: Reader, record: PageRecord, image: bytes, numbers: Sequence[int], key: bytes | None = None
+    reader: Reader,
+    record: PageRecord,
+    image: bytes,
+    numbers: Sequence[int],
+    key: bytes | None = None,
+    terms: PageTerms | None = None,
 ) -> list[Line]:
     """Read lines `numbers` of the page `record` whose stored image is `image`, verified when `key` is given.
 
     `key` is the key the page's check codes were made with (`checkcode.line_key(archive_key)`, or
     the source archive's for an imported page); without it, or without codes on the page, every
-    line has `verified` None.
+    line has `verified` None. `terms`, the page's entry in this archive's search index, lets a line
+    that fails its code be searched word by word (`term_guide`); without it the search is plain.
     """
     rows_of = rows_of_lines(record.rows, numbers)
     wanted = list(dict.fromkeys(row for number in numbers for row in rows_of[number]))
@@ -65,7 +78,8 @@ def transcribe_lines(
         for n in lines:
             at = [index[row] for row in rows_of[n]]
             items.append((classes[at], probs[at], _code_of(record.codes, n)))
-        read = dict(zip(lines, verify_lines(items, hasher), strict=True))
+        guides = partial(_guide, terms, lines) if terms is not None else None
+        read = dict(zip(lines, verify_lines(items, hasher, guides=guides), strict=True))
         read.update({n: Verified("", None) for n in numbers if not rows_of[n]})
     else:
         by_row = dict(zip(wanted, reader.read_rows(picture, geometry, wanted), strict=True))

@@ -8,6 +8,13 @@ tries the next most probable strings: a best-first search over the alternatives 
 tried. The candidate's probability is the product of its cells' probabilities, so the first match is
 also the most probable reading that is consistent with the code.
 
+Where the page has an entry in the search index (`term_guide`), a failing line first tries the
+candidates whose words are all on the page, found word by word (a search per word over more
+doubtful cells than the plain search takes, then the words' spellings combined most probable first),
+and only then the plain search with what is left of its MAX_CANDIDATES. The index only orders what
+is tried; the line code alone accepts. When nothing matches, the best guess returned is the most
+probable term-consistent candidate where there is one (its words are at least on the page).
+
 A line is laid out as `pages` lays it: its rows' cells joined (every row but the last full, the last
 without trailing blanks), then the escape form decoded. Escapes are decoded as a unit: a candidate
 whose cells are not a well-formed page encoding (a stray escape mark, lower-case or over-long hex, an
@@ -26,14 +33,18 @@ The chance that a wrong reading is marked verified is at most (candidates tried)
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.checkcode import LineHasher
 from optical_memory.pages import decode, join_row_cells
+
+if TYPE_CHECKING:
+    from optical_memory.term_guide import LineGuide
 
 __all__ = [
     "DOUBT",
@@ -60,6 +71,9 @@ PAGE_CANDIDATES = 12288
 # Most failing lines match within their first few candidates (on held-out frost pages 84 % of the
 # lines that verify by search do within 64, 93 % within 512): rank those before ranking 4,096.
 _STAGES = (64, 512)
+# Of a line's MAX_CANDIDATES, at most this many go to term-consistent candidates (`term_guide`),
+# tried before the plain search, which gets the rest.
+TERM_CANDIDATES = 1024
 DOUBT = 0.99  # a cell whose best class is below this probability is reported as doubtful
 _MAX_UNCERTAIN = 16
 _MIN_UNCERTAIN = 3  # a line that fails its code has a wrong cell: name the least certain even if all look sure
@@ -205,8 +219,10 @@ def _candidates(flat: np.ndarray, topk: np.ndarray, cells: np.ndarray, ranks: np
 class _Search:
     """Best-first search of one line for a reading that matches its code, resumable with a larger budget."""
 
-    def __init__(self, classes: np.ndarray, probs: np.ndarray, code: bytes, hasher: LineHasher) -> None:
-        self.code, self.hasher = code, hasher
+    def __init__(
+        self, classes: np.ndarray, probs: np.ndarray, code: bytes, hasher: LineHasher, guide: LineGuide | None = None
+    ) -> None:
+        self.code, self.hasher, self.guide = code, hasher, guide
         self.prefix = (classes.shape[0] - 1) * classes.shape[1]  # cells of the line's full rows
         self.topk = classes.reshape(-1, classes.shape[-1])  # (L, K)
         p = probs.reshape(-1, probs.shape[-1]).astype(np.float64)
@@ -224,6 +240,33 @@ class _Search:
         self.exhausted = False  # every candidate within MAX_COST was tried
         self.found: str | None = None
         self.runner_up: str | None = None
+        self.guess: str | None = None  # the most probable term-consistent candidate, if any
+        self.guess_runner_up: str | None = None
+        self.term_tried = 0  # line codes checked in the term phase: the plain search gets the rest
+        self.p = p
+
+    def run_terms(self, budget: int) -> None:
+        """Check up to `budget` term-consistent candidates (`term_guide`) against the line code, most probable first."""
+        if self.guide is None or self.guide.count == 0 or budget <= 0:
+            return  # a line without terms (symbols, a blank line) has nothing to check words against
+        from optical_memory.term_guide import term_candidates
+
+        with np.errstate(divide="ignore"):
+            costs = np.log(self.p[:, :1]) - np.log(self.p)
+        costs[~np.isfinite(costs)] = np.inf
+        code, code_of = self.code, self.hasher.code
+        for cells in term_candidates(self.topk, costs, self.prefix, self.guide):
+            if self.guess is None:
+                self.guess = cells
+            elif self.guess_runner_up is None:
+                self.guess_runner_up = cells
+            self.term_tried += 1
+            text = _canonical_text(cells)
+            if text is not None and code_of(text) == code:
+                self.found = cells
+                return
+            if self.term_tried >= budget:
+                return
 
     def run(self, budget: int) -> None:
         """Try candidates up to the `budget`-th most probable (those before `tried` were tried already)."""
@@ -249,14 +292,18 @@ def verify_lines(
     hasher: LineHasher | None,
     budget: int = MAX_CANDIDATES,
     page_budget: int | None = None,
+    guides: Callable[[int], LineGuide | None] | None = None,
 ) -> list[Verified]:
     """Verified decoding of the lines read from one page: (classes, probs, code) each, arrays (rows, columns, K).
 
-    Every line is checked at its argmax reading; each failing line then tries its 64, then 512,
-    most probable alternatives (where most failing lines match); what is left of `page_budget` is
-    shared among the lines still failing, at most `budget` candidates each, so a page of hopeless
-    lines costs a bounded time (`page_budget`, default `PAGE_CANDIDATES`). Without a code (or hasher)
-    a line is returned with verified None.
+    Every line is checked at its argmax reading. A failing line with a guide (`guides(i)` for the
+    i-th line: what the search index says of it, `term_guide`; asked only of failing lines) then
+    tries its term-consistent candidates, at most TERM_CANDIDATES; then each failing line tries its
+    64, then 512, most probable plain alternatives (where most failing lines match); what is left
+    of `page_budget` is shared among the lines still failing, at most `budget` candidates each
+    (term-consistent ones included), so a page of hopeless lines costs a bounded time
+    (`page_budget`, default `PAGE_CANDIDATES`). Without a code (or hasher) a line is returned with
+    verified None.
     """
     results: list[Verified | None] = []
     searches: dict[int, _Search] = {}
@@ -272,13 +319,17 @@ def verify_lines(
             results.append(Verified(decode(best), True))
         else:
             results.append(None)
-            searches[index] = _Search(classes, probs, code, hasher)
+            searches[index] = _Search(classes, probs, code, hasher, guides(index) if guides is not None else None)
     left = PAGE_CANDIDATES if page_budget is None else page_budget
+    for search in searches.values():
+        search.run_terms(min(TERM_CANDIDATES, budget, left))
+        left -= search.term_tried
     for share in sorted({*(min(stage, budget) for stage in _STAGES), budget}):
         waiting = [search for search in searches.values() if search.found is None and not search.exhausted]
         for position, search in enumerate(waiting):
             before = search.tried
-            search.run(min(share, before + left // (len(waiting) - position)))
+            cap = budget - search.term_tried
+            search.run(min(share, cap, before + left // (len(waiting) - position)))
             left -= search.tried - before
     for index, search in searches.items():
         results[index] = _outcome(lines[index][0], lines[index][1], search)
@@ -288,9 +339,13 @@ def verify_lines(
 def _outcome(classes: np.ndarray, probs: np.ndarray, search: _Search) -> Verified:
     if search.found is not None:
         return Verified(decode(search.found), True)
-    best = cells_of_rows(classes[..., 0])
+    argmax = cells_of_rows(classes[..., 0])
     doubtful = _doubtful(probs[..., 0].reshape(-1))
-    runner_up = search.runner_up
+    if search.guess is not None:  # the most probable reading whose words are all on the page
+        best = search.guess
+        runner_up = argmax if argmax != best else search.guess_runner_up
+    else:
+        best, runner_up = argmax, search.runner_up
     alternative = decode(runner_up) if runner_up is not None and runner_up != best else None
     return Verified(decode(best), False, text_columns(best, doubtful.tolist()), alternative)
 

@@ -1,0 +1,346 @@
+"""Term-guided verified decoding: check a line's reading word by word against its page's search terms.
+
+When a page is remembered its line pieces are also cut into search terms (`terms.terms`), hashed
+under the archive's term key and kept in the search index; the index's entry for the page
+(`postings.page_entry`) keeps, per line, how many terms it has and, for the page, the first 4 bytes of
+each distinct term's hash. A candidate spelling of a word whose terms are not on the page cannot be
+what was written. So a failing line is not searched as one string: it is cut into *segments* that
+no choice of the reader can join (runs between cells that are a separator in every choice
+considered), each segment's few most probable spellings whose terms are all on the page are found
+by a small best-first search of its own doubtful cells, and the segments' spellings are combined,
+most probable first, into whole-line candidates whose term count is the line's. The line's check
+code stays the only test of a candidate (`verify`): the index narrows what is tried, it never
+accepts anything.
+
+Why segments are independent: a term is cut from a run of word characters and the connectors
+``./\\:@#-`` (`terms._COMPOUND`); a cell that is any other character (a space, a quote, ``=``) in
+every choice ends every run, so the terms of a line are the terms of its segments together. The
+escape mark and ``;`` never cut (an escape ``¤HEX;`` is decoded within one segment). Terms are
+lower-cased, so spellings that differ only in case pass alike and the line code decides.
+
+Where the page has no entry (an archive from before the index, a page whose entry is gone, an
+old-layout entry) there is no guide and `verify` searches as before.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+
+from optical_memory.alphabet import ALPHABET, ESCAPE
+from optical_memory.archive import ArchiveTxn, u64
+from optical_memory.errors import ArchiveError
+from optical_memory.postings import PREFIX_BYTES, TERMS_DB, page_entry, parse_page_entry
+from optical_memory.terms import MAX_TERM, TermHasher, terms
+
+__all__ = ["LineGuide", "PageTerms", "best_first", "page_terms", "term_candidates"]
+
+_ENTRY_FORMAT = page_entry({}, [])[:1]  # the layout byte the writer puts first; others (layout 1's JSON) unused
+_CONNECTORS = "./\\:@#-"  # join word characters into one compound (`terms._COMPOUND`)
+_WORD = re.compile(r"\w")
+_COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")  # what `terms` cuts a text into before its variants
+# An alternative this much less probable than a cell's best (e^-12) is not considered for the cell.
+CELL_COST = 12.0
+# A cell is doubtful (its alternatives searched, and it may join words) when its second choice is
+# within e^-DOUBT_COST of its best; a segment with no spelling on the page also searches its sure cells.
+DOUBT_COST = 7.0
+CUT_COST = 10.0  # a cell is a sure separator when no choice within e^-10 of its best is a word character
+# A spelling of a segment, or a whole-line candidate, this much less probable than the argmax is not
+# tried. Wider than the plain search's 12 (`verify.MAX_COST`): few spellings of a word are on the page.
+SEGMENT_COST = 16.0
+LINE_COST = 24.0
+UNCHECKED_COST = 12.0  # where some segment has no spelling on the page: as the plain search
+TERM_CELLS = 64  # doubtful cells of a line searched word by word (plain search takes 24 for the whole line)
+SEGMENT_CELLS = 12  # doubtful cells of one segment
+SEGMENT_BUDGET = 256  # spellings of one segment looked at
+SEGMENT_KEEP = 6  # term-consistent spellings of one segment kept
+KEEP_MARGIN = 8.0  # nor any less probable than e^-8 of the segment's most probable consistent one
+COMBINATIONS = 2048  # whole-line combinations looked at (most fail the term count, unhashed)
+
+
+def _is_cut(ch: str) -> bool:
+    return not _WORD.match(ch) and ch not in _CONNECTORS and ch not in (ESCAPE, ";")
+
+
+_CUT = np.array([_is_cut(ch) for ch in ALPHABET])
+_CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
+
+
+class PageTerms:
+    """One page's entry in the search index, read with the hasher of its archive's terms.
+
+    `entry` is the raw `page_terms` value; it is parsed only when a line fails its check code, so
+    pages whose lines verify at their most probable reading pay one LMDB get.
+    """
+
+    def __init__(self, entry: bytes, hasher: Callable[[str], bytes]) -> None:
+        self._entry = entry
+        self._hasher = hasher
+        self._lengths: dict[int, int] | None = None
+        self._prefixes: frozenset[bytes] = frozenset()
+        self._segments: dict[str, tuple[bool, int]] = {}
+        self._known: dict[str, bool] = {}
+
+    @classmethod
+    def of(cls, entry: bytes | None, hasher: Callable[[str], bytes]) -> PageTerms | None:
+        """The page's terms, or None where its entry is missing or in an older layout (no guide)."""
+        if entry is None or bytes(entry[:1]) != _ENTRY_FORMAT:
+            return None
+        return cls(bytes(entry), hasher)
+
+    def _parse(self) -> dict[int, int]:
+        if self._lengths is None:
+            lengths, prefixes = parse_page_entry(self._entry)
+            self._lengths, self._prefixes = lengths, frozenset(prefixes)
+        return self._lengths
+
+    def line(self, number: int) -> LineGuide | None:
+        """The guide for line `number`, or None if the index holds no term count for it."""
+        count = self._parse().get(number)
+        return None if count is None else LineGuide(self, count)
+
+    def known(self, term: str) -> bool:
+        """Whether `term`'s hash is among the page's (by its first PREFIX_BYTES: 1 in ~10^7 passes by chance)."""
+        found = self._known.get(term)
+        if found is None:
+            self._parse()
+            found = self._known[term] = self._hasher(term)[:PREFIX_BYTES] in self._prefixes
+        return found
+
+    def check(self, text: str) -> tuple[bool, int]:
+        """(every term of `text` is on the page, how many terms it has), as `index_lines` counts them."""
+        found = self._segments.get(text)
+        if found is None:
+            # a compound's whole form is one of its terms: most wrong spellings fail there, uncut
+            wholes = all(self.known(m.group(0).lower()[:MAX_TERM]) for m in _COMPOUND.finditer(text))
+            cut = terms(text) if wholes else []
+            found = self._segments[text] = (wholes and all(self.known(term) for term in set(cut)), len(cut))
+        return found
+
+
+def page_terms(tx: ArchiveTxn, page: int) -> PageTerms | None:
+    """Page number `page`'s entry in this archive's search index (inside the read that gets its record).
+
+    One get: the entry is parsed, and its terms hashed, only for lines that fail their code. None
+    where the page has no entry (or the archive no index, or no key yet): reading searches plainly.
+    """
+    try:
+        raw = tx.txn.get(u64(page), db=tx.db(TERMS_DB))
+        return PageTerms.of(bytes(raw), TermHasher(tx)) if raw is not None else None
+    except (KeyError, ArchiveError):  # a read-only archive without the index database, or without a key
+        return None
+
+
+@dataclass(frozen=True)
+class LineGuide:
+    """What the index says about one line: its page's terms and how many terms the line has."""
+
+    page: PageTerms
+    count: int
+
+
+@dataclass(frozen=True)
+class _Option:
+    cost: float  # -log probability relative to the argmax of the segment's cells
+    cells: str
+    terms: int
+
+
+def best_first(costs: Sequence[Sequence[float]], max_cost: float) -> Iterator[tuple[float, list[int]]]:
+    """Every choice of one rank per slot, cheapest first, up to `max_cost`: (cost, rank of each slot).
+
+    `costs[i]` are slot i's ranks' costs, ascending, from 0 (inf: not allowed). Lazy, for the few
+    choices a segment or a line needs (a heap; at most 3 successors a choice): slots with an
+    alternative are ordered by their second rank's cost, and a choice whose last changed slot is
+    j leads to (a) rank + 1 at j, (b) rank 1 at j + 1, (c) where j is at rank 1, that 1 moved to
+    j + 1. Each choice has one parent that costs no more, so all come, in order, once each.
+    """
+    slots = sorted((i for i, row in enumerate(costs) if len(row) > 1 and row[1] <= max_cost), key=lambda i: costs[i][1])
+    ranks = [0] * len(costs)
+    yield 0.0, list(ranks)
+    if not slots:
+        return
+    heap: list[tuple[float, int, tuple[int, ...], int]] = []
+    counter = 0
+
+    def push(cost: float, state: tuple[int, ...], last: int) -> None:
+        nonlocal counter
+        if cost <= max_cost:
+            counter += 1
+            heapq.heappush(heap, (cost, counter, state, last))
+
+    first = costs[slots[0]][1]
+    push(first, (1,) + (0,) * (len(slots) - 1), 0)
+    while heap:
+        cost, _, state, last = heapq.heappop(heap)
+        for at, rank in zip(slots, state, strict=True):
+            ranks[at] = rank
+        yield cost, list(ranks)
+        row, rank = costs[slots[last]], state[last]
+        if rank + 1 < len(row) and row[rank + 1] != math.inf:  # (a)
+            push(cost + row[rank + 1] - row[rank], (*state[:last], rank + 1, *state[last + 1 :]), last)
+        if last + 1 < len(slots):
+            step = costs[slots[last + 1]][1]
+            after = state[last + 2 :]
+            push(cost + step, (*state[: last + 1], 1, *after), last + 1)  # (b)
+            if rank == 1:  # (c)
+                push(cost + step - row[1], (*state[:last], 0, 1, *after), last + 1)
+
+
+def _spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray) -> Iterator[tuple[float, str]]:
+    """A segment's spellings over its doubtful `cells`, most probable first: (cost, cell string)."""
+    letters = [[ALPHABET[c] for c in topk[cell].tolist()] for cell in cells.tolist()]
+    rows = [costs[cell].tolist() for cell in cells.tolist()]
+    spelled = list(chars)
+    positions = cells.tolist()
+    for cost, ranks in best_first(rows, SEGMENT_COST):
+        for slot, rank in enumerate(ranks):
+            spelled[positions[slot]] = letters[slot][rank]
+        yield cost, "".join(spelled)
+
+
+def _segment_options(
+    topk: np.ndarray, costs: np.ndarray, allowed: np.ndarray, doubtful: np.ndarray, page: PageTerms
+) -> tuple[list[_Option], bool]:
+    """A word segment's term-consistent spellings (at most SEGMENT_KEEP, most probable first), and
+    whether they are checked: where no spelling is consistent, its few most probable, unchecked.
+
+    First its doubtful cells' plausible alternatives are searched; if no spelling is on the page,
+    the reader was sure of a wrong cell: its SEGMENT_CELLS least certain cells, every alternative.
+    """
+    from optical_memory.verify import _canonical_text
+
+    argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
+    second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
+    limited = np.where(allowed, costs, np.inf)
+    wider = np.argsort(second, kind="stable")
+    tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, 4 * SEGMENT_BUDGET)]
+    wrong = _misread(argmax, page)
+    if wrong is not None:  # search where the terms that are not on the page lie first
+        tries[:0] = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
+    tries = [(cells[:SEGMENT_CELLS], c, b) for cells, c, b in tries if len(cells)]
+    plain: list[_Option] = []
+    for cells, choices, budget in tries:
+        kept: list[_Option] = []
+        for cost, spelled in islice(_spellings(argmax, topk, choices, np.sort(cells)), budget):
+            if kept and cost > kept[0].cost + KEEP_MARGIN:
+                break
+            text = _canonical_text(spelled)
+            if text is None:
+                continue
+            ok, count = page.check(text)
+            if len(plain) < 4:
+                plain.append(_Option(cost, spelled, count))
+            if ok:
+                kept.append(_Option(cost, spelled, count))
+                if len(kept) == SEGMENT_KEEP:
+                    break
+        if kept:
+            return kept, True
+    return plain or [_Option(0.0, argmax, 0)], False
+
+
+def _misread(cells: str, page: PageTerms) -> np.ndarray | None:
+    """Where a segment's reading goes wrong, if its terms tell: the cells of its terms that are not on
+    the page (a part of an identifier, ``ghp_4XMeCH0`` -> ``me``, ``ch``, ...), one cell either side;
+    None if every term is on the page, only its whole form is not, or escapes shift the cells."""
+    if ESCAPE in cells or page.check(cells)[0]:
+        return None
+    lowered = cells.lower()
+    if len(lowered) != len(cells):
+        return None
+    wrong = np.zeros(len(cells), dtype=bool)
+    wholes = {m.group(0).lower()[:MAX_TERM] for m in _COMPOUND.finditer(cells)}
+    for term in set(terms(cells)) - wholes:
+        if page.known(term):
+            continue
+        at = lowered.find(term)
+        while at >= 0:
+            wrong[max(0, at - 1) : at + len(term) + 1] = True
+            at = lowered.find(term, at + 1)
+    return wrong if wrong.any() else None
+
+
+def _segments(cut: np.ndarray) -> list[tuple[int, int]]:
+    """The line's parts, (start, stop) over its cells: a run of cells that are no sure cut is one part,
+    and so is every cut cell (its own part, searched alone where doubtful)."""
+    parts: list[tuple[int, int]] = []
+    start = 0
+    for at in np.flatnonzero(cut).tolist():
+        if at > start:
+            parts.append((start, at))
+        parts.append((at, at + 1))
+        start = at + 1
+    if start < len(cut):
+        parts.append((start, len(cut)))
+    return parts
+
+
+def _line_options(
+    topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTerms
+) -> tuple[list[list[_Option]], bool]:
+    """Each part's spellings over the line's cells (a sure part has one), and whether all are checked.
+
+    A cell is a cut when every choice within CUT_COST is a separator; it then keeps only its
+    separator choices (a cut's choice changes no term, so only the line code can tell them apart).
+    A word cell is doubtful when its second choice is within DOUBT_COST (at most TERM_CELLS a line).
+    """
+    second = costs[:, 1] if costs.shape[1] > 1 else np.full(len(costs), np.inf)
+    # cells past the last that is non-blank or has a choice are blank in every candidate: left out
+    busy = np.flatnonzero((topk[:, 0] != 0) | (second <= CELL_COST))
+    end = max(prefix, int(busy[-1]) + 1 if len(busy) else 0)
+    topk, costs, second = topk[:end], costs[:end], second[:end]
+    separator = _CUT[topk]
+    cut = np.all(separator | (costs > CUT_COST), axis=1)
+    allowed = (costs <= CELL_COST) & (separator | ~cut[:, None])
+    allowed[:, 0] = True
+    words = np.flatnonzero(~cut & (second <= DOUBT_COST))
+    doubt = np.zeros(end, dtype=bool)
+    doubt[words[np.argsort(second[words], kind="stable")][:TERM_CELLS]] = True
+    doubt |= cut & allowed[:, 1:].any(axis=1)
+    options: list[list[_Option]] = []
+    constrained = True
+    for start, stop in _segments(cut):
+        seg_topk, seg_costs = topk[start:stop], np.where(allowed[start:stop], costs[start:stop], np.inf)
+        seg_doubt = np.flatnonzero(doubt[start:stop])
+        seg_doubt = seg_doubt[np.argsort(second[start:stop][seg_doubt], kind="stable")]
+        if cut[start]:  # a cut cell: no terms, any of its separator choices
+            char = ALPHABET[int(seg_topk[0, 0])]
+            options.append([_Option(c, s, 0) for c, s in _spellings(char, seg_topk, seg_costs, seg_doubt)])
+            continue
+        found, checked = _segment_options(seg_topk, costs[start:stop], allowed[start:stop], seg_doubt, page)
+        constrained &= checked
+        options.append(found)
+    return options, constrained
+
+
+def term_candidates(topk: np.ndarray, costs: np.ndarray, prefix: int, guide: LineGuide) -> Iterator[str]:
+    """A line's candidate cell strings whose terms are on the page and number the line's, most probable first.
+
+    `topk` (L, K) class indices and `costs` (L, K) (-log probability relative to each cell's best) of
+    the line's cells laid out as its rows are (full rows, `prefix` cells of them). Well-formed
+    (escapes) and each cell string at most once.
+    """
+    from optical_memory.verify import _canonical_text
+
+    options, constrained = _line_options(topk, costs, prefix, guide.page)
+    base_cost = sum(found[0].cost for found in options)
+    table = [[option.cost - found[0].cost for option in found] for found in options]
+    limit = (LINE_COST if constrained else UNCHECKED_COST) - base_cost
+    seen: set[str] = set()
+    for _, picked in islice(best_first(table, limit), COMBINATIONS):
+        chosen = [found[rank] for found, rank in zip(options, picked, strict=True)]
+        if constrained and sum(option.terms for option in chosen) != guide.count:
+            continue
+        flat = "".join(option.cells for option in chosen)
+        cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
+        if cells in seen or _canonical_text(cells) is None:
+            continue
+        seen.add(cells)
+        yield cells
