@@ -32,14 +32,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import PageDamaged
-from optical_memory.pages import PagePlan
-from optical_memory.render import Geometry
-from optical_memory.results import PageInfo
-from optical_memory.tiers import Tier
 from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens, estimate_text_tokens
+
+if TYPE_CHECKING:  # loaded where used: opening the archive (a capture hook) needs neither numpy, Pillow nor pydantic
+    from optical_memory.pages import PagePlan
+    from optical_memory.render import Geometry
+    from optical_memory.results import PageInfo
+    from optical_memory.tiers import Tier
 
 __all__ = [
     "EntryRecord",
@@ -164,6 +166,8 @@ class PageRecord:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> PageRecord:
+        from optical_memory.render import Geometry
+
         data = json.loads(raw)
         return cls(
             id=data["id"],
@@ -257,6 +261,8 @@ def apply_plan(record: PageRecord, plan: PagePlan, entry: EntryRecord, codes: by
 
 def page_info(record: PageRecord, tier: Tier) -> PageInfo:
     """The public description of a page at its current tier."""
+    from optical_memory.results import PageInfo
+
     geometry = record.geometry
     return PageInfo(
         id=record.id,
