@@ -3,6 +3,7 @@
     python -m bench.bench_verify                                  # both mixes, 12 pages each, default tiers
     python -m bench.bench_verify --pages 200 --workers 16 --pin   # many pages in parallel; timed on 2 cores
     python -m bench.bench_verify --model runs/reader/reader.onnx  # another reader (exported with top-k)
+    python -m bench.bench_verify --no-terms                       # without the search index's guidance only
 
 Pages are made as `Memory.remember` makes them (`pages.plan_entry`, `render`, the check codes of
 `checkcode`), stored at the hot tier and faded with `tiers.demote` through the default tiers, then
@@ -10,6 +11,12 @@ read back with `transcribe.transcribe_lines`, the function `read_lines` and `sea
 held-out mixes: the realistic mix of the reader's evaluation (`training.corpus.REALISTIC_MIX`, the
 held-out split) and an identifier-heavy mix made here (keys, hex, UUIDs, hosts and ports, versioned
 paths, snake_case and CamelCase, names with accents, Greek, Cyrillic, curly quotes, backticks).
+
+Each page also gets what the archive's search index keeps of it (`search.index_lines`: the terms of
+each line piece cut by `terms.terms`, hashed under a term key of the bench archive key, as an entry
+`postings.page_entry`), so verified decoding is guided by it as it is in an archive (`term_guide`);
+the decoder never sees the text. Each line is verified both ways in one run, with the index's
+guidance and without it (as pages with no index entry read), unless `--no-terms`.
 
 Per tier: CER (`metrics.cer_per_line`) of the argmax reading and after verified decoding; lines
 verified; lines wrong but marked verified (must be 0; the hash bound for the lines checked is
@@ -34,26 +41,54 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable (bench.common)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentile
+from optical_memory.archive import ArchiveTxn
 from optical_memory.checkcode import CODE_BYTES, codes_for, line_key
 from optical_memory.config import load_config
 from optical_memory.metrics import edit_distance
 from optical_memory.pages import PageFormat, plan_entry
+from optical_memory.postings import page_entry
 from optical_memory.readers.base import Reader
 from optical_memory.readers.trained import TrainedReader
 from optical_memory.records import PageRecord
 from optical_memory.render import Renderer
+from optical_memory.term_guide import PageTerms
+from optical_memory.terms import TermHasher, terms
 from optical_memory.tiers import Tier, demote, encode_image
 from optical_memory.training.corpus import REALISTIC_MIX, mixed_lines
 from optical_memory.training.evaluate import HELDOUT_SEED
 from optical_memory.transcribe import transcribe_lines
 from optical_memory.verify import MAX_CANDIDATES, PAGE_CANDIDATES
 
-KEY = line_key(bytes(range(32)))
+ARCHIVE_KEY = bytes(range(32))
+KEY = line_key(ARCHIVE_KEY)
+
+
+class _BenchArchive:
+    """Stands in for a read transaction where only the archive's key is asked for (`TermHasher`)."""
+
+    def archive_key(self) -> bytes:
+        return ARCHIVE_KEY
+
+
+TERM_HASHER = TermHasher(cast(ArchiveTxn, _BenchArchive()))
+
+
+def index_entry(pieces: Sequence[str]) -> bytes:
+    """The page's entry in the search index as `search.index_lines` writes it for lines 1, 2, ... `pieces`."""
+    lengths, hashes = {}, {}
+    for line, piece in enumerate(pieces, 1):
+        cut = terms(piece)
+        lengths[line] = len(cut)
+        hashes.update((TERM_HASHER(term), None) for term in cut)
+    return page_entry(lengths, hashes)
+
+
 # The default tiers (config/default.toml), and the lossless chain the defaults were before grey levels.
 CHAINS: dict[str, tuple[Tier, ...]] = {
     "config": load_config(environ={}).tiers,
@@ -131,6 +166,11 @@ MIXES: dict[str, Callable[[random.Random], list[str]]] = {"realistic": realistic
 class BenchPage:
     images: list[tuple[Tier, bytes, PageRecord]]  # the page at each tier, hot first
     truth: list[str]  # the text of each line piece, in line order
+    entry: bytes = b""  # its search-index entry (`index_entry`)
+
+    def terms(self) -> PageTerms | None:
+        """What reading gets from the index for this page (fresh: nothing is cached across reads)."""
+        return PageTerms.of(self.entry, TERM_HASHER)
 
 
 def make_page(mix: str, seed: int, tiers: Sequence[Tier] = CHAINS["config"]) -> BenchPage:
@@ -161,7 +201,7 @@ def make_page(mix: str, seed: int, tiers: Sequence[Tier] = CHAINS["config"]) -> 
     for tier in tiers[1:]:
         data, geometry = demote(data, geometry, tier)
         images.append((tier, data, dataclasses.replace(record, geometry=geometry, codec=tier.codec, tier=len(images))))
-    return BenchPage(images, pieces)
+    return BenchPage(images, pieces, index_entry(pieces))
 
 
 @dataclass
@@ -169,64 +209,69 @@ class Score:
     lines: int = 0
     chars: int = 0
     edits_argmax: int = 0
-    edits_verified: int = 0
+    edits_verified: int = 0  # after verified decoding, guided by the page's index entry (unless --no-terms)
     verified: int = 0
     wrong_verified: int = 0
     exact: int = 0
+    edits_unguided: int = 0  # the same without the index's guidance (pages with no entry read so)
+    verified_unguided: int = 0
+    wrong_unguided: int = 0
     times_plain: list[float] = field(default_factory=list)
     times_verified: list[float] = field(default_factory=list)
+    times_unguided: list[float] = field(default_factory=list)
 
     def add(self, other: Score) -> None:
-        for name in ("lines", "chars", "edits_argmax", "edits_verified", "verified", "wrong_verified", "exact"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.times_plain += other.times_plain
-        self.times_verified += other.times_verified
+        for item in dataclasses.fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
 
-def score_page(reader: Reader, page: BenchPage, verify: bool = True) -> list[Score]:
-    """Read every line of the page at every tier: the argmax reading and the verified one."""
+def score_page(reader: Reader, page: BenchPage, verify: bool = True, guided: bool = True) -> list[Score]:
+    """Read every line of the page at every tier: the argmax reading, and the verified one with the
+    page's index entry (`guided`) and without it (without `guided`, the unguided one stands for both)."""
     out = []
     numbers = range(1, len(page.truth) + 1)
     for _, data, record in page.images:
         s = Score(lines=len(page.truth), chars=sum(len(t) for t in page.truth))
         plain = transcribe_lines(reader, record, data, numbers)
-        checked = transcribe_lines(reader, record, data, numbers, key=KEY) if verify else plain
-        for truth, argmax, line in zip(page.truth, plain, checked, strict=True):
+        unguided = transcribe_lines(reader, record, data, numbers, key=KEY) if verify else plain
+        checked = transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms()) if guided else unguided
+        for truth, argmax, line, before in zip(page.truth, plain, checked, unguided, strict=True):
             s.edits_argmax += edit_distance(truth, argmax.text)
             s.edits_verified += edit_distance(truth, line.text)
             s.exact += line.text == truth
             s.verified += line.verified is True
             s.wrong_verified += line.verified is True and line.text != truth
+            s.edits_unguided += edit_distance(truth, before.text)
+            s.verified_unguided += before.verified is True
+            s.wrong_unguided += before.verified is True and before.text != truth
         out.append(s)
     return out
 
 
-def time_page(reader: Reader, page: BenchPage, reps: int) -> list[tuple[list[float], list[float]]]:
-    """Per tier, full-page read times (ms) without and with verification, after a warm-up."""
+def time_page(reader: Reader, page: BenchPage, reps: int) -> list[tuple[list[float], list[float], list[float]]]:
+    """Per tier, full-page read times (ms): no verification, verified without and with the index entry."""
     numbers = range(1, len(page.truth) + 1)
     out = []
     for _, data, record in page.images:
-        plain, verified = [], []
-        transcribe_lines(reader, record, data, numbers, key=KEY)
+        times: tuple[list[float], list[float], list[float]] = ([], [], [])
+        transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
         for _ in range(reps):
-            start = time.perf_counter()
-            transcribe_lines(reader, record, data, numbers)
-            middle = time.perf_counter()
-            transcribe_lines(reader, record, data, numbers, key=KEY)
-            plain.append(1000 * (middle - start))
-            verified.append(1000 * (time.perf_counter() - middle))
-        out.append((plain, verified))
+            for kind, options in enumerate(({}, {"key": KEY}, {"key": KEY, "terms": page.terms()})):
+                start = time.perf_counter()
+                transcribe_lines(reader, record, data, numbers, **options)  # type: ignore[arg-type]
+                times[kind].append(1000 * (time.perf_counter() - start))
+        out.append(times)
     return out
 
 
 _WORKER_READER: list[TrainedReader] = []
 
 
-def _score_job(job: tuple[str, int, str | None, str]) -> list[Score]:
-    mix, seed, model, chain = job
+def _score_job(job: tuple[str, int, str | None, str, bool]) -> list[Score]:
+    mix, seed, model, chain, guided = job
     if not _WORKER_READER:
         _WORKER_READER.append(TrainedReader(model, threads=1))
-    return score_page(_WORKER_READER[0], make_page(mix, seed, CHAINS[chain]))
+    return score_page(_WORKER_READER[0], make_page(mix, seed, CHAINS[chain]), guided=guided)
 
 
 def tiers_label(tiers: Sequence[Tier]) -> str:
@@ -238,16 +283,22 @@ def tiers_label(tiers: Sequence[Tier]) -> str:
     return ", ".join(one(t) for t in tiers)
 
 
-def _row(name: str, s: Score) -> str:
+def _row(name: str, s: Score, guided: bool = True) -> str:
     cer_a, cer_v = 100 * s.edits_argmax / max(1, s.chars), 100 * s.edits_verified / max(1, s.chars)
     timing = ""
     if s.times_plain:
         p = statistics.median(s.times_plain), percentile(s.times_plain, 0.95)
         v = statistics.median(s.times_verified), percentile(s.times_verified, 0.95)
+        u = statistics.median(s.times_unguided), percentile(s.times_unguided, 0.95)
         timing = f"  read {p[0]:5.1f}/{p[1]:5.1f} ms, verified {v[0]:5.1f}/{v[1]:5.1f} ms (p50/p95)"
+        timing += f" [no terms {u[0]:5.1f}/{u[1]:5.1f}]" if guided else ""
+    before = ""
+    if guided:
+        cer_u, verified_u = 100 * s.edits_unguided / max(1, s.chars), 100 * s.verified_unguided / s.lines
+        before = f" [no terms: CER {cer_u:7.4f} %, verified {verified_u:6.2f} %, wrong+verified {s.wrong_unguided}]"
     return (
         f"  {name:>6}  lines {s.lines:6d}  CER {cer_a:7.4f} % -> {cer_v:7.4f} %  exact {100 * s.exact / s.lines:6.2f} %"
-        f"  verified {100 * s.verified / s.lines:6.2f} %  wrong+verified {s.wrong_verified}{timing}"
+        f"  verified {100 * s.verified / s.lines:6.2f} %  wrong+verified {s.wrong_verified}{before}{timing}"
     )
 
 
@@ -258,11 +309,12 @@ def compare(name: str, make: Callable[[], Reader], pages: Sequence[BenchPage]) -
         totals: list[Score] = []
         for page in pages:
             start = time.perf_counter()
-            scores = score_page(reader, page, verify=True)
+            scores = score_page(reader, page, verify=True, guided=False)
             per_page = 1000 * (time.perf_counter() - start) / len(scores) / 2
             for t, s in enumerate(scores):
                 s.times_plain.append(per_page)
                 s.times_verified.append(per_page)
+                s.times_unguided.append(per_page)
                 if len(totals) <= t:
                     totals.append(Score())
                 totals[t].add(s)
@@ -271,7 +323,7 @@ def compare(name: str, make: Callable[[], Reader], pages: Sequence[BenchPage]) -
         return
     print(f"  {name} ({len(pages)} pages; time is the mean per page and tier):")
     for (tier, _, _), s in zip(pages[0].images, totals, strict=True):
-        print(_row(tier.name, s))
+        print(_row(tier.name, s, guided=False))
 
 
 def parse_args() -> argparse.Namespace:
@@ -280,6 +332,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mix", choices=[*MIXES, "both"], default="both")
     parser.add_argument("--chain", choices=sorted(CHAINS), default="config", help="default tiers, or the old lossless")
     parser.add_argument("--pages", type=int, default=12, help="held-out pages per mix")
+    parser.add_argument(
+        "--no-terms",
+        dest="terms",
+        action="store_false",
+        help="verify without the search index's guidance only (by default each line is verified both ways)",
+    )
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED + 9000)
     parser.add_argument("--workers", type=int, default=1, help="processes that score pages (timing stays serial)")
     parser.add_argument("--time-pages", type=int, default=8, help="pages per mix timed, --reps reads each")
@@ -323,8 +381,9 @@ def main() -> None:
         checked += lines
         wrong += wrongly_verified
     bound = checked * (MAX_CANDIDATES + 1) / 2.0 ** (8 * CODE_BYTES)
+    ways = "with and without the index's guidance, each reading counted" if args.terms else "without the index"
     print(
-        f"lines checked by the trained reader: {checked:,}; wrong but marked verified: {wrong}; "
+        f"line readings checked by the trained reader ({ways}): {checked:,}; wrong but marked verified: {wrong}; "
         f"hash bound: at most {MAX_CANDIDATES + 1} candidates a line / 2^{8 * CODE_BYTES} -> "
         f"expected false verifications <= {bound:.2e}"
     )
@@ -333,12 +392,12 @@ def main() -> None:
 def measure_mix(reader: TrainedReader, mix: str, tiers: tuple[Tier, ...], args: argparse.Namespace) -> tuple[int, int]:
     """One mix: every page scored, some timed, the other readers compared; (lines checked, wrong but verified)."""
     checked = wrong = 0
-    jobs = [(mix, args.seed + i, args.model, args.chain) for i in range(args.pages)]
+    jobs = [(mix, args.seed + i, args.model, args.chain, args.terms) for i in range(args.pages)]
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
             results = list(pool.map(_score_job, jobs, chunksize=1))
     else:
-        results = [score_page(reader, make_page(mix, seed, tiers)) for mix, seed, _, _ in jobs]
+        results = [score_page(reader, make_page(mix, seed, tiers), guided=args.terms) for mix, seed, *_ in jobs]
     totals = [Score() for _ in tiers]
     for page_scores in results:
         for total, s in zip(totals, page_scores, strict=True):
@@ -347,16 +406,17 @@ def measure_mix(reader: TrainedReader, mix: str, tiers: tuple[Tier, ...], args: 
         os.sched_setaffinity(0, {0, 1})
     timed = [make_page(mix, args.seed + i, tiers) for i in range(min(args.time_pages, args.pages))]
     for page in timed:
-        for total, (plain, verified) in zip(totals, time_page(reader, page, args.reps), strict=True):
+        for total, (plain, unguided, guided) in zip(totals, time_page(reader, page, args.reps), strict=True):
             total.times_plain += plain
-            total.times_verified += verified
+            total.times_unguided += unguided
+            total.times_verified += guided if args.terms else unguided
     if args.pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     print(f"{mix} mix, trained reader ({args.pages} pages; timed: {len(timed)} pages x {args.reps} reads):")
     for tier, s in zip(tiers, totals, strict=True):
-        print(_row(tier.name, s))
-        checked += s.lines
-        wrong += s.wrong_verified
+        print(_row(tier.name, s, guided=args.terms))
+        checked += s.lines * (2 if args.terms else 1)
+        wrong += s.wrong_verified + (s.wrong_unguided if args.terms else 0)
     compare_pages = timed[: args.compare_pages]
     if compare_pages:
         from bench.common import TesseractReader
