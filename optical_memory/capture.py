@@ -15,18 +15,19 @@ How a capture stays small and exact:
 * Every message also has a content key (`ingest`), so reading a rewritten or compacted file whole
   adds only what is new, and a rerun adds nothing.
 * The new turns and the moved mark are written in one transaction; a capture that finds the mark
-  moved by another (a Stop and a SessionEnd hook at once) starts over from the new mark.
+  moved by another (a Stop and a SessionEnd hook at once) starts over from the new mark. A hook
+  (`spool_transcript`) writes the turns, as read, into the spool with the mark, and a drainer lays
+  them onto pages (`spool`); `capture_transcript` (by hand, or a fallback) lays them out at once.
 * Turns go to the session named after the project, the transcript's working directory
   (`project_session`: "~/src/shop"), the same for every transcript of that project, whichever agent
   wrote it.
 
-It never fails the agent: every error goes to `capture.log` in the archive folder (or in the data
-dir when the archive cannot be opened), the exit status is 0, and nothing is written on stdout,
-which Claude Code reads as the hook's instructions. Fading is left to the server (or the next one
-to start), so a capture costs only its own turns.
+The command, which never fails the agent, is `capture_hook`. Fading is left to the server (or the
+next one to start), so a capture costs only its own turns.
 
-This module imports only the standard library at load: a hook starts a fresh process each time, and
-numpy, Pillow and the reader would cost more than the capture.
+This module imports only the standard library at load, and the spooling path only the archive and
+the importers' parsers: a hook starts a fresh process each time, and numpy, Pillow, pydantic and
+the reader would cost more than the capture.
 """
 
 from __future__ import annotations
@@ -34,25 +35,18 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
-import time
-import traceback
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from optical_memory.archive import ArchiveTxn
+    from optical_memory.archive import Archive, ArchiveTxn
     from optical_memory.checkpoints import Checkpoints, Mark
-    from optical_memory.config import Config
     from optical_memory.memory import Memory
 
-__all__ = ["CaptureResult", "capture_transcript", "project_session", "read_payload", "run_hook"]
+__all__ = ["CaptureResult", "capture_transcript", "project_session", "spool_transcript"]
 
-LOG_NAME = "capture.log"
-LOG_MAX_BYTES = 1 << 20  # then it is rotated once to capture.log.1: a hook log is for the last problems
-MAX_PAYLOAD_BYTES = 1 << 20  # a hook payload is a few hundred bytes
 FORMATS = ("claude-code", "codex")
 _CWD_SCAN_LINES = 50
 
@@ -70,6 +64,7 @@ class CaptureResult:
     read_to: int = 0  # the new mark: bytes of the file now captured
     rewritten: bool = False  # the file no longer matched its mark and was read whole
     problems: list[dict[str, Any]] = field(default_factory=list)
+    spooled: bool = False  # the turns went to the spool: a drainer remembers them within about a second
 
 
 class _MarkMoved(Exception):
@@ -88,22 +83,6 @@ def project_session(cwd: str) -> str:
     return clean
 
 
-def read_payload(stream: IO[bytes]) -> dict[str, Any]:
-    """The hook payload on `stream`: a JSON object naming `transcript_path`."""
-    raw = stream.read(MAX_PAYLOAD_BYTES + 1)
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise ValueError(f"the hook payload is over {MAX_PAYLOAD_BYTES} bytes; a Claude Code payload is a few hundred")
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(
-            f"the hook payload on stdin is not JSON ({exc}); run from a hook or pass --transcript"
-        ) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("transcript_path"), str):
-        raise ValueError("the hook payload has no transcript_path; run from a Claude Code hook, or pass --transcript")
-    return payload
-
-
 def capture_transcript(
     memory: Memory,
     path: str | os.PathLike[str],
@@ -115,13 +94,16 @@ def capture_transcript(
     """Remember the turns `path` grew by since its last capture (all of it the first time).
 
     The session is `session`, else the project's (`project_session` of the working directory the
-    transcript names, else of `cwd`, the hook payload's).
+    transcript names, else of `cwd`, the hook payload's). Turns that hooks spooled are remembered
+    first (`spool.drain`).
     """
     from optical_memory.errors import InvalidArgument
+    from optical_memory.spool import drain
 
     transcript = Path(path).expanduser().absolute()
     if not transcript.is_file():
         raise InvalidArgument(f"transcript {transcript} is not a file")
+    drain(memory, wait=True)  # turns hooks spooled go first, so pages keep the transcript's order
     for _attempt in range(5):
         try:
             return _capture_once(memory, transcript, session, fmt, cwd)
@@ -130,14 +112,28 @@ def capture_transcript(
     raise InvalidArgument(f"transcript {transcript} kept changing under other captures; try again")
 
 
-def _capture_once(
-    memory: Memory, transcript: Path, session: str | None, fmt: str | None, cwd: str | None
-) -> CaptureResult:
+@dataclass
+class _NewLines:
+    """What a capture read: the transcript's mark, the complete lines it grew by, and the mark to move to."""
+
+    mark: Mark | None
+    result: CaptureResult
+    data: bytes
+    lines_before: int
+    new_mark: Mark | None  # None when there is nothing new
+    spool_waiting: bool = False  # the spool held captures already (a drainer may have died)
+
+
+def _read_new(archive: Archive, transcript: Path, session: str | None, fmt: str | None, cwd: str | None) -> _NewLines:
     from optical_memory.checkpoints import Checkpoints, Mark, line_hash
-    from optical_memory.ingest import remember_messages
 
     source = str(transcript)
-    mark = memory.archive.read(lambda tx: Checkpoints(tx).mark(source))
+
+    def look(tx: ArchiveTxn) -> tuple[Mark | None, bool]:
+        checkpoints = Checkpoints(tx)
+        return checkpoints.mark(source), checkpoints.spooled_after(0) is not None
+
+    mark, waiting = archive.read(look)
     with transcript.open("rb") as file:
         start, lines_before, rewritten = _resume_point(file, mark)
         file.seek(start)
@@ -152,7 +148,7 @@ def _capture_once(
     )
     result = CaptureResult(source, chosen, target, read_from=start, read_to=start + len(data), rewritten=rewritten)
     if not data:
-        return result
+        return _NewLines(mark, result, data, lines_before, None, waiting)
     last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
     new_mark = Mark(
         offset=start + len(data),
@@ -163,17 +159,30 @@ def _capture_once(
         format=chosen,
         uuid=_uuid(data[last_start:]),
     )
+    return _NewLines(mark, result, data, lines_before, new_mark, waiting)
+
+
+def _capture_once(
+    memory: Memory, transcript: Path, session: str | None, fmt: str | None, cwd: str | None
+) -> CaptureResult:
+    from optical_memory.ingest import remember_messages
+
+    new = _read_new(memory.archive, transcript, session, fmt, cwd)
+    result = new.result
+    if new.new_mark is None:
+        return result
+    new_mark = new.new_mark
 
     def move_mark(tx: ArchiveTxn, checkpoints: Checkpoints) -> None:
-        if checkpoints.mark(source) != mark:
+        if checkpoints.mark(result.transcript) != new.mark:
             raise _MarkMoved
-        checkpoints.put_mark(source, new_mark)
+        checkpoints.put_mark(result.transcript, new_mark)
 
     imported = remember_messages(
         memory,
-        _records(chosen, data, lines_before, target),
-        chosen,
-        target,
+        _records(result.format, new.data, new.lines_before, result.session),
+        result.format,
+        result.session,
         None,
         fade=False,
         in_transaction=move_mark,
@@ -183,6 +192,66 @@ def _capture_once(
     if imported.interrupted:
         raise KeyboardInterrupt
     return result
+
+
+def spool_transcript(
+    archive: Archive,
+    path: str | os.PathLike[str],
+    *,
+    session: str | None = None,
+    fmt: str | None = None,
+    cwd: str | None = None,
+) -> tuple[CaptureResult, bool]:
+    """Take the turns `path` grew by into the spool, with its moved mark, in one transaction.
+
+    Returns the result and whether the spool now holds anything (then a drainer is due). The turns
+    are remembered by the next drain (`spool.drain`); this needs neither numpy, Pillow nor pydantic.
+    """
+    from optical_memory.errors import InvalidArgument
+
+    transcript = Path(path).expanduser().absolute()
+    if not transcript.is_file():
+        raise InvalidArgument(f"transcript {transcript} is not a file")
+    for _attempt in range(5):
+        try:
+            return _spool_once(archive, transcript, session, fmt, cwd)
+        except _MarkMoved:
+            continue
+    raise InvalidArgument(f"transcript {transcript} kept changing under other captures; try again")
+
+
+def _spool_once(
+    archive: Archive, transcript: Path, session: str | None, fmt: str | None, cwd: str | None
+) -> tuple[CaptureResult, bool]:
+    from optical_memory.checkpoints import Checkpoints
+    from optical_memory.importers.base import Message
+    from optical_memory.spool import Spooled
+
+    new = _read_new(archive, transcript, session, fmt, cwd)
+    result = new.result
+    if new.new_mark is None:
+        return result, new.spool_waiting
+    new_mark = new.new_mark
+    messages: list[Message] = []
+    for record in _records(result.format, new.data, new.lines_before, result.session):
+        if isinstance(record, Message):
+            messages.append(record)
+        else:
+            result.problems.append({"line": record.line, "message": record.message})
+    item = Spooled(result.format, result.session, messages).to_bytes() if messages else None
+
+    def commit(tx: ArchiveTxn) -> bool:
+        checkpoints = Checkpoints(tx)
+        if checkpoints.mark(result.transcript) != new.mark:
+            raise _MarkMoved
+        checkpoints.put_mark(result.transcript, new_mark)
+        if item is not None:
+            checkpoints.spool(item)
+        return checkpoints.spooled_after(0) is not None
+
+    waiting = archive.write(commit)
+    result.messages, result.spooled = len(messages), item is not None
+    return result, waiting
 
 
 def _resume_point(file: IO[bytes], mark: Mark | None) -> tuple[int, int, bool]:
@@ -246,84 +315,3 @@ def _uuid(line: bytes) -> str | None:
         return None
     uuid = record.get("uuid") if isinstance(record, dict) else None
     return uuid if isinstance(uuid, str) else None
-
-
-# the command --------------------------------------------------------------------------------------
-
-
-def run_hook(
-    config_path: str | None,
-    archive: str | None,
-    transcript: str | None,
-    session: str | None = None,
-    fmt: str | None = None,
-    stdin: IO[bytes] | None = None,
-) -> CaptureResult | None:
-    """`optical-memory capture`: capture, log what happened, never raise (the agent must not fail)."""
-    started = time.perf_counter()
-    log_dir: Path | None = None
-    event, cwd = "manual", None
-    try:
-        from optical_memory.config import load_config
-
-        config = load_config(config_path, archive)
-        log_dir = Path(config.archive.path)
-        if transcript is None:
-            if stdin is None and sys.stdin.isatty():  # run by hand: do not wait for a payload that never comes
-                print(
-                    "optical-memory capture: pass --transcript PATH (a hook gets its payload on stdin)", file=sys.stderr
-                )
-                raise ValueError("run from a terminal without --transcript: no hook payload to read")
-            payload = read_payload(stdin if stdin is not None else sys.stdin.buffer)
-            transcript, event = payload["transcript_path"], str(payload.get("hook_event_name") or "hook")
-            cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else None
-        result = _capture_with(config, transcript, session, fmt, cwd)
-    except (Exception, KeyboardInterrupt) as exc:  # a hook must never fail the agent, whatever happened
-        _log(log_dir, f"{event} {transcript or '-'}: failed: {_describe(exc)}")
-        return None
-    took = (time.perf_counter() - started) * 1000
-    _log(
-        log_dir,
-        f"{event} {result.transcript}: {result.messages} new turn(s) into {result.session!r}, "
-        f"bytes {result.read_from}-{result.read_to}{' (rewritten: read whole)' if result.rewritten else ''}, "
-        f"{len(result.problems)} problem(s), {took:.0f} ms",
-    )
-    return result
-
-
-def _capture_with(
-    config: Config, transcript: str, session: str | None, fmt: str | None, cwd: str | None
-) -> CaptureResult:
-    from optical_memory.memory import Memory
-
-    memory = Memory(config)
-    try:
-        return capture_transcript(memory, transcript, session=session, fmt=fmt, cwd=cwd)
-    finally:
-        memory.close()
-
-
-def _describe(exc: BaseException) -> str:
-    from optical_memory.errors import OpticalMemoryError
-
-    if isinstance(exc, OpticalMemoryError | OSError | ValueError):
-        return f"{type(exc).__name__}: {exc}"
-    return "".join(traceback.format_exception(exc)).rstrip()
-
-
-def _log(directory: Path | None, line: str) -> None:
-    """Append one line to the capture log; a log that cannot be written is given up silently."""
-    try:
-        if directory is None or not directory.is_dir():
-            from optical_memory.config import default_archive_path
-
-            directory = default_archive_path().parent
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / LOG_NAME
-        if path.exists() and path.stat().st_size > LOG_MAX_BYTES:
-            path.replace(path.with_name(LOG_NAME + ".1"))
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with path.open("a", encoding="utf-8", errors="backslashreplace") as file:
-            file.write(f"{stamp} {line}\n")
-    except OSError:
-        pass

@@ -10,6 +10,11 @@ blake2b hashes, so neither a transcript's path nor a message's words are readabl
     b"c" + H(session, role, time, text)  -> u64: the page number the message's entry starts on
     b"r" + u64 page number + content key -> b"": the reverse of the above, so that forgetting a
                                       page can drop the content keys that point at it
+    b"s" + u64 sequence            -> a spooled capture (`spool.Spooled`, JSON): the messages a capture
+                                      hook read, waiting to be laid onto pages; written with the
+                                      transcript's moved mark, deleted in the transaction that writes
+                                      the last of them. It holds their text until then.
+    b"n"                           -> u64: the next spool sequence number (numbers are never reused)
 
 H is blake2b-128 keyed with `derive_key(archive_key, ...)`, one purpose per kind of key.
 
@@ -31,7 +36,7 @@ if TYPE_CHECKING:  # the archive (and numpy with it) is loaded only by callers t
 __all__ = ["Checkpoints", "Mark", "forget_pages", "line_hash"]
 
 DATABASE = "checkpoints"
-_TRANSCRIPT, _CONTENT, _REVERSE = b"t", b"c", b"r"
+_TRANSCRIPT, _CONTENT, _REVERSE, _SPOOLED, _NEXT_SPOOLED = b"t", b"c", b"r", b"s", b"n"
 _KEY_BYTES = 16
 _SEPARATOR = "\x1f"  # unit separator: cannot occur in session, role or time, so fields never run together
 
@@ -97,6 +102,29 @@ class Checkpoints:
 
     def put_mark(self, source: str, mark: Mark) -> None:
         self.tx.txn.put(_TRANSCRIPT + self._hash(self._source_key, source), mark.to_bytes(), db=self._db)
+
+    # the spool: captures waiting to be remembered (`spool` reads and writes what they hold) --------
+    def spool(self, item: bytes) -> int:
+        """Add a spooled capture after all others; returns its sequence number (write transactions only)."""
+        raw = self.tx.txn.get(_NEXT_SPOOLED, db=self._db)
+        sequence = int.from_bytes(raw, "big") if raw is not None else 1
+        self.tx.txn.put(_NEXT_SPOOLED, (sequence + 1).to_bytes(8, "big"), db=self._db)
+        self.tx.txn.put(_SPOOLED + sequence.to_bytes(8, "big"), item, db=self._db)
+        return sequence
+
+    def spooled_after(self, sequence: int) -> tuple[int, bytes] | None:
+        """The first spooled capture numbered above `sequence` (0: the oldest), or None."""
+        with self.tx.txn.cursor(db=self._db) as cursor:
+            if not cursor.set_range(_SPOOLED + (sequence + 1).to_bytes(8, "big")):
+                return None
+            key = bytes(cursor.key())
+            if len(key) != 9 or not key.startswith(_SPOOLED):
+                return None
+            return int.from_bytes(key[1:], "big"), bytes(cursor.value())
+
+    def unspool(self, sequence: int) -> bool:
+        """Remove a spooled capture once remembered; False if it was gone (another drain took it)."""
+        return bool(self.tx.txn.delete(_SPOOLED + sequence.to_bytes(8, "big"), db=self._db))
 
     # messages ---------------------------------------------------------------------------------
     def content_key(self, session: str, role: str, time: str | None, text: str, occurrence: int = 0) -> bytes:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.config import Config
@@ -44,6 +44,9 @@ from optical_memory.transfer import export_pages, import_pages
 from optical_memory.validation import MAX_NAME_CHARS
 from optical_memory.writing import NewEntry, Writer
 from optical_memory.writing import now as current_time
+
+if TYPE_CHECKING:
+    from optical_memory.spool import DrainResult
 
 __all__ = ["MAX_NAME_CHARS", "MAX_SEARCH_HITS", "Memory", "NewEntry"]
 
@@ -124,6 +127,13 @@ class Memory:
     def fade(self, session: str | None = None, now: datetime | None = None, **options: Any) -> int:
         """Demote every sealed page that is due for a colder tier; returns how many steps were taken."""
         return fade(self.archive, self.tiers, session, now or current_time(), **options)
+
+    def drain(self, wait: bool = True) -> DrainResult:
+        """Remember the turns capture hooks left in the spool (`spool.drain`); with `wait`, after
+        the drainer that holds the spool's lock, if any, is done."""
+        from optical_memory.spool import drain
+
+        return drain(self, wait=wait)
 
     # reading ----------------------------------------------------------------------------------
     def page_info(self, page_id: str) -> PageInfo:

@@ -13,6 +13,7 @@ import anyio.to_thread
 from optical_memory.config import Config
 from optical_memory.fading import BackgroundFader
 from optical_memory.memory import Memory
+from optical_memory.spool import SpoolDrainer
 
 __all__ = ["AppState", "serving"]
 
@@ -29,7 +30,7 @@ class AppState:
 
 @asynccontextmanager
 async def serving(config: Config, memory: Memory | None = None) -> AsyncIterator[AppState]:
-    """The lifespan of both transports: the archive open, and the fader running, while serving.
+    """The lifespan of both transports: the archive open, and the fader and spool drainer running, while serving.
 
     Opens a `Memory` on `config` (or uses `memory`, which the caller owns and closes: the HTTP
     server shares it with its web page, tests with their assertions), then asks the fader for
@@ -43,10 +44,14 @@ async def serving(config: Config, memory: Memory | None = None) -> AsyncIterator
     log.info("optical-memory archive open at %s", config.archive.path)
     fader = BackgroundFader(opened.fade)
     fader.request(None)
+    # Turns capture hooks spooled are remembered now and whenever more wait (a hook's own drainer
+    # may have failed to start or been killed); the sessions written to are faded after.
+    drainer = SpoolDrainer(opened, on_drained=fader.request).start()
     try:
         yield AppState(opened, fader)
     finally:
         with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(drainer.close)
             await anyio.to_thread.run_sync(fader.close)
             if memory is None:
                 opened.close()

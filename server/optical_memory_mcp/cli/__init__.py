@@ -31,13 +31,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from optical_memory.config import load_config
 from optical_memory.errors import InvalidArgument, OpticalMemoryError
-from optical_memory.memory import Memory
-from optical_memory_mcp.cli.commands import COMMANDS, print_json, run_capture, run_install
 from optical_memory_mcp.cli.parser import EXIT_ERROR, PROG, build_parser
-from optical_memory_mcp.cli.serve import run_serve, run_web
 
 __all__ = ["build_parser", "main"]
 
@@ -59,30 +56,47 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+def _run(args: argparse.Namespace) -> Any:
+    """Run every command but capture; the result to print, or None when the command printed its own."""
+    # Each command imports what it needs: pydantic, numpy and Pillow load with the config and the facade.
+    if args.command == "migrate":
+        from optical_memory.migrate import migrate
+        from optical_memory_mcp.cli.commands import print_json
+
+        print_json(migrate(args.from_archive, args.from_url, args.to_archive, args.to_url))
+        return None
+    if args.command in ("serve", "web"):
+        from optical_memory_mcp.cli.serve import run_serve, run_web
+
+        (run_serve if args.command == "serve" else run_web)(args)
+        return None
+    if args.command in ("install", "uninstall"):
+        from optical_memory_mcp.cli.commands import run_install
+
+        run_install(args)
+        return None
+    from optical_memory.config import load_config
+    from optical_memory.memory import Memory
+    from optical_memory_mcp.cli.commands import COMMANDS
+
+    memory = Memory(load_config(args.config, args.archive))
+    try:
+        return COMMANDS[args.command](memory, args)
+    finally:
+        memory.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _use_archive_url(args)
-        if args.command == "migrate":
-            from optical_memory.migrate import migrate
+        if args.command == "capture":  # a hook, started at every turn: it loads only what it uses
+            from optical_memory_mcp.cli.commands import run_capture
 
-            print_json(migrate(args.from_archive, args.from_url, args.to_archive, args.to_url))
-            return 0
-        if args.command == "serve":
-            run_serve(args)
-            return 0
-        if args.command == "web":
-            run_web(args)
-            return 0
-        if args.command == "capture":
             return run_capture(args)
-        if args.command in ("install", "uninstall"):
-            return run_install(args)
-        memory = Memory(load_config(args.config, args.archive))
-        try:
-            result = COMMANDS[args.command](memory, args)
-        finally:
-            memory.close()
+        result = _run(args)
+        if result is None:
+            return 0
     except BaseException as raised:
         exc = _unwrap(raised)
         if isinstance(exc, OpticalMemoryError | OSError):  # OSError: an archive or output path we cannot use
@@ -91,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, KeyboardInterrupt):
             return 130  # the shell's code for SIGINT, without a traceback
         raise
+    from optical_memory_mcp.cli.commands import print_json
+
     try:
         print_json(result if isinstance(result, dict) else result.model_dump(mode="json"))
         sys.stdout.flush()

@@ -8,12 +8,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import InvalidArgument, OpticalMemoryError
-from optical_memory.memory import Memory
-from optical_memory.results import Line
 from optical_memory_mcp.cli.parser import PROG
+
+if TYPE_CHECKING:  # `capture` runs from this module too, as a hook at every turn: it must not load the facade
+    from optical_memory.memory import Memory
+    from optical_memory.results import Line
 
 __all__ = ["COMMANDS", "print_json", "run_capture", "run_install"]
 
@@ -181,11 +183,28 @@ def _stats(memory: Memory, args: argparse.Namespace) -> Any:
 
 def run_capture(args: argparse.Namespace) -> int:
     """Never fails the agent: errors go to capture.log, the status is 0, stdout stays empty for a hook."""
-    from optical_memory.capture import run_hook
+    if args.drain:  # by hand: the drain a hook starts in the background, waited for and reported
+        return _drain(args)
+    from optical_memory.capture_hook import run_hook
 
-    result = run_hook(args.config, args.archive, args.transcript, args.session, args.format)
+    # A hook spools its turns and starts a drainer; by hand (--transcript), the turns are remembered
+    # before the result is printed, so it says what was remembered.
+    result = run_hook(args.config, args.archive, args.transcript, args.session, args.format, spool=not args.transcript)
     if args.transcript and result is not None:  # run by hand: say what happened
         print_json(dataclasses.asdict(result))
+    return 0
+
+
+def _drain(args: argparse.Namespace) -> int:
+    from optical_memory.config import load_config
+    from optical_memory.memory import Memory
+
+    memory = Memory(load_config(args.config, args.archive))
+    try:
+        result = memory.drain()
+    finally:
+        memory.close()
+    print_json(dataclasses.asdict(result))
     return 0
 
 

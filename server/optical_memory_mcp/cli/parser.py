@@ -24,6 +24,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Version(argparse.Action):
+    """--version, looked up only when asked for: the lookup loads importlib.metadata, which every
+    other command (a capture hook above all) would pay for at each start."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        print(f"{parser.prog} {package_version()}")  # on stdout, as argparse's own version action prints it
+        parser.exit()
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -59,7 +71,7 @@ def _add_global_options(parser: argparse.ArgumentParser, default: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Long-term memory for agents, kept as page images that fade by tier.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     _add_global_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -191,6 +203,11 @@ def _add_capture_commands(command: Callable[[str, str], argparse.ArgumentParser]
     capture.add_argument("--transcript", metavar="PATH", help="the transcript to capture (default: the hook payload's)")
     capture.add_argument("--session", help="remember the turns in this session (default: the project's folder)")
     capture.add_argument("--format", choices=["claude-code", "codex"], help="transcript format (default: detected)")
+    capture.add_argument(
+        "--drain",
+        action="store_true",
+        help="remember the turns captures left in the archive's spool, now (a hook starts this in the background)",
+    )
     for name, summary in (
         ("install", "add the MCP server and the capture hooks to a client's config (merged, with a backup)"),
         ("uninstall", "remove exactly what install added to a client's config"),
