@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import re
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from optical_memory.capture import capture_transcript, project_session, run_hook
+from optical_memory.capture import capture_transcript, project_session
+from optical_memory.capture_hook import run_hook
 from optical_memory.memory import Memory
+from optical_memory.spool import LOCK_NAME, has_spooled
 from optical_memory_mcp.cli import main
 
 SID = "5b0a7c9e-2f41-4d3b-8a61-0c2e9d7f1a35"
@@ -124,6 +128,27 @@ def hook(config_file: Path, archive_path: Path, payload: bytes) -> None:
     assert run_hook(str(config_file), str(archive_path), None, stdin=io.BytesIO(payload)) is not None
 
 
+def drained(memory: Memory, timeout_s: float = 60.0) -> bool:
+    """Wait until the hooks' detached drainers have emptied the spool and let go of its lock."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not has_spooled(memory.archive) and _lock_free(memory.archive.path / LOCK_NAME):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _lock_free(path: Path) -> bool:
+    if not path.exists():
+        return True
+    with path.open("rb") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True  # closing the file lets go of it
+
+
 def test_hook_payloads_for_a_growing_transcript_remember_every_turn_once(
     config_file: Path, archive_path: Path, tmp_path: Path, config: Any
 ) -> None:
@@ -147,14 +172,26 @@ def test_hook_payloads_for_a_growing_transcript_remember_every_turn_once(
 
     memory = Memory(config)
     try:
+        assert drained(memory)  # the hooks only spooled their turns: detached drainers remember them
         seen = tokens(memory)
         sessions = [session.name for session in memory.list_sessions().sessions]
+        pages = memory.archive.stat()["pages"]
+    finally:
+        memory.close()
+    for event in ("Stop", "Stop", "PreCompact"):  # three reruns of a finished transcript add nothing
+        hook(config_file, archive_path, transcript.payload(event))
+    memory = Memory(config)
+    try:
+        assert not has_spooled(memory.archive)  # nothing new was even spooled
+        assert memory.archive.stat()["pages"] == pages and tokens(memory) == seen
     finally:
         memory.close()
     expected = {f"TOKEN{n}{kind}" for n in range(turns) for kind in "PRT" if n != half_turn or kind == "P"}
     assert set(seen) == expected
     assert all(count == 1 for count in seen.values()), seen
     assert sessions == [CWD]  # the project's folder names the session
+    log = (archive_path / "capture.log").read_text(encoding="utf-8")
+    assert "spooled for '/home/ada/shop'" in log and "drain: " in log and "failed" not in log
 
 
 def test_a_rewritten_transcript_adds_only_what_is_new(memory: Memory, tmp_path: Path) -> None:
@@ -255,6 +292,7 @@ def test_hooks_running_at_once_remember_each_turn_once(
     hook(config_file, archive_path, transcript.payload("SessionEnd"))
     memory = Memory(config)
     try:
+        assert drained(memory)
         seen = tokens(memory)
     finally:
         memory.close()
