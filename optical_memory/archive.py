@@ -180,14 +180,16 @@ class Archive:
 
     def _upgrade_plain_index(self) -> None:
         """An index of plain terms (the first round's layout 1) moves to keyed hashes at the first
-        writable open, and the freed space is erased at once: the upgrade frees the plain terms' pages,
-        whose bytes would otherwise stay readable in data.mdb until some later `forget` erased them (as
-        would everything the first round's `forget`, which erased nothing, left behind)."""
+        writable open, and what it leaves is erased at once: the plain terms' freed pages, whatever the
+        first round's `forget` (which erased nothing) left, and the tails of live pages that the first
+        round's writes filled from recycled buffers (`maintenance.rewrite_page_sized_values`)."""
         from optical_memory.index_upgrade import LEGACY_DB, upgrade_index
+        from optical_memory.maintenance import rewrite_page_sized_values
 
         if not self.read(lambda tx: tx.txn.stat(tx.db(LEGACY_DB))["entries"]):
             return
         self.write(upgrade_index)
+        rewrite_page_sized_values(self)
         self.erase_free_space()
 
     def close(self) -> None:

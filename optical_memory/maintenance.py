@@ -40,7 +40,7 @@ from optical_memory.archive_files import check_data_file
 from optical_memory.errors import ArchiveBusy, ArchiveReadOnly
 from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens
 
-__all__ = ["SCRATCH_DB", "compact", "erase_free_space", "page_counts", "stats"]
+__all__ = ["SCRATCH_DB", "compact", "erase_free_space", "page_counts", "rewrite_page_sized_values", "stats"]
 
 SCRATCH_DB = b"erase-scratch"
 _META_PAGES = 2
@@ -201,6 +201,36 @@ def erase_free_space(archive: Archive, attempts: int = 2) -> dict[str, Any]:
         "bytes_overwritten": filled * psize,
         "pages_unreached": unreached,
     }
+
+
+def rewrite_page_sized_values(archive: Archive) -> int:
+    """Store again, from clean buffers, every value that takes one overflow page; returns how many.
+
+    LMDB gives a value of one overflow page a recycled page buffer without clearing it, so the page's
+    tail past the value keeps what that buffer last held. In an archive written by the first round's
+    code that is plain index terms, in live pages (page records, small images) that erasing free space
+    never rewrites. Put again in a fresh environment, each such value moves to a clean page and its
+    old page is freed, for `erase_free_space` to overwrite.
+    """
+    archive.reopen()
+    names = [name for name in _DATABASES if name in archive._dbs and name not in _DUPSORT]
+    psize = archive.env.stat()["psize"]
+    smallest = psize // 2 - 64  # below about half a page a value sits in its leaf, which erasing rewrites
+
+    def rewrite(tx: ArchiveTxn) -> int:
+        count = 0
+        for name in names:
+            db = tx.db(name)
+            with tx.txn.cursor(db=db) as cursor:
+                keys = [bytes(k) for k, v in cursor if smallest <= len(v) <= psize - _PAGE_HEADER]
+            for key in keys:
+                value = tx.txn.get(key, db=db)
+                if value is not None:
+                    tx.txn.put(key, bytes(value), db=db)
+            count += len(keys)
+        return count
+
+    return archive.write(rewrite)
 
 
 def compact(archive: Archive) -> dict[str, Any]:
