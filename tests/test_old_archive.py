@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client, StdioServerParameters
 
 from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.config import Config, load_config
@@ -431,3 +432,28 @@ def test_export_then_import_keeps_every_page(memory: Memory, round1: Round1, tmp
         assert fresh.archive.check() == []
     finally:
         fresh.close()
+
+
+# over MCP ---------------------------------------------------------------------------------------
+async def test_the_server_serves_an_old_archive_over_stdio(round1: Round1) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTICAL_MEMORY_")}
+    config = str(round1.root / round1.expected["config"])
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "optical_memory_mcp", "serve", "--archive", str(round1.archive), "--config", config],
+        env=env,
+    )
+    hot = round1.pages_at("hot")[0]
+    async with Client(params, read_timeout_seconds=120) as client:
+        listed = await client.call_tool("list_pages", {"limit": 200})
+        assert listed.structured_content is not None
+        tiers = {page["id"]: page["tier"] for page in listed.structured_content["pages"]}
+        assert tiers == {pid: page["tier"] for pid, page in round1.expected["pages"].items()}
+        read = await client.call_tool("read_lines", {"page_id": hot})
+        assert read.structured_content is not None
+        lines = read.structured_content["lines"]
+        assert {str(line["number"]): line["text"] for line in lines} == round1.expected["pages"][hot]["lines"]
+        assert {line["verified"] for line in lines} == {None}
+        found = await client.call_tool("search", {"query": "segment007"})
+        assert found.structured_content is not None
+        assert found.structured_content["hits"][0]["session"] == "Projekt Übersicht"
