@@ -223,9 +223,7 @@ def main() -> None:
     print("bytecode compiled beforehand, as a pip install leaves it")
     print(f"transcript: {args.turns} turns ({3 * args.turns} messages, {size / 1e6:.1f} MB)")
     print(f"whole capture by hand (start to exit, remembered): {whole:.2f} s wall, {whole_cpu:.2f} s CPU")
-    print(
-        f"whole capture by the hook: hook exits after {whole_hook * 1000:.0f} ms, searchable after {whole_drained:.2f} s"
-    )
+    print(f"whole capture by the hook: exits after {whole_hook * 1000:.0f} ms, searchable after {whole_drained:.2f} s")
     print(f"incremental capture of 2 turns by the hook, {args.runs} runs:")
     print(
         f"  hook process, start to exit:     p50 {1000 * statistics.median(incremental):.0f} ms, "
