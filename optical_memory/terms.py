@@ -12,6 +12,7 @@ The index stores no term itself: each becomes an 8-byte keyed hash (`TermHasher`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -30,25 +31,33 @@ MAX_QUERY_TERMS = 48
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")
 _STRONG, _WEAK = re.compile(r"[/\\:@#]"), re.compile(r"[.-]")  # paths, hosts, ports; then dotted, hyphenated
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_MIXED = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")  # where _CAMEL has parts to find
 
 
 def terms(text: str) -> list[str]:
     """The search terms of a text, with repeats (a term's count is its frequency)."""
     out: list[str] = []
     for match in _COMPOUND.finditer(text):
-        whole = match.group(0)
-        variants = {whole}
-        for chunk in _STRONG.split(whole):  # "batch-scheduler:8080" -> "batch-scheduler", "8080"
-            variants.add(chunk)
-            for part in _WEAK.split(chunk):
-                variants.add(part)
-                pieces = [p for p in part.split("_") if p]
-                variants.update(pieces)
-                for piece in pieces:
-                    if re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]", piece):  # camelCase / HTTPServer
-                        variants.update(_CAMEL.findall(piece))
-        out.extend(v.lower()[:MAX_TERM] for v in variants if v)
+        out.extend(_variants(match.group(0)))
     return out
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _variants(whole: str) -> tuple[str, ...]:
+    """The distinct terms of one compound word: words repeat, so each is cut once (bulk import's hot path)."""
+    if whole.isalnum() and (whole.islower() or not _MIXED.search(whole)):
+        return (whole.lower()[:MAX_TERM],)  # a plain word: nothing to split
+    variants = {whole}
+    for chunk in _STRONG.split(whole):  # "batch-scheduler:8080" -> "batch-scheduler", "8080"
+        variants.add(chunk)
+        for part in _WEAK.split(chunk):
+            variants.add(part)
+            pieces = [p for p in part.split("_") if p]
+            variants.update(pieces)
+            for piece in pieces:
+                if _MIXED.search(piece):  # camelCase / HTTPServer
+                    variants.update(_CAMEL.findall(piece))
+    return tuple(v.lower()[:MAX_TERM] for v in variants if v)
 
 
 def query_terms(query: object) -> list[str]:
