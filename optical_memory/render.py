@@ -31,6 +31,7 @@ GUTTER_CELLS = 4  # "NN" line number right-aligned in three cells, then one blan
 CONTINUATION_MARK = "»"
 _HEADER_INK = 0.80  # header band: background at 80 % white, glyphs at full ink
 _GUTTER_INK = 0.45  # gutter glyphs drawn at 45 % ink: visible, clearly not text
+_PRIVATE = 0xF0000  # supplementary private use area A: where `Renderer.codes` maps atlas indices
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,10 @@ class Renderer:
         self._tiles, self._index, cell_width, cell_height = _atlas(font_size)
         self._header_tiles = (self._tiles.astype(np.float32) * _HEADER_INK).astype(np.uint8)
         self._gutter_tiles = (255 - (255 - self._tiles.astype(np.float32)) * _GUTTER_INK).astype(np.uint8)
+        # characters already in the private range that are not in the alphabet map out of range
+        self._private = {code: 0x10FFFF for code in range(_PRIVATE, _PRIVATE + len(self._index))}
+        self._private |= {ord(ch): _PRIVATE + i for ch, i in self._index.items()}
+        self._marks: dict[str, np.ndarray] = {}
         hot = Geometry(font_size, cell_width, cell_height, margin, GUTTER_CELLS, fmt.columns, fmt.rows, 0, 0)
         self.geometry = hot.scaled(1.0)
 
@@ -131,18 +136,36 @@ class Renderer:
 
     def codes(self, cells: str) -> np.ndarray:
         """Atlas indices of a row's cells; raises KeyError for a character outside the alphabet."""
-        index = self._index
-        return np.fromiter((index[ch] for ch in cells), dtype=np.int32, count=len(cells))
+        # str.translate maps each character to the private-use code point of its index in one C
+        # pass (a Python loop over the cells was most of drawing); anything else stays out of range
+        shifted = np.frombuffer(cells.translate(self._private).encode("utf-32-le"), dtype=np.uint32) - _PRIVATE
+        if len(shifted) and int(shifted.max()) >= len(self._index):
+            raise KeyError(next(ch for ch in cells if ch not in self._index))
+        return shifted.astype(np.int32)
+
+    def _strip(self, tiles: np.ndarray, cells: str) -> np.ndarray:
+        """The pixels of `cells` side by side: (cell height, len(cells) * cell width)."""
+        strip = tiles[self.codes(cells)]  # (n, h, w)
+        n, h, w = strip.shape
+        return strip.transpose(1, 0, 2).reshape(h, n * w)
+
+    def _gutter(self, mark: str) -> np.ndarray:
+        """A line number's pixels: the same few marks on every page, so each is drawn once."""
+        strip = self._marks.get(mark)
+        if strip is None:
+            strip = self._marks[mark] = self._strip(self._gutter_tiles, mark)
+        return strip
 
     def _draw_cells(self, canvas: np.ndarray, tiles: np.ndarray, row: int, first_cell: int, cells: str) -> None:
         if not cells:
             return
+        self._paste(canvas, row, first_cell, self._strip(tiles, cells))
+
+    def _paste(self, canvas: np.ndarray, row: int, first_cell: int, strip: np.ndarray) -> None:
         g = self.geometry
-        strip = tiles[self.codes(cells)]  # (n, h, w)
-        n, h, w = strip.shape
         top = g.margin + row * g.cell_height
         left = g.margin + first_cell * g.cell_width
-        canvas[top : top + h, left : left + n * w] = strip.transpose(1, 0, 2).reshape(h, n * w)
+        canvas[top : top + strip.shape[0], left : left + strip.shape[1]] = strip
 
     def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow]) -> None:
         """Draw planned rows onto a hot page canvas, starting at physical row `first_row`."""
@@ -156,7 +179,7 @@ class Renderer:
                 self._draw_cells(canvas, self._header_tiles, row, g.gutter, display_text(planned.cells)[: g.columns])
                 continue
             mark = f"{planned.code:>3}" if planned.code > 0 else f"{CONTINUATION_MARK:>3}"
-            self._draw_cells(canvas, self._gutter_tiles, row, 0, mark)
+            self._paste(canvas, row, 0, self._gutter(mark))
             self._draw_cells(canvas, self._tiles, row, g.gutter, planned.cells)
 
     def render(self, rows: Sequence[PlannedRow]) -> np.ndarray:
