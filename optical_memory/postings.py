@@ -26,6 +26,8 @@ except that one page's postings are never split across blocks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from optical_memory.archive import ArchiveTxn, u64
@@ -44,6 +46,7 @@ __all__ = [
     "page_entry",
     "parse_page_entry",
     "post",
+    "post_pages",
     "put_blocks",
     "unpost",
 ]
@@ -249,6 +252,58 @@ def post(tx: ArchiveTxn, cursor: Any, h: bytes, page: int, postings: list[Postin
             if is_last:
                 return
         _add_to_last(tx, cursor, h, len(postings))
+
+
+def post_pages(tx: ArchiveTxn, cursor: Any, h: bytes, postings: Sequence[Posting]) -> None:
+    """Add term `h`'s postings on any number of pages (sorted by page, line) with one write per block.
+
+    What a batch of many pages posts: the same blocks as posting page by page (`post`), but each
+    block is decoded and written once, not once per page. Pages older than the term's newest
+    (an older session's open page grew) are merged in page by page, as `post` does.
+    """
+    last = _last_block(cursor, h)
+    top = -1 if last is None else last[0] + _header(last[1])[0]
+    newer = 0
+    while newer < len(postings) and postings[newer][0] < top:
+        newer += 1
+    if newer:  # rare: merged into older blocks one page at a time
+        for page, group in groupby(postings[:newer], key=itemgetter(0)):
+            post(tx, cursor, h, page, list(group))
+        last = _last_block(cursor, h)
+    if newer < len(postings):
+        _append_pages(tx, h, last, postings[newer:])
+
+
+def _append_pages(tx: ArchiveTxn, h: bytes, last: tuple[int, bytes] | None, postings: Sequence[Posting]) -> None:
+    """Append postings on pages >= the term's newest to its last block, starting a block where `post` would."""
+    db = tx.db(BLOCKS_DB)
+    if last is None:
+        first, body, top, df, fresh = postings[0][0], bytearray(), postings[0][0], 0, True
+    else:
+        first, value = last
+        span, df, offset = _header(value)
+        body, top, fresh = bytearray(memoryview(value)[offset:]), first + span, False
+    for page, group in groupby(postings, key=itemgetter(0)):
+        if page > top and not fresh and _head_bytes(top - first, df) + len(body) >= BLOCK_BYTES:
+            tx.txn.put(h + u64(first), _headed(top - first, 0, body), db=db)  # full: the next block starts here
+            first, body, fresh = page, bytearray(), True
+            top = page
+        found = list(group)
+        top = _encode(found, top, fresh, body)
+        fresh = False
+        df += len(found)
+    tx.txn.put(h + u64(first), _headed(top - first, df, body), db=db)
+
+
+def _head_bytes(span: int, df: int) -> int:
+    return sum(1 + (max(n, 1).bit_length() - 1) // 7 for n in (span, df))
+
+
+def _headed(span: int, df: int, body: bytearray) -> bytes:
+    head = bytearray()
+    _varint(span, head)
+    _varint(df, head)
+    return bytes(head + body)
 
 
 def unpost(tx: ArchiveTxn, cursor: Any, h: bytes, page: int) -> None:

@@ -39,7 +39,7 @@ from optical_memory.postings import (
     newest_first,
     page_entry,
     parse_page_entry,
-    post,
+    post_pages,
     unpost,
 )
 from optical_memory.terms import (
@@ -60,6 +60,7 @@ __all__ = [
     "MAX_QUERY_TERMS",
     "MAX_TERM",
     "TERMS_PURPOSE",
+    "IndexBatch",
     "IndexNeedsUpgrade",
     "LineHit",
     "TermHasher",
@@ -97,31 +98,67 @@ def bump_index_counts(tx: ArchiveTxn, lines: int, terms: int) -> None:
         tx.txn.put(key, u64(max(0, (int.from_bytes(raw, "big") if raw else 0) + delta)), db=db)
 
 
+class IndexBatch:
+    """The index writes of one write transaction: lines gathered as they are laid out, stored by `flush`.
+
+    A batch of many pages posts each term once (`postings.post_pages`: one write per block it
+    touches), hashes each distinct term once, and writes each page's entry and the totals once;
+    what it stores is what posting the same lines page by page would. Nothing reaches the archive
+    before `flush`, which runs in the same transaction, so a batch is indexed whole or not at all.
+    """
+
+    def __init__(self, tx: ArchiveTxn) -> None:
+        upgrade_index(tx)
+        self.tx = tx
+        self._hash = TermHasher(tx)
+        self._hashes: dict[str, bytes] = {}
+        self._postings: dict[bytes, list[Posting]] = {}  # term hash -> its postings, in the order added
+        self._pages: dict[int, tuple[dict[int, int], dict[bytes, None]]] = {}  # page -> line lengths, hashes
+        self._lines = self._terms = 0
+
+    def add(self, sid: int, page: int, first_line: int, pieces: Sequence[str]) -> None:
+        """Index lines `first_line`, `first_line + 1`, ... of page `page` of session `sid`."""
+        entry = self._pages.get(page)
+        if entry is None:
+            raw = self.tx.txn.get(u64(page), db=self.tx.db(TERMS_DB))
+            lengths, known = parse_page_entry(bytes(raw)) if raw else ({}, [])
+            entry = self._pages[page] = (lengths, dict.fromkeys(known))
+        lengths, hashes = entry
+        for line, piece in enumerate(pieces, first_line):
+            counts = Counter(terms(piece))
+            length = sum(counts.values())
+            for term, count in counts.items():
+                if (h := self._hashes.get(term)) is None:
+                    h = self._hashes[term] = self._hash(term)
+                found = self._postings.get(h)
+                if found is None:
+                    found = self._postings[h] = []
+                found.append((page, line, sid, count, length))
+                hashes[h] = None
+            lengths[line] = length
+            self._terms += length
+        self._lines += len(pieces)
+
+    def flush(self) -> None:
+        """Store what was added (inside the same write transaction), and start empty."""
+        tx = self.tx
+        with tx.txn.cursor(db=tx.db(BLOCKS_DB)) as cursor:
+            for h, found in self._postings.items():
+                found.sort()  # pages of several sessions interleave; within a page, lines are in order
+                post_pages(tx, cursor, h, found)
+        page_terms = tx.db(TERMS_DB)
+        for page, (lengths, hashes) in self._pages.items():
+            tx.txn.put(u64(page), page_entry(lengths, hashes), db=page_terms)
+        if self._lines:
+            bump_index_counts(tx, self._lines, self._terms)
+        self._postings, self._pages, self._lines, self._terms = {}, {}, 0, 0
+
+
 def index_lines(tx: ArchiveTxn, sid: int, page: int, first_line: int, pieces: Sequence[str]) -> None:
     """Post the terms of lines `first_line`, `first_line + 1`, ... of a page (inside its write)."""
-    upgrade_index(tx)
-    hashed = TermHasher(tx)
-    page_terms = tx.db(TERMS_DB)
-    raw = tx.txn.get(u64(page), db=page_terms)
-    lengths, known = parse_page_entry(bytes(raw)) if raw else ({}, [])
-    by_hash: dict[bytes, list[Posting]] = {}
-    seen: dict[str, bytes] = {}  # each term hashed once per call
-    added_terms = 0
-    for offset, piece in enumerate(pieces):
-        line = first_line + offset
-        counts = Counter(terms(piece))
-        length = sum(counts.values())
-        for term, count in counts.items():
-            if (h := seen.get(term)) is None:
-                h = seen[term] = hashed(term)
-            by_hash.setdefault(h, []).append((page, line, sid, count, length))
-        lengths[line] = length
-        added_terms += length
-    with tx.txn.cursor(db=tx.db(BLOCKS_DB)) as cursor:
-        for h, found in by_hash.items():
-            post(tx, cursor, h, page, found)
-    tx.txn.put(u64(page), page_entry(lengths, [*known, *by_hash]), db=page_terms)
-    bump_index_counts(tx, len(pieces), added_terms)
+    batch = IndexBatch(tx)
+    batch.add(sid, page, first_line, pieces)
+    batch.flush()
 
 
 def unindex_page(tx: ArchiveTxn, page: int) -> None:
