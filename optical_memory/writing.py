@@ -3,8 +3,15 @@
 A batch of entries is laid out and stored in ONE write transaction: it commits whole or not at all.
 Each entry appends to its session's open page by drawing new rows onto the page's hot pixels (no
 text is kept even for the open page: the image is the only copy of what it says), starting new
-pages as they fill. Every page touched by the batch is encoded and stored once, at the end of the
-batch, with its checksum, its lines' check codes (`checkcode`) and its search terms (`search`).
+pages as they fill. Every page touched by the batch is encoded once and stored at the end of the
+batch, with its checksum, its lines' check codes (`checkcode`) and its search terms (`search`,
+gathered for the whole batch and posted once per term).
+
+Encoding runs on a small thread pool while the batch goes on laying out (zlib and WebP release the
+GIL). A sealed page that already has as many newer pages in its session as the next tier waits for
+(a bulk import writes many) is due to fade: its hot image is transient, so it is encoded quickly
+(zlib level 1) as soon as that is known; the newest pages of each session, which stay hot, are
+encoded well at the end of the batch.
 
 The pixels of open pages this process wrote last are kept in a small LRU (`CanvasCache`), keyed by
 the page's stored version, so the next entry draws on them instead of decoding the stored image.
@@ -18,7 +25,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,7 +39,7 @@ from optical_memory.pages import PagePlan, plan_entry
 from optical_memory.records import EntryRecord, PageRecord, SessionRecord, apply_plan, check_image
 from optical_memory.render import Renderer
 from optical_memory.results import RememberResult, Span
-from optical_memory.search import index_lines
+from optical_memory.search import IndexBatch
 from optical_memory.tiers import decode_image, encode_image
 from optical_memory.tokens import estimate_text_tokens
 from optical_memory.validation import check_name, check_text
@@ -40,6 +47,20 @@ from optical_memory.validation import check_name, check_text
 __all__ = ["CanvasCache", "NewEntry", "Writer", "iso", "now"]
 
 CANVAS_CACHE_PAGES = 8  # open pages whose pixels stay decoded: about 1.3 MB each at the hot scale
+
+
+_ENCODER: list[ThreadPoolExecutor] = []  # one pool for every writer of the process, made at its first write
+_ENCODER_LOCK = threading.Lock()
+
+
+def _encoder() -> ThreadPoolExecutor:
+    with _ENCODER_LOCK:
+        if not _ENCODER:
+            _ENCODER.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="encode"))
+        return _ENCODER[0]
+
+
+os.register_at_fork(after_in_child=_ENCODER.clear)  # a forked child has none of the parent's threads
 
 
 def now() -> datetime:
@@ -109,8 +130,11 @@ class _Batch:
     tx: ArchiveTxn
     key: bytes
     stamp: str
+    index: IndexBatch
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     pages: dict[str, _Touched] = field(default_factory=dict)
+    by_session: dict[str, list[_Touched]] = field(default_factory=dict)  # each session's pages, oldest first
+    encoding: dict[str, Future[bytes]] = field(default_factory=dict)  # page id -> its image, being encoded
 
 
 class Writer:
@@ -141,7 +165,7 @@ class Writer:
         stamp = iso(now())
 
         def once(tx: ArchiveTxn) -> tuple[list[RememberResult], dict[str, _Touched]]:
-            batch = _Batch(tx, line_key(tx.archive_key()), stamp)
+            batch = _Batch(tx, line_key(tx.archive_key()), stamp, IndexBatch(tx))
             results = [self._lay_out(batch, entry) for entry in entries]
             self._store(batch)
             for name, sess in batch.sessions.items():
@@ -179,6 +203,7 @@ class Writer:
             canvas = np.array(decode_image(image))
         touched = _Touched(record, canvas)
         batch.pages[page_id] = touched
+        self._added(batch, touched)
         return touched
 
     def _lay_out(self, batch: _Batch, entry: NewEntry) -> RememberResult:
@@ -217,7 +242,7 @@ class Writer:
                 record.recalled_from = entry.recalled_from
             codes = codes_for(batch.key, plan.pieces)
             apply_plan(record, plan, entry_record, codes, batch.stamp)
-            index_lines(batch.tx, sess.sid, record.number, plan.first_line, plan.pieces)
+            batch.index.add(sess.sid, record.number, plan.first_line, plan.pieces)
             spans.append(Span(page_id=record.id, start=plan.first_line, end=plan.last_line, continues=plan.continues))
             if plan.sealed:
                 sealed.append(record.id)
@@ -247,22 +272,34 @@ class Writer:
         sess.pages += 1
         touched = _Touched(record, self.renderer.blank())
         batch.pages[page_id] = touched
+        self._added(batch, touched)
         return touched
 
+    def _encode(self, batch: _Batch, page: _Touched, fast: bool) -> None:
+        """Start encoding a page on the encoder's threads: zlib and WebP release the GIL, so it encodes
+        on another core while this thread lays out the next entries."""
+        batch.encoding[page.record.id] = _encoder().submit(encode_image, page.canvas, self.config.tiers[0], fast)
+
+    def _added(self, batch: _Batch, page: _Touched) -> None:
+        """Note a page of the batch (in its session's order); a sealed page that now has as many newer
+        pages as the next tier waits for is due to fade anyway: its hot image is encoded quickly, now."""
+        pages = batch.by_session.setdefault(page.record.session, [])
+        pages.append(page)
+        due = self.config.tiers[1].after_pages if len(self.config.tiers) > 1 else None
+        if due is not None and len(pages) > due:
+            older = pages[-due - 1]
+            if older.record.sealed and older.record.id not in batch.encoding:
+                self._encode(batch, older, fast=True)
+
     def _store(self, batch: _Batch) -> None:
-        """Encode and store every page the batch touched, once each: quickly while open, well once sealed."""
-        hot = self.config.tiers[0]
+        """Store every page the batch touched, encoded once each: well if it stays hot, else quickly."""
+        batch.index.flush()
         pages = list(batch.pages.values())
-
-        def encode(page: _Touched) -> bytes:
-            return encode_image(page.canvas, hot, fast=not page.record.sealed)
-
-        if len(pages) > 1:  # zlib and WebP release the GIL: a batch of pages encodes on every core
-            with ThreadPoolExecutor(max_workers=min(len(pages), os.cpu_count() or 1)) as pool:
-                encoded = list(pool.map(encode, pages))
-        else:
-            encoded = [encode(page) for page in pages]
-        for page, data in zip(pages, encoded, strict=True):
+        for page in pages:  # the newest pages of each session: sealed ones stay hot a while, encode well
+            if page.record.id not in batch.encoding:
+                self._encode(batch, page, fast=not page.record.sealed)
+        for page in pages:
+            data = batch.encoding[page.record.id].result()
             page.record.stored(data)
             batch.tx.put_image(page.record.id, data)
             batch.tx.put_page(page.record)
