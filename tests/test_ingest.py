@@ -327,3 +327,35 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch: 
     frames = terminal.getvalue().split("\r")[1:]
     assert len(frames) == 11 and frames[-1].startswith("[" + "#" * 30 + "] 1,000/1,000 messages")
     assert "messages/s" in frames[-1] and terminal.getvalue().endswith("\n")
+
+
+def test_a_bulk_import_keeps_its_hot_pages_compact_and_every_page_exact(memory: Memory, tmp_path: Path) -> None:
+    # one batch fills many pages of one session: the older ones are due to fade and encoded quickly
+    # (their hot image is transient), the newest stay hot and are encoded as compactly as ever
+    from optical_memory.tiers import decode_image, encode_image
+
+    lines = [json.dumps({"role": "user", "content": f"note {n}: the deploy of shard {n} finished"}) for n in range(120)]
+    source = tmp_path / "chat.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = import_conversations(memory, source, fade=False)
+    assert result.messages == 120
+    hot = memory.config.tiers[0]
+    due_after = memory.config.tiers[1].after_pages
+    assert due_after is not None
+
+    def stored(tx: Any) -> list[tuple[bool, bytes]]:
+        records = sorted(tx.pages(), key=lambda record: record.number)
+        return [(record.sealed, tx.image(record.id)) for record in records]
+
+    pages = memory.archive.read(stored)
+    sealed = [data for is_sealed, data in pages if is_sealed]
+    assert len(sealed) > due_after + 2
+    for data in sealed[-(due_after - 1) :]:  # what stays hot (the open page is one of the newer): encoded well
+        assert data == encode_image(decode_image(data), hot)
+    assert all(len(data) >= len(encode_image(decode_image(data), hot)) for data in sealed)
+    for page_id in result.pages[:3] + result.pages[-3:]:  # early and late pages read back exactly
+        read = memory.read_lines(page_id, 1, 1)
+        assert read.lines and read.lines[0].text.startswith(("note", "user"))
+    memory.fade()
+    faded = memory.archive.read(lambda tx: [record.tier for record in tx.pages() if record.sealed])
+    assert faded.count(0) == due_after - 1  # the quickly encoded ones have all moved on
