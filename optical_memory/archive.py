@@ -80,6 +80,9 @@ _DUPSORT = frozenset({"postings"})
 _MIB = 1 << 20
 
 
+LEGACY_INDEX_DB = "postings"  # the first round's plain-term index (`index_upgrade.LEGACY_DB`)
+
+
 class Archive:
     """An optical-memory archive folder (LMDB environment). Thread-safe; share one per process."""
 
@@ -167,6 +170,13 @@ class Archive:
             self.env, self._dbs = self._open(self._map_size)
 
     def _init_meta(self) -> None:
+        def ready(tx: ArchiveTxn) -> bool:
+            schema, key = (tx.txn.get(name, db=self._dbs["meta"]) for name in (b"schema", b"key"))
+            return schema is not None and bytes(schema) == SCHEMA and key is not None
+
+        if self.read(ready):  # the usual open: no write transaction, so no wait behind another writer
+            return
+
         def init(tx: ArchiveTxn) -> None:
             schema = tx.txn.get(b"schema", db=self._dbs["meta"])
             if schema is None:
@@ -183,11 +193,11 @@ class Archive:
         writable open, and what it leaves is erased at once: the plain terms' freed pages, whatever the
         first round's `forget` (which erased nothing) left, and the tails of live pages that the first
         round's writes filled from recycled buffers (`maintenance.rewrite_page_sized_values`)."""
-        from optical_memory.index_upgrade import LEGACY_DB, upgrade_index
+        if not self.read(lambda tx: tx.txn.stat(tx.db(LEGACY_INDEX_DB))["entries"]):
+            return  # the usual open: nothing to upgrade, and nothing more imported (a hook opens at every turn)
+        from optical_memory.index_upgrade import upgrade_index
         from optical_memory.maintenance import rewrite_page_sized_values
 
-        if not self.read(lambda tx: tx.txn.stat(tx.db(LEGACY_DB))["entries"]):
-            return
         self.write(upgrade_index)
         rewrite_page_sized_values(self)
         self.erase_free_space()

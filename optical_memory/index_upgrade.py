@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 
-from optical_memory.archive import ArchiveTxn
+from optical_memory.archive import LEGACY_INDEX_DB, ArchiveTxn
 from optical_memory.errors import ArchiveError
 from optical_memory.postings import BLOCKS_DB, TERMS_DB, Posting, page_entry, put_blocks
 from optical_memory.terms import TermHasher
 
 __all__ = ["LAYOUT", "LEGACY_DB", "IndexNeedsUpgrade", "has_index", "upgrade_index"]
 
-LEGACY_DB = "postings"  # layout 1
+LEGACY_DB = LEGACY_INDEX_DB  # layout 1 (named where the archive checks for it at open)
 LAYOUT = b"2"
 
 
