@@ -122,7 +122,7 @@ class Renderer:
         # characters already in the private range that are not in the alphabet map out of range
         self._private = {code: 0x10FFFF for code in range(_PRIVATE, _PRIVATE + len(self._index))}
         self._private |= {ord(ch): _PRIVATE + i for ch, i in self._index.items()}
-        self._marks: dict[str, np.ndarray] = {}
+        self._text_atlas = np.concatenate([self._tiles, self._header_tiles])  # a row's glyphs in one gather
         hot = Geometry(font_size, cell_width, cell_height, margin, GUTTER_CELLS, fmt.columns, fmt.rows, 0, 0)
         self.geometry = hot.scaled(1.0)
 
@@ -143,44 +143,39 @@ class Renderer:
             raise KeyError(next(ch for ch in cells if ch not in self._index))
         return shifted.astype(np.int32)
 
-    def _strip(self, tiles: np.ndarray, cells: str) -> np.ndarray:
-        """The pixels of `cells` side by side: (cell height, len(cells) * cell width)."""
-        strip = tiles[self.codes(cells)]  # (n, h, w)
-        n, h, w = strip.shape
-        return strip.transpose(1, 0, 2).reshape(h, n * w)
-
-    def _gutter(self, mark: str) -> np.ndarray:
-        """A line number's pixels: the same few marks on every page, so each is drawn once."""
-        strip = self._marks.get(mark)
-        if strip is None:
-            strip = self._marks[mark] = self._strip(self._gutter_tiles, mark)
-        return strip
-
-    def _draw_cells(self, canvas: np.ndarray, tiles: np.ndarray, row: int, first_cell: int, cells: str) -> None:
-        if not cells:
-            return
-        self._paste(canvas, row, first_cell, self._strip(tiles, cells))
-
-    def _paste(self, canvas: np.ndarray, row: int, first_cell: int, strip: np.ndarray) -> None:
-        g = self.geometry
-        top = g.margin + row * g.cell_height
-        left = g.margin + first_cell * g.cell_width
-        canvas[top : top + strip.shape[0], left : left + strip.shape[1]] = strip
-
     def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow]) -> None:
-        """Draw planned rows onto a hot page canvas, starting at physical row `first_row`."""
+        """Draw planned rows onto blank rows of a hot page canvas, starting at physical row `first_row`.
+
+        Rows are painted whole, all of them in one gather from the atlas (drawing cell by cell was
+        most of a bulk import's layout time): cells past a row's text get the space glyph, white or,
+        on a header row, the band's grey, which is what those cells of a blank row look like.
+        """
+        if not rows:
+            return
         g = self.geometry
-        for offset, planned in enumerate(rows):
-            row = first_row + offset
+        texts, marks = [], []
+        header = np.zeros(len(rows), dtype=bool)
+        for k, planned in enumerate(rows):
             if planned.code == HEADER:
-                top = g.margin + row * g.cell_height
-                left = g.margin + g.gutter * g.cell_width
-                canvas[top : top + g.cell_height, left : left + g.columns * g.cell_width] = int(255 * _HEADER_INK)
-                self._draw_cells(canvas, self._header_tiles, row, g.gutter, display_text(planned.cells)[: g.columns])
+                header[k] = True
+                texts.append(display_text(planned.cells)[: g.columns].ljust(g.columns))
+                marks.append("   ")  # the gutter of a header row stays blank
                 continue
-            mark = f"{planned.code:>3}" if planned.code > 0 else f"{CONTINUATION_MARK:>3}"
-            self._paste(canvas, row, 0, self._gutter(mark))
-            self._draw_cells(canvas, self._tiles, row, g.gutter, planned.cells)
+            if len(planned.cells) > g.columns:
+                raise ValueError(f"a row holds at most {g.columns} cells, got {len(planned.cells)}")
+            texts.append(planned.cells.ljust(g.columns))
+            marks.append(f"{planned.code:>3}" if planned.code > 0 else f"{CONTINUATION_MARK:>3}")
+        codes = self.codes("".join(texts)).reshape(len(rows), g.columns)
+        codes[header] += len(self._index)  # header rows take the header glyphs, the atlas's second half
+        self._paint(canvas, first_row, g.gutter, self._text_atlas[codes])
+        self._paint(canvas, first_row, 0, self._gutter_tiles[self.codes("".join(marks)).reshape(len(rows), 3)])
+
+    def _paint(self, canvas: np.ndarray, first_row: int, first_cell: int, tiles: np.ndarray) -> None:
+        """Paste `tiles` (rows, cells, cell height, cell width) from cell (`first_row`, `first_cell`) on."""
+        rows, cells, h, w = tiles.shape
+        g = self.geometry
+        top, left = g.margin + first_row * g.cell_height, g.margin + first_cell * g.cell_width
+        canvas[top : top + rows * h, left : left + cells * w] = tiles.transpose(0, 2, 1, 3).reshape(rows * h, cells * w)
 
     def render(self, rows: Sequence[PlannedRow]) -> np.ndarray:
         """A hot page holding `rows` from its first row."""
