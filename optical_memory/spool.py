@@ -44,6 +44,7 @@ from optical_memory.importers.base import Message
 
 if TYPE_CHECKING:
     from optical_memory.archive import Archive
+    from optical_memory.archive_location import ArchiveLocation
     from optical_memory.checkpoints import Checkpoints
     from optical_memory.memory import Memory
 
@@ -238,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     location = archive_location(args.config, args.archive)
     folder = location.path if location is not None else None
     try:
+        if location is not None and _nothing_to_drain(location):
+            return 0  # before loading numpy, Pillow and pydantic: hooks at once start a drainer each
         from optical_memory.config import load_config
         from optical_memory.memory import Memory
 
@@ -254,6 +257,20 @@ def main(argv: list[str] | None = None) -> int:
     if result.captures or result.problems:
         write_log(folder, drain_summary(result, time.perf_counter() - started))
     return 0
+
+
+def _nothing_to_drain(location: ArchiveLocation) -> bool:
+    """Whether another drainer holds the lock (it drains what waits) or nothing waits in the spool."""
+    from optical_memory.archive import Archive
+
+    with _drain_lock(location.path, wait=False) as held:
+        if not held:
+            return True  # its holder looks at the spool again after letting go: nothing is left behind
+    archive = Archive(location.path, location.map_size_mib, location.max_map_size_mib, location.busy_timeout_s)
+    try:
+        return not has_spooled(archive)
+    finally:
+        archive.close()
 
 
 def drain_summary(result: DrainResult, seconds: float) -> str:
