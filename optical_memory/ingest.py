@@ -50,7 +50,10 @@ __all__ = [
 ]
 
 Progress = Callable[[int, "int | None"], None]  # (messages done, messages in all when known)
-BATCH_MESSAGES = 256  # per transaction: large enough that the commit's sync is amortised
+# per transaction: large enough that the commit's sync is amortised and that most of a batch's pages
+# already have enough newer pages to be due to fade (encoded quickly, `writing`): 1024 imports about
+# 20 % more messages per CPU-second than 256
+BATCH_MESSAGES = 1024
 BATCH_CHARS = 1_000_000  # ... and small enough that one batch's pages stay a few MB in memory
 STREAMED = frozenset({"jsonl", "codex"})  # formats read line by line, so an import needs no list of them
 MAX_NAME_CHARS = 128  # as `validation.check_name`: a header holds this much

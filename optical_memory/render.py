@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 from PIL import Image, ImageDraw, ImageFont
 
 from optical_memory.alphabet import ALPHABET, font_path
@@ -175,7 +176,10 @@ class Renderer:
         rows, cells, h, w = tiles.shape
         g = self.geometry
         top, left = g.margin + first_row * g.cell_height, g.margin + first_cell * g.cell_width
-        canvas[top : top + rows * h, left : left + cells * w] = tiles.transpose(0, 2, 1, 3).reshape(rows * h, cells * w)
+        block = canvas[top : top + rows * h, left : left + cells * w]
+        across, down = block.strides[1], block.strides[0]  # the block seen as (rows, h, cells, w): no copy
+        view = as_strided(block, shape=(rows, h, cells, w), strides=(h * down, down, w * across, across))
+        view[...] = tiles.transpose(0, 2, 1, 3)
 
     def render(self, rows: Sequence[PlannedRow]) -> np.ndarray:
         """A hot page holding `rows` from its first row."""

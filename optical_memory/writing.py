@@ -46,6 +46,7 @@ from optical_memory.validation import check_name, check_text
 
 __all__ = ["CanvasCache", "NewEntry", "Writer", "iso", "now"]
 
+_RELEASED = np.zeros((0, 0), dtype=np.uint8)  # the canvas of a sealed page handed to its encoding
 CANVAS_CACHE_PAGES = 8  # open pages whose pixels stay decoded: about 1.3 MB each at the hot scale
 
 
@@ -290,6 +291,7 @@ class Writer:
             older = pages[-due - 1]
             if older.record.sealed and older.record.id not in batch.encoding:
                 self._encode(batch, older, fast=True)
+                older.canvas = _RELEASED  # its encoding holds the pixels: a long batch keeps few pages' worth
 
     def _store(self, batch: _Batch) -> None:
         """Store every page the batch touched, encoded once each: well if it stays hot, else quickly."""
