@@ -85,14 +85,7 @@ def run_hook(
             config = load_config(config_path, archive)
             log_dir = Path(config.archive.path)
         if transcript is None:
-            if stdin is None and sys.stdin.isatty():  # run by hand: do not wait for a payload that never comes
-                print(
-                    "optical-memory capture: pass --transcript PATH (a hook gets its payload on stdin)", file=sys.stderr
-                )
-                raise ValueError("run from a terminal without --transcript: no hook payload to read")
-            payload = read_payload(stdin if stdin is not None else sys.stdin.buffer)
-            transcript, event = payload["transcript_path"], str(payload.get("hook_event_name") or "hook")
-            cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else None
+            transcript, event, cwd = _hook_payload(stdin)
         if location is not None:
             result, waiting = _spool_with(location, transcript, session, fmt, cwd)
         else:
@@ -101,17 +94,29 @@ def run_hook(
     except (Exception, KeyboardInterrupt) as exc:  # a hook must never fail the agent, whatever happened
         write_log(log_dir, f"{event} {transcript or '-'}: failed: {describe_error(exc)}")
         return None
-    took = (time.perf_counter() - started) * 1000
-    write_log(
-        log_dir,
-        f"{event} {result.transcript}: {result.messages} new turn(s) "
-        f"{'spooled for' if result.spooled else 'into'} {result.session!r}, "
-        f"bytes {result.read_from}-{result.read_to}{' (rewritten: read whole)' if result.rewritten else ''}, "
-        f"{len(result.problems)} problem(s), {took:.0f} ms",
-    )
+    write_log(log_dir, f"{event} {_summary(result)}, {(time.perf_counter() - started) * 1000:.0f} ms")
     if waiting:
         _start_drainer(config_path, archive, log_dir)
     return result
+
+
+def _hook_payload(stdin: IO[bytes] | None) -> tuple[str, str, str | None]:
+    """(transcript path, hook event, working directory) from the payload on stdin."""
+    if stdin is None and sys.stdin.isatty():  # run by hand: do not wait for a payload that never comes
+        print("optical-memory capture: pass --transcript PATH (a hook gets its payload on stdin)", file=sys.stderr)
+        raise ValueError("run from a terminal without --transcript: no hook payload to read")
+    payload = read_payload(stdin if stdin is not None else sys.stdin.buffer)
+    cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else None
+    return payload["transcript_path"], str(payload.get("hook_event_name") or "hook"), cwd
+
+
+def _summary(result: CaptureResult) -> str:
+    where = "spooled for" if result.spooled else "into"
+    rewritten = " (rewritten: read whole)" if result.rewritten else ""
+    return (
+        f"{result.transcript}: {result.messages} new turn(s) {where} {result.session!r}, "
+        f"bytes {result.read_from}-{result.read_to}{rewritten}, {len(result.problems)} problem(s)"
+    )
 
 
 def _spool_with(
