@@ -108,8 +108,8 @@ def drain(memory: Memory, *, wait: bool = False, stop: Callable[[], bool] | None
     """Remember every spooled capture, oldest first; those that fail stay for the next drain.
 
     With `wait`, waits for a drainer holding the lock to finish (a capture by hand, which then writes
-    after it); without, leaves at once, since the holder drains what is there. `stop()` true ends
-    the drain between two spooled captures (the server is stopping): the rest stays.
+    after it); without, leaves at once, since the holder drains what is there. `stop()` true (the
+    server is stopping) ends the drain after the batch being written: the rest stays spooled.
     """
     result = DrainResult()
     done = 0  # every capture numbered up to here was remembered or left by this drain
