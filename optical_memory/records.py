@@ -1,7 +1,10 @@
 """Page and session records: the typed bookkeeping kept for each page and session, never any text.
 
 This module owns their on-disk form: one JSON object per record, with these keys (old archives and
-exports, written before the typed records, keep reading; keys added since are optional)::
+exports, written before the typed records, keep reading; keys added since are optional). A page
+record is stored deflated (`z` + zlib of the JSON: ~900 instead of ~2,000 bytes, so it sits in its
+LMDB leaf instead of taking a 4 KB page of its own); plain JSON records (older archives) read as
+before, and exports carry plain JSON (`to_json`)::
 
     page     id, number, session, created, updated, sealed, sealed_at,
              tier          index into the configured tiers
@@ -19,7 +22,8 @@ exports, written before the typed records, keep reading; keys added since are op
              recalled_from the faded page whose lines this page re-remembers (reconsolidation)
              version       +1 at every write of the page (what caches of its pixels are keyed by)
              image_sha     blake2b-128 of the stored image bytes (hex), checked on every read
-             codes         the lines' check codes (`checkcode`), hex, CODE_BYTES per line, in line order
+             codes         the lines' check codes (`checkcode`), hex, CODE_BYTES per line, in line order;
+                           all zeros for a line written before codes existed (`checkcode.NO_CODE`)
              codes_key     hex of the check key of the archive the codes were made in, if not this one
     session  sid, open_page, open_rows, open_lines, pages, created, updated
 
@@ -31,9 +35,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from optical_memory.checkcode import NO_CODE
 from optical_memory.errors import PageDamaged
 from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens, estimate_text_tokens
 
@@ -54,6 +60,9 @@ __all__ = [
 ]
 
 
+_DEFLATED = b"z"  # a deflated page record; JSON ones start with "{"
+
+
 def image_digest(data: bytes) -> str:
     """The checksum kept with a stored image: blake2b-128, hex."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -61,6 +70,20 @@ def image_digest(data: bytes) -> str:
 
 def _compact(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _deflated(data: dict[str, Any]) -> bytes:
+    return _DEFLATED + zlib.compress(_compact(data), 6)
+
+
+def _loaded(raw: bytes) -> Any:
+    """The JSON of a stored record, deflated or plain."""
+    if raw[:1] == _DEFLATED:
+        try:
+            raw = zlib.decompress(raw[1:])
+        except zlib.error as exc:
+            raise ValueError(f"a page record does not inflate ({exc})") from None
+    return json.loads(raw)
 
 
 @dataclass
@@ -168,7 +191,7 @@ class PageRecord:
     def from_bytes(cls, raw: bytes) -> PageRecord:
         from optical_memory.render import Geometry
 
-        data = json.loads(raw)
+        data = _loaded(raw)
         return cls(
             id=data["id"],
             number=int(data["number"]),
@@ -210,7 +233,7 @@ class PageRecord:
         return data
 
     def to_bytes(self) -> bytes:
-        return _compact(self.to_json())
+        return _deflated(self.to_json())
 
     def stored(self, data: bytes) -> None:
         """Account for a new stored image: its size, its checksum, and one more version of the page."""
@@ -240,6 +263,7 @@ def check_image(record: PageRecord, data: bytes | None) -> bytes:
 
 def apply_plan(record: PageRecord, plan: PagePlan, entry: EntryRecord, codes: bytes | None, stamp: str) -> None:
     """Account for an entry's rows written onto the page `record` at `stamp` (the caller stores the image)."""
+    lines_before = record.lines
     if record.lines == 0 and plan.continued:
         record.continued = True
     record.rows.extend(row.code for row in plan.rows)
@@ -248,9 +272,10 @@ def apply_plan(record: PageRecord, plan: PagePlan, entry: EntryRecord, codes: by
     record.characters += sum(len(piece) for piece in plan.pieces)
     record.text_tokens += estimate_text_tokens("\n".join(plan.pieces))
     record.entries.append(entry)
-    if codes is not None and record.codes is not None:
-        # codes only on pages that had them from line 1 (an older page keeps reading as unverifiable)
-        record.codes = (record.codes or b"") + codes
+    if codes is not None:
+        if record.codes is None:  # a page begun before codes existed: its earlier lines have none
+            record.codes = NO_CODE * lines_before
+        record.codes += codes
     if record.title is None and entry.title:
         record.title = entry.title
     record.updated = stamp

@@ -17,6 +17,7 @@ from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
 from optical_memory.results import RememberResult
 from optical_memory.tiers import Tier
+from tests.file_text import readable_file
 
 TIERS = (
     Tier("hot", 1.0),
@@ -149,7 +150,7 @@ def test_sealed_pages_keep_no_source_text(memory: Memory, config: Config) -> Non
     marker = "ZebraQuokkaMarker"
     memory.remember("\n".join(f"{marker} {i}" for i in range(80)))
     memory.remember(page_text(1))
-    raw = (config.archive.path / "data.mdb").read_bytes()
+    raw = readable_file(config.archive.path / "data.mdb")
     assert marker.encode() not in raw
 
 

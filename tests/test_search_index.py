@@ -19,6 +19,7 @@ from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
 from optical_memory.search import index_lines, query_terms, query_words, rank, terms, unindex_page, upgrade_index
 from optical_memory.tiers import Tier
+from tests.file_text import readable_file
 
 SECRETS = [
     "Quokka_Sunrise_Passphrase",
@@ -57,7 +58,7 @@ def _words(secret: str) -> set[str]:
 def test_the_archive_file_holds_no_word_of_what_was_remembered(memory: Memory, tmp_path: Path) -> None:
     for n, secret in enumerate(SECRETS):
         memory.remember(f"note {n}: the value is {secret} for later\n" + "filler line\n" * 3, session="s")
-    data = (tmp_path / "a" / "data.mdb").read_bytes()
+    data = readable_file(tmp_path / "a" / "data.mdb")
     for secret in SECRETS:
         for word in _words(secret):
             for encoded in {word.encode(), word.lower().encode()}:

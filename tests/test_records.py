@@ -1,0 +1,64 @@
+"""Page records on disk: deflated, small enough for their LMDB leaf, and older plain JSON still read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from optical_memory.archive import ArchiveTxn
+from optical_memory.checkcode import NO_CODE, stored_code
+from optical_memory.config import load_config
+from optical_memory.memory import Memory
+from optical_memory.readers.template import TemplateReader
+from optical_memory.records import PageRecord
+from optical_memory.tiers import Tier
+
+LEAF_LIMIT = 2000  # LMDB keeps a value in its leaf up to about half a 4 KB page; past it, a page of its own
+
+
+def full_pages(path: Path) -> Memory:
+    config = replace(load_config(archive=path, environ={}), tiers=(Tier("hot", 1.0),))
+    memory = Memory(config, reader=TemplateReader())
+    for n in range(6):  # many entries a page: each adds an entry, rows, codes to the record
+        memory.remember("\n".join(f"entry {n} line {i}: src/app/mod_{i}.py:{i * 7}" for i in range(9)), title=f"t{n}")
+    return memory
+
+
+def stored_records(memory: Memory) -> dict[str, bytes]:
+    def run(tx: ArchiveTxn) -> dict[str, bytes]:
+        with tx.txn.cursor(db=tx.db("pages")) as cursor:
+            return {bytes(k).decode(): bytes(v) for k, v in cursor}
+
+    return memory.archive.read(run)
+
+
+def test_page_records_are_stored_deflated_and_fit_their_leaf(tmp_path: Path) -> None:
+    memory = full_pages(tmp_path / "a")
+    records = stored_records(memory)
+    assert records
+    for page_id, raw in records.items():
+        assert raw[:1] == b"z", f"{page_id} is stored as {raw[:10]!r}"
+        plain = json.dumps(PageRecord.from_bytes(raw).to_json(), separators=(",", ":")).encode()
+        assert len(raw) < min(LEAF_LIMIT, len(plain)), (page_id, len(raw), len(plain))
+        assert PageRecord.from_bytes(raw).to_json() == json.loads(plain)
+    memory.close()
+
+
+def test_a_record_stored_as_plain_json_reads_and_its_page_reads_back(tmp_path: Path) -> None:
+    memory = full_pages(tmp_path / "a")
+    page_id, raw = next(iter(stored_records(memory).items()))
+    before = memory.read_lines(page_id)
+    plain = json.dumps(PageRecord.from_bytes(raw).to_json(), separators=(",", ":"), ensure_ascii=False).encode()
+    memory.archive.write(lambda tx: tx.txn.put(page_id.encode(), plain, db=tx.db("pages")))  # as older versions wrote
+    after = memory.read_lines(page_id)
+    assert [(line.text, line.verified) for line in after.lines] == [(line.text, line.verified) for line in before.lines]
+    assert all(line.verified is True for line in after.lines)
+    memory.close()
+
+
+def test_a_line_without_a_code_reads_as_having_none() -> None:
+    codes = NO_CODE + b"\x01" * len(NO_CODE)
+    assert stored_code(codes, 0) is None  # written before codes existed
+    assert stored_code(codes, 1) == b"\x01" * len(NO_CODE)
+    assert stored_code(codes, 2) is None and stored_code(None, 0) is None
