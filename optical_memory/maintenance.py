@@ -8,9 +8,12 @@ parts of a page, and recycles its page buffers without clearing them). So, in or
 1. the environment is opened afresh: no recycled buffer holds deleted bytes;
 2. two small writes, so the pages the forget freed can be reused (LMDB reuses a page only once no
    snapshot can still see it);
-3. every leaf page of every database is rewritten (a probe key put next to each key and deleted
-   again): each is copied into a clean buffer (into pages the forget freed), which leaves its old
-   copy on the free list; two more small writes make those reusable too;
+3. every value that takes exactly one overflow page is stored again (LMDB gives such a value a
+   recycled buffer without clearing it, so the page's tail past the value keeps what the buffer held
+   before: possibly what was just forgotten), and every leaf page of every database is rewritten (a
+   probe key put next to each key and deleted again): each is copied into a clean buffer (into pages
+   the forget freed), which leaves its old copy on the free list; two more small writes make those
+   reusable too;
 4. a scratch database is filled with zero-filled values, two per page so no page has an unused middle,
    until it has taken every free page; then it is emptied (its pages, all zeros, are free again).
 
@@ -168,6 +171,7 @@ def erase_free_space(archive: Archive, attempts: int = 2) -> dict[str, Any]:
     """Overwrite every free page of the data file (see the module docstring); returns what it cost."""
     started = time.perf_counter()
     archive.reopen()
+    page_sized = _rewrite_page_sized(archive)  # their tails may hold what recycled buffers held
     names = [name for name in _DATABASES if name in archive._dbs]
     with archive.env.begin() as txn:  # what step 2 rewrites: every page but the values' overflow pages
         rewritten = sum(
@@ -195,6 +199,7 @@ def erase_free_space(archive: Archive, attempts: int = 2) -> dict[str, Any]:
     return {
         "seconds": round(time.perf_counter() - started, 3),
         "leaf_keys_touched": touched,
+        "page_sized_values_rewritten": page_sized,
         "pages_rewritten": rewritten,
         "pages_overwritten": filled,
         "bytes_written": (rewritten + filled) * psize,
@@ -213,6 +218,10 @@ def rewrite_page_sized_values(archive: Archive) -> int:
     old page is freed, for `erase_free_space` to overwrite.
     """
     archive.reopen()
+    return _rewrite_page_sized(archive)
+
+
+def _rewrite_page_sized(archive: Archive) -> int:
     names = [name for name in _DATABASES if name in archive._dbs and name not in _DUPSORT]
     psize = archive.env.stat()["psize"]
     smallest = psize // 2 - 64  # below about half a page a value sits in its leaf, which erasing rewrites
