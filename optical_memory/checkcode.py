@@ -88,3 +88,17 @@ def code_at(codes: bytes, index: int) -> bytes:
     if not 0 <= index < count:
         raise IndexError(f"no check code at index {index}: the page has codes for indices 0..{count - 1}")
     return codes[index * CODE_BYTES : (index + 1) * CODE_BYTES]
+
+
+NO_CODE = bytes(CODE_BYTES)  # stored for a line written before codes existed; read as "no code"
+
+
+def stored_code(codes: bytes | None, index: int) -> bytes | None:
+    """The code of the line at 0-based `index`, or None where the page keeps none for it.
+
+    A real code is all zeros with probability 2^-48; such a line reads as unverifiable, never wrong.
+    """
+    if codes is None or not 0 <= index < len(codes) // CODE_BYTES:
+        return None
+    code = code_at(codes, index)
+    return None if code == NO_CODE else code

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from optical_memory.archive import Archive, ArchiveTxn
-from optical_memory.checkcode import CODE_BYTES
+from optical_memory.checkcode import stored_code
 from optical_memory.errors import InvalidArgument, PageDamaged, PageNotFound
 from optical_memory.readers.base import Reader
 from optical_memory.reading import Pages, find_session
@@ -86,9 +86,10 @@ def _merge(ranked: Sequence[LineHit], records: dict[int, PageRecord], context: i
 def _code_identity(passage: _Passage) -> Hashable | None:
     """What the matching lines are, by their check codes (None where the page has none)."""
     codes = passage.record.codes
-    if codes is None or len(codes) < max(passage.matches) * CODE_BYTES:
+    found = tuple(stored_code(codes, n - 1) for n in passage.matches)
+    if any(code is None for code in found):
         return None
-    return passage.record.codes_key, tuple(codes[(n - 1) * CODE_BYTES : n * CODE_BYTES] for n in passage.matches)
+    return passage.record.codes_key, found
 
 
 def _read_upgrading(archive: Archive, locate: Callable[[ArchiveTxn], T]) -> T:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
-from optical_memory.checkcode import CODE_BYTES, LineHasher, code_at
+from optical_memory.checkcode import LineHasher, stored_code
 from optical_memory.pages import HEADER
 from optical_memory.readers.base import Reader, TopKReader
 from optical_memory.records import PageRecord
@@ -39,9 +39,7 @@ def rows_of_lines(codes: Sequence[int], numbers: Sequence[int]) -> dict[int, lis
 
 def _code_of(codes: bytes | None, number: int) -> bytes | None:
     """The check code of line `number` (1-based), or None when the page keeps none for it."""
-    if codes is None or not 1 <= number <= len(codes) // CODE_BYTES:
-        return None
-    return code_at(codes, number - 1)
+    return stored_code(codes, number - 1)
 
 
 def _guide(terms: PageTerms, lines: Sequence[int], index: int) -> LineGuide | None:
