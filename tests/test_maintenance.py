@@ -253,6 +253,27 @@ def test_cli_stats_and_compact(faded: Memory, capsys: pytest.CaptureFixture[str]
     faded.archive = Archive(path)  # the fixture closes it again
 
 
+def test_cli_check_says_ok_and_names_a_damaged_image(faded: Memory, capsys: pytest.CaptureFixture[str]) -> None:
+    from optical_memory_mcp.cli import main
+
+    path = str(faded.archive.path)
+    page = faded.list_pages(limit=1).pages[0].id
+    faded.close()
+    assert main(["--archive", path, "check"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "problems": []}
+    archive = Archive(path)
+    image = archive.read(lambda tx: tx.image(page))
+    assert image is not None
+    damaged = image[:-8] + bytes(8)
+    archive.write(lambda tx: tx.txn.put(page.encode(), damaged, db=tx.db("images")))
+    archive.close()
+    assert main(["--archive", path, "check"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["ok"] is False
+    assert printed["problems"] == [f"page {page}'s image does not match its checksum: it is damaged"]
+    faded.archive = Archive(path)  # the fixture closes it again
+
+
 READER = """
 import sys, time
 from optical_memory.archive import Archive

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optical_memory.errors import InvalidArgument, OpticalMemoryError
-from optical_memory_mcp.cli.parser import EXIT_ERROR, PROG, build_parser
+from optical_memory_mcp.cli.parser import EXIT_ERROR, EXIT_PROBLEMS, PROG, build_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -112,4 +112,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # `optical-memory read p1 | head`: the reader left; that is no error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+    if args.command == "check" and result["problems"]:
+        return EXIT_PROBLEMS
     return 0

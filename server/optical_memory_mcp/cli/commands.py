@@ -175,6 +175,11 @@ def _compact(memory: Memory, args: argparse.Namespace) -> Any:
     return memory.archive.compact()
 
 
+def _check(memory: Memory, args: argparse.Namespace) -> Any:
+    problems = memory.archive.check()
+    return {"ok": not problems, "problems": problems}
+
+
 def _stats(memory: Memory, args: argparse.Namespace) -> Any:
     from optical_memory.maintenance import stats
 
@@ -229,4 +234,5 @@ COMMANDS: dict[str, Callable[[Memory, argparse.Namespace], Any]] = {
     "import": _import,
     "compact": _compact,
     "stats": _stats,
+    "check": _check,
 }

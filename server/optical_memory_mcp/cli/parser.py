@@ -9,10 +9,11 @@ from typing import Any, NoReturn
 from optical_memory.importers import FORMATS
 from optical_memory_mcp import package_version
 
-__all__ = ["EXIT_ERROR", "PROG", "build_parser"]
+__all__ = ["EXIT_ERROR", "EXIT_PROBLEMS", "PROG", "build_parser"]
 
 PROG = "optical-memory"
 EXIT_ERROR = 2  # as argparse exits for a bad command line: the caller has to change something
+EXIT_PROBLEMS = 1  # `check` found the archive inconsistent or damaged (its problems are on stdout)
 REQUEST_TIMEOUT_S = 15.0  # HTTP: a request's headers and body must arrive within this (slowloris)
 SESSION_IDLE_S = 1800.0  # HTTP: an MCP session with no request for this long is closed
 
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_capture_commands(command)
     command("compact", "give space freed by fading and forgetting back to the disk (no other process may have it open)")
     command("stats", "file size, used and free bytes, pages and bytes per tier, token totals (JSON)")
+    command("check", "check the archive's invariants and every image's checksum; exit status 1 if a problem is found")
     return parser
 
 
