@@ -58,9 +58,14 @@ LINE_COST = 24.0
 UNCHECKED_COST = 12.0  # where some segment has no spelling on the page: as the plain search
 TERM_CELLS = 64  # doubtful cells of a line searched word by word (plain search takes 24 for the whole line)
 SEGMENT_CELLS = 12  # doubtful cells of one segment
-SEGMENT_BUDGET = 256  # spellings of one segment looked at
+SEGMENT_BUDGET = 1024  # spellings of one segment looked at (4x that for its sure cells too)
+WIDER = 4
+CONSISTENT_BUDGET = 32  # where its most probable spelling is on the page
 SEGMENT_KEEP = 6  # term-consistent spellings of one segment kept
 KEEP_MARGIN = 8.0  # nor any less probable than e^-8 of the segment's most probable consistent one
+# A page's failing lines together look at most this many spellings (~5 us each): a page of
+# hopeless words reads in bounded time; what is left of each line's budget goes to plain search.
+PAGE_SPELLINGS = 40_000
 COMBINATIONS = 2048  # whole-line combinations looked at (most fail the term count, unhashed)
 
 
@@ -86,6 +91,7 @@ class PageTerms:
         self._prefixes: frozenset[bytes] = frozenset()
         self._segments: dict[str, tuple[bool, int]] = {}
         self._known: dict[str, bool] = {}
+        self.spelled = 0  # segment spellings looked at on this page's reading, at most PAGE_SPELLINGS
 
     @classmethod
     def of(cls, entry: bytes | None, hasher: Callable[[str], bytes]) -> PageTerms | None:
@@ -118,9 +124,14 @@ class PageTerms:
         found = self._segments.get(text)
         if found is None:
             # a compound's whole form is one of its terms: most wrong spellings fail there, uncut
-            wholes = all(self.known(m.group(0).lower()[:MAX_TERM]) for m in _COMPOUND.finditer(text))
+            known = self.known
+            wholes = True
+            for match in _COMPOUND.finditer(text):
+                if not known(match.group(0).lower()[:MAX_TERM]):
+                    wholes = False
+                    break
             cut = terms(text) if wholes else []
-            found = self._segments[text] = (wholes and all(self.known(term) for term in set(cut)), len(cut))
+            found = self._segments[text] = (wholes and all(known(term) for term in set(cut)), len(cut))
         return found
 
 
@@ -152,8 +163,11 @@ class _Option:
     terms: int
 
 
-def best_first(costs: Sequence[Sequence[float]], max_cost: float) -> Iterator[tuple[float, list[int]]]:
-    """Every choice of one rank per slot, cheapest first, up to `max_cost`: (cost, rank of each slot).
+Changes = tuple[tuple[int, int], ...]  # (slot, rank) of the slots not at their rank 0
+
+
+def best_first(costs: Sequence[Sequence[float]], max_cost: float) -> Iterator[tuple[float, Changes]]:
+    """Every choice of one rank per slot, cheapest first, up to `max_cost`: (cost, the (slot, rank) not at rank 0).
 
     `costs[i]` are slot i's ranks' costs, ascending, from 0 (inf: not allowed). Lazy, for the few
     choices a segment or a line needs (a heap; at most 3 successors a choice): slots with an
@@ -162,46 +176,43 @@ def best_first(costs: Sequence[Sequence[float]], max_cost: float) -> Iterator[tu
     j + 1. Each choice has one parent that costs no more, so all come, in order, once each.
     """
     slots = sorted((i for i, row in enumerate(costs) if len(row) > 1 and row[1] <= max_cost), key=lambda i: costs[i][1])
-    ranks = [0] * len(costs)
-    yield 0.0, list(ranks)
+    yield 0.0, ()
     if not slots:
         return
-    heap: list[tuple[float, int, tuple[int, ...], int]] = []
+    rows = [costs[i] for i in slots]
+    order = {slot: k for k, slot in enumerate(slots)}
+    heap: list[tuple[float, int, Changes]] = [(rows[0][1], 0, ((slots[0], 1),))]
     counter = 0
-
-    def push(cost: float, state: tuple[int, ...], last: int) -> None:
-        nonlocal counter
-        if cost <= max_cost:
-            counter += 1
-            heapq.heappush(heap, (cost, counter, state, last))
-
-    first = costs[slots[0]][1]
-    push(first, (1,) + (0,) * (len(slots) - 1), 0)
     while heap:
-        cost, _, state, last = heapq.heappop(heap)
-        for at, rank in zip(slots, state, strict=True):
-            ranks[at] = rank
-        yield cost, list(ranks)
-        row, rank = costs[slots[last]], state[last]
+        cost, _, state = heapq.heappop(heap)
+        yield cost, state
+        slot, rank = state[-1]
+        k = order[slot]
+        row = rows[k]
+        grown: list[tuple[float, Changes]] = []
         if rank + 1 < len(row) and row[rank + 1] != math.inf:  # (a)
-            push(cost + row[rank + 1] - row[rank], (*state[:last], rank + 1, *state[last + 1 :]), last)
-        if last + 1 < len(slots):
-            step = costs[slots[last + 1]][1]
-            after = state[last + 2 :]
-            push(cost + step, (*state[: last + 1], 1, *after), last + 1)  # (b)
+            grown.append((cost + row[rank + 1] - row[rank], (*state[:-1], (slot, rank + 1))))
+        if k + 1 < len(slots):
+            step, following = rows[k + 1][1], slots[k + 1]
+            grown.append((cost + step, (*state, (following, 1))))  # (b)
             if rank == 1:  # (c)
-                push(cost + step - row[1], (*state[:last], 0, 1, *after), last + 1)
+                grown.append((cost + step - row[1], (*state[:-1], (following, 1))))
+        for value, successor in grown:
+            if value <= max_cost:
+                counter += 1
+                heapq.heappush(heap, (value, counter, successor))
 
 
 def _spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray) -> Iterator[tuple[float, str]]:
     """A segment's spellings over its doubtful `cells`, most probable first: (cost, cell string)."""
-    letters = [[ALPHABET[c] for c in topk[cell].tolist()] for cell in cells.tolist()]
-    rows = [costs[cell].tolist() for cell in cells.tolist()]
-    spelled = list(chars)
-    positions = cells.tolist()
-    for cost, ranks in best_first(rows, SEGMENT_COST):
-        for slot, rank in enumerate(ranks):
-            spelled[positions[slot]] = letters[slot][rank]
+    at = cells.tolist()
+    letters = [[ALPHABET[c] for c in topk[cell].tolist()] for cell in at]
+    rows = [costs[cell].tolist() for cell in at]
+    base = list(chars)
+    for cost, changes in best_first(rows, SEGMENT_COST):
+        spelled = base.copy()
+        for slot, rank in changes:
+            spelled[at[slot]] = letters[slot][rank]
         yield cost, "".join(spelled)
 
 
@@ -220,15 +231,22 @@ def _segment_options(
     second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
     limited = np.where(allowed, costs, np.inf)
     wider = np.argsort(second, kind="stable")
-    tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, 4 * SEGMENT_BUDGET)]
-    wrong = _misread(argmax, page)
-    if wrong is not None:  # search where the terms that are not on the page lie first
-        tries[:0] = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
-    tries = [(cells[:SEGMENT_CELLS], c, b) for cells, c, b in tries if len(cells)]
+    text = _canonical_text(argmax)
+    if text is not None and page.check(text)[0]:  # most words read right: look a little way for others
+        tries = [(doubtful, limited, CONSISTENT_BUDGET)]
+    else:
+        tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, WIDER * SEGMENT_BUDGET)]
+        wrong = _misread(argmax, page)
+        if wrong is not None:  # search where the terms that are not on the page lie first
+            local = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
+            tries[:0] = local
     plain: list[_Option] = []
     for cells, choices, budget in tries:
         kept: list[_Option] = []
-        for cost, spelled in islice(_spellings(argmax, topk, choices, np.sort(cells)), budget):
+        budget = max(0, min(budget, PAGE_SPELLINGS - page.spelled))
+        looked = 0
+        for cost, spelled in islice(_spellings(argmax, topk, choices, np.sort(cells[:SEGMENT_CELLS])), budget):
+            looked += 1
             if kept and cost > kept[0].cost + KEEP_MARGIN:
                 break
             text = _canonical_text(spelled)
@@ -241,6 +259,7 @@ def _segment_options(
                 kept.append(_Option(cost, spelled, count))
                 if len(kept) == SEGMENT_KEEP:
                     break
+        page.spelled += looked
         if kept:
             return kept, True
     return plain or [_Option(0.0, argmax, 0)], False
@@ -334,8 +353,10 @@ def term_candidates(topk: np.ndarray, costs: np.ndarray, prefix: int, guide: Lin
     table = [[option.cost - found[0].cost for option in found] for found in options]
     limit = (LINE_COST if constrained else UNCHECKED_COST) - base_cost
     seen: set[str] = set()
-    for _, picked in islice(best_first(table, limit), COMBINATIONS):
-        chosen = [found[rank] for found, rank in zip(options, picked, strict=True)]
+    for _, changes in islice(best_first(table, limit), COMBINATIONS):
+        chosen = [found[0] for found in options]
+        for part, rank in changes:
+            chosen[part] = options[part][rank]
         if constrained and sum(option.terms for option in chosen) != guide.count:
             continue
         flat = "".join(option.cells for option in chosen)

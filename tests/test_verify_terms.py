@@ -234,7 +234,13 @@ def test_best_first_yields_every_choice_once_cheapest_first() -> None:
     rng = random.Random(5)
     costs = [sorted([0.0, *(rng.uniform(0, 6) for _ in range(rng.randint(0, 3)))]) for _ in range(5)]
     costs[2] = [0.0, 1.0, float("inf")]
-    seen = list(best_first(costs, max_cost=100.0))
+    seen = []
+    for cost, changes in best_first(costs, max_cost=100.0):
+        ranks = [0] * len(costs)
+        for slot, rank in changes:
+            assert rank > 0
+            ranks[slot] = rank
+        seen.append((cost, ranks))
     totals = [cost for cost, _ in seen]
     assert totals == sorted(totals)
     choices = [tuple(ranks) for _, ranks in seen]
