@@ -53,7 +53,7 @@ DOUBT_COST = 7.0
 CUT_COST = 10.0  # a cell is a sure separator when no choice within e^-10 of its best is a word character
 # A spelling of a segment, or a whole-line candidate, this much less probable than the argmax is not
 # tried. Wider than the plain search's 12 (`verify.MAX_COST`): few spellings of a word are on the page.
-SEGMENT_COST = 16.0
+SEGMENT_COST = 20.0
 LINE_COST = 24.0
 UNCHECKED_COST = 12.0  # where some segment has no spelling on the page: as the plain search
 TERM_CELLS = 64  # doubtful cells of a line searched word by word (plain search takes 24 for the whole line)
