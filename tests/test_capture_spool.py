@@ -19,6 +19,7 @@ from optical_memory.archive_location import archive_location, default_archive_pa
 from optical_memory.capture import spool_transcript
 from optical_memory.config import default_archive_path as config_default_archive_path
 from optical_memory.config import load_config
+from optical_memory.ingest import BATCH_MESSAGES
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
 from optical_memory.spool import has_spooled
@@ -139,14 +140,14 @@ from optical_memory.memory import Memory
 batches = 0
 remember_batch = Memory.remember_batch
 
-def dies_at_the_third_batch(self, *args, **kwargs):
+def dies_at_the_second_batch(self, *args, **kwargs):
     global batches
     batches += 1
-    if batches == 3:
+    if batches == 2:
         os.kill(os.getpid(), signal.SIGKILL)
     return remember_batch(self, *args, **kwargs)
 
-Memory.remember_batch = dies_at_the_third_batch
+Memory.remember_batch = dies_at_the_second_batch
 spool.main(sys.argv[1:])
 """
 
@@ -156,8 +157,9 @@ def test_a_drainer_killed_mid_way_loses_and_doubles_nothing(tmp_path: Path) -> N
     config_path.write_text(BIG_PAGES, encoding="utf-8")
     config = load_config(config_path, archive=tmp_path / "archive", environ={})
     transcript = Transcript(tmp_path / "t.jsonl")
+    turns = BATCH_MESSAGES // 3 + 10  # three messages a turn: a little more than one batch of remember_messages
     memory = Memory(config, reader=TemplateReader())
-    spool_turns(memory, transcript, range(180))  # 540 messages: three batches of remember_messages
+    spool_turns(memory, transcript, range(turns))
     memory.close()
     killed = subprocess.run(
         [sys.executable, "-c", DYING_DRAINER, "--config", str(config_path), "--archive", str(config.archive.path)],
@@ -169,12 +171,12 @@ def test_a_drainer_killed_mid_way_loses_and_doubles_nothing(tmp_path: Path) -> N
     try:
         assert has_spooled(memory.archive)  # the spooled capture outlives the drainer that died
         half = counted(memory)
-        assert 0 < len(half) < 540 and set(half.values()) == {1}  # two batches were committed whole
+        assert len(half) == BATCH_MESSAGES and set(half.values()) == {1}  # the first batch was committed whole
         result = memory.drain()
         assert (result.captures, result.already_remembered, result.left) == (1, len(half), 0)
         assert not has_spooled(memory.archive)
         seen = counted(memory)
-        assert set(seen) == {f"TOKEN{n}{kind}" for n in range(180) for kind in "PRT"}
+        assert set(seen) == {f"TOKEN{n}{kind}" for n in range(turns) for kind in "PRT"}
         assert set(seen.values()) == {1}, [token for token, count in seen.items() if count > 1]
         assert memory.drain().captures == 0  # a drain that finds nothing does nothing
     finally:
