@@ -36,12 +36,12 @@ import numpy as np
 from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.archive import ArchiveTxn, u64
 from optical_memory.errors import ArchiveError
-from optical_memory.postings import PREFIX_BYTES, TERMS_DB, page_entry, parse_page_entry
+from optical_memory.postings import TERMS_DB, parse_page_entry
 from optical_memory.terms import MAX_TERM, TermHasher, terms
 
 __all__ = ["LineGuide", "PageTerms", "best_first", "page_terms", "term_candidates"]
 
-_ENTRY_FORMAT = page_entry({}, [])[:1]  # the layout byte the writer puts first; others (layout 1's JSON) unused
+_LAYOUT_1 = b"{"  # layout 1's entries were JSON: their terms are not hashed as today's, so not used
 _CONNECTORS = "./\\:@#-"  # join word characters into one compound (`terms._COMPOUND`)
 _WORD = re.compile(r"\w")
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")  # what `terms` cuts a text into before its variants
@@ -89,21 +89,27 @@ class PageTerms:
         self._hasher = hasher
         self._lengths: dict[int, int] | None = None
         self._prefixes: frozenset[bytes] = frozenset()
+        self._width = 0
         self._segments: dict[str, tuple[bool, int]] = {}
         self._known: dict[str, bool] = {}
         self.spelled = 0  # segment spellings looked at on this page's reading, at most PAGE_SPELLINGS
 
     @classmethod
     def of(cls, entry: bytes | None, hasher: Callable[[str], bytes]) -> PageTerms | None:
-        """The page's terms, or None where its entry is missing or in an older layout (no guide)."""
-        if entry is None or bytes(entry[:1]) != _ENTRY_FORMAT:
+        """The page's terms, or None where its entry is missing or in layout 1 (no guide)."""
+        if not entry or bytes(entry[:1]) == _LAYOUT_1:
             return None
         return cls(bytes(entry), hasher)
 
     def _parse(self) -> dict[int, int]:
+        """The entry's line lengths (its prefixes kept); an entry `postings` cannot read guides nothing."""
         if self._lengths is None:
-            lengths, prefixes = parse_page_entry(self._entry)
+            try:
+                lengths, prefixes = parse_page_entry(self._entry)
+            except (ArchiveError, IndexError, ValueError):  # a layout this code does not know, or damage
+                lengths, prefixes = {}, []
             self._lengths, self._prefixes = lengths, frozenset(prefixes)
+            self._width = len(prefixes[0]) if prefixes else 0  # the entry says how many bytes of each hash
         return self._lengths
 
     def line(self, number: int) -> LineGuide | None:
@@ -112,11 +118,12 @@ class PageTerms:
         return None if count is None else LineGuide(self, count)
 
     def known(self, term: str) -> bool:
-        """Whether `term`'s hash is among the page's (by its first PREFIX_BYTES: 1 in ~10^7 passes by chance)."""
+        """Whether `term`'s hash is among the page's (by the entry's prefixes: with 4 bytes and a few hundred
+        terms on the page, a term not there passes by chance about once in 10^7)."""
         found = self._known.get(term)
         if found is None:
             self._parse()
-            found = self._known[term] = self._hasher(term)[:PREFIX_BYTES] in self._prefixes
+            found = self._known[term] = self._hasher(term)[: self._width] in self._prefixes
         return found
 
     def check(self, text: str) -> tuple[bool, int]:
