@@ -15,9 +15,10 @@ big-endian in keys; values varint-coded)::
                 (a term's postings for page P lie in its block with the greatest first <= P: blocks
                 partition the pages, so a new page appends to the last block without decoding it,
                 and forgetting a page rewrites one block per term)
-    page_terms  u64 page      -> b"\\x03", varint(lines), (varint line, varint length) per line, then
-                                 the first 4 bytes of the hash of each distinct term on the page:
-                                 what forgetting the page unposts (every term whose hash starts so)
+    page_terms  u64 page      -> the page's entry (`page_entries`): its lines' term counts and the
+                                 first 4 bytes of the hash of each distinct term on the page, sorted
+                                 and Rice-coded: what forgetting the page unposts (every term whose
+                                 hash starts so) and what verified reading checks spellings against
 
 A block stays under BLOCK_BYTES (LMDB keeps values under ~2 KB inline, never on overflow pages),
 except that one page's postings are never split across blocks.
@@ -31,10 +32,13 @@ from operator import itemgetter
 from typing import Any
 
 from optical_memory.archive import ArchiveTxn, u64
-from optical_memory.errors import ArchiveError
+from optical_memory.page_entries import ENTRY_FORMATS, decode_entry, encode_entry
+from optical_memory.page_entries import read_varint as _read_varint
+from optical_memory.page_entries import varint as _varint
 
 __all__ = [
     "BLOCKS_DB",
+    "ENTRY_FORMATS",
     "HASH_BYTES",
     "TERMS_DB",
     "Posting",
@@ -55,16 +59,8 @@ BLOCKS_DB, TERMS_DB = "term_blocks", "page_terms"
 HASH_BYTES = 8  # 2^64: collisions among even 10^8 distinct terms are unlikely (and cost one stray hit)
 PREFIX_BYTES = 4  # of each hash in a page's entry: enough to find its blocks, half the bytes
 BLOCK_BYTES = 1024
-_ENTRY_FORMAT = 3
 
 Posting = tuple[int, int, int, int, int]  # page, line, sid, count, length
-
-
-def _varint(n: int, out: bytearray) -> None:
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
 
 
 def _varints(data: bytes) -> list[int]:
@@ -80,18 +76,6 @@ def _varints(data: bytes) -> list[int]:
             value |= (byte & 0x7F) << shift
             shift += 7
     return out
-
-
-def _read_varint(data: bytes, offset: int = 0) -> tuple[int, int]:
-    """The varint at `offset` of `data` and the offset after it."""
-    value = shift = 0
-    for end in range(offset, len(data)):
-        byte = data[end]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, end + 1
-        shift += 7
-    raise ArchiveError("a search index value is truncated; the archive is damaged")
 
 
 def _header(value: bytes) -> tuple[int, int, int]:
@@ -349,22 +333,10 @@ def families(cursor: Any, prefix: bytes) -> Iterator[bytes]:
 
 
 def parse_page_entry(raw: bytes) -> tuple[dict[int, int], list[bytes]]:
-    """A page's {line: terms on it} and the hash prefixes of its distinct terms."""
-    if raw[:1] != bytes([_ENTRY_FORMAT]):
-        raise ArchiveError("the search index has layout 1 here; open the archive writable once to upgrade it")
-    count, offset = _read_varint(raw, 1)
-    lengths: dict[int, int] = {}
-    for _ in range(count):
-        line, offset = _read_varint(raw, offset)
-        lengths[line], offset = _read_varint(raw, offset)
-    return lengths, [raw[i : i + PREFIX_BYTES] for i in range(offset, len(raw), PREFIX_BYTES)]
+    """A page's {line: terms on it} and the hash prefixes of its distinct terms (`page_entries`)."""
+    return decode_entry(raw)
 
 
 def page_entry(lengths: dict[int, int], hashes: Iterable[bytes]) -> bytes:
     """A page's entry: its line lengths and the prefixes of its term hashes (each kept once)."""
-    out = bytearray([_ENTRY_FORMAT])
-    _varint(len(lengths), out)
-    for line, length in sorted(lengths.items()):
-        _varint(line, out)
-        _varint(length, out)
-    return bytes(out) + b"".join(dict.fromkeys(h[:PREFIX_BYTES] for h in hashes))
+    return encode_entry(lengths, hashes, PREFIX_BYTES)

@@ -147,8 +147,12 @@ class IndexBatch:
                 found.sort()  # pages of several sessions interleave; within a page, lines are in order
                 post_pages(tx, cursor, h, found)
         page_terms = tx.db(TERMS_DB)
-        for page, (lengths, hashes) in self._pages.items():
-            tx.txn.put(u64(page), page_entry(lengths, hashes), db=page_terms)
+        for page, (lengths, hashes) in sorted(self._pages.items()):
+            key, value = u64(page), page_entry(lengths, hashes)
+            # a new page is the highest key yet: appended, LMDB leaves the leaf before it full instead
+            # of splitting it in half (entries of ~1 KB: three a leaf, not two)
+            if not tx.txn.put(key, value, append=True, db=page_terms):
+                tx.txn.put(key, value, db=page_terms)
         if self._lines:
             bump_index_counts(tx, self._lines, self._terms)
         self._postings, self._pages, self._lines, self._terms = {}, {}, 0, 0
