@@ -69,13 +69,14 @@ def run_hook(
     are remembered here and now.
     """
     from optical_memory.archive_location import archive_location
+    from optical_memory.spool import SPOOLING
 
     started = time.perf_counter()
     log_dir: Path | None = None
     event, cwd = "manual", None
     waiting = False
     try:
-        location = archive_location(config_path, archive) if spool else None
+        location = archive_location(config_path, archive) if spool and SPOOLING else None
         config = None
         if location is not None:
             log_dir = location.path
@@ -136,7 +137,7 @@ def _start_drainer(config_path: str | None, archive: str | None, log_dir: Path |
 
     try:
         start_drainer(config_path, archive)
-    except (OSError, AttributeError, NotImplementedError) as exc:  # no posix_spawn here: the server drains
+    except OSError as exc:  # the spool stays: the next hook's drainer, or the server, drains it
         write_log(log_dir, f"could not start a drainer ({describe_error(exc)}); the server drains the spool")
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -42,17 +41,23 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory.importers.base import Message
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so hooks there remember their turns themselves (`SPOOLING`)
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from optical_memory.archive import Archive
     from optical_memory.archive_location import ArchiveLocation
     from optical_memory.checkpoints import Checkpoints
     from optical_memory.memory import Memory
 
-__all__ = ["DrainResult", "SpoolDrainer", "Spooled", "drain", "has_spooled", "start_drainer"]
+__all__ = ["SPOOLING", "DrainResult", "SpoolDrainer", "Spooled", "drain", "has_spooled", "start_drainer"]
 
 LOCK_NAME = "spool.lock"
 _VERSION = 1
 _MAX_RETRY_S = 300.0
+SPOOLING = fcntl is not None and hasattr(os, "posix_spawn")  # a lock for drainers, and a way to start one
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +193,7 @@ def _drain_lock(folder: Path | None, wait: bool) -> Iterator[bool]:
         yield False
         return
     try:
-        if folder is None:  # PostgreSQL: hooks never spool there (they take the full path), so no file
+        if folder is None or fcntl is None:  # PostgreSQL or Windows: hooks never spool there
             yield True
             return
         handle = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
