@@ -122,6 +122,14 @@ class Checkpoints:
                 return None
             return int.from_bytes(key[1:], "big"), bytes(cursor.value())
 
+    def spooled(self) -> list[tuple[int, bytes]]:
+        """Every spooled capture, oldest first."""
+        found, after = [], 0
+        while (item := self.spooled_after(after)) is not None:
+            found.append(item)
+            after = item[0]
+        return found
+
     def unspool(self, sequence: int) -> bool:
         """Remove a spooled capture once remembered; False if it was gone (another drain took it)."""
         return bool(self.tx.txn.delete(_SPOOLED + sequence.to_bytes(8, "big"), db=self._db))

@@ -21,6 +21,7 @@ from optical_memory.reading import Pages, find_record, find_session
 from optical_memory.records import PageRecord, SessionRecord
 from optical_memory.results import ForgetResult, SearchResult, SessionInfo, SessionList
 from optical_memory.search import unindex_page
+from optical_memory.spool import drop_spooled
 
 __all__ = ["MAX_SEARCH_HITS", "Recall"]
 
@@ -80,6 +81,7 @@ class Recall:
                     _delete(tx, sess, stored)
             tx.delete_session(session)
             forget_pages(tx, [number for number, _ in numbered])
+            drop_spooled(tx, session)  # turns a capture hook took that no drain has laid out yet
             return ForgetResult(forgotten=ids[::-1], sessions_removed=[session])
 
         result = self.archive.write(once)

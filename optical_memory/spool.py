@@ -47,12 +47,21 @@ except ImportError:  # Windows: no flock, so hooks there remember their turns th
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from optical_memory.archive import Archive
+    from optical_memory.archive import Archive, ArchiveTxn
     from optical_memory.archive_location import ArchiveLocation
     from optical_memory.checkpoints import Checkpoints
     from optical_memory.memory import Memory
 
-__all__ = ["SPOOLING", "DrainResult", "SpoolDrainer", "Spooled", "drain", "has_spooled", "start_drainer"]
+__all__ = [
+    "SPOOLING",
+    "DrainResult",
+    "SpoolDrainer",
+    "Spooled",
+    "drain",
+    "drop_spooled",
+    "has_spooled",
+    "start_drainer",
+]
 
 LOCK_NAME = "spool.lock"
 _VERSION = 1
@@ -100,6 +109,24 @@ class DrainResult:
     problems: list[str] = field(default_factory=list)
     left: int = 0  # spooled captures that stay for the next drain (each has a problem saying why)
     busy: bool = False  # another drainer held the lock: it drains what this one found
+
+
+def drop_spooled(tx: ArchiveTxn, session: str) -> int:
+    """Delete the spooled captures of `session` (forget calls this in its transaction, so turns a hook
+    took just before will not come back as pages after it); returns how many."""
+    from optical_memory.checkpoints import Checkpoints
+
+    checkpoints = Checkpoints(tx)
+    dropped = 0
+    for sequence, raw in checkpoints.spooled():
+        try:
+            spooled_session = Spooled.from_bytes(raw).session
+        except ValueError:
+            continue  # not one this version reads: it is left, as a drain leaves it
+        if spooled_session == session:
+            checkpoints.unspool(sequence)
+            dropped += 1
+    return dropped
 
 
 def has_spooled(archive: Archive) -> bool:

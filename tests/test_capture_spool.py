@@ -230,3 +230,23 @@ async def test_the_server_drains_the_spool_and_search_finds_the_turns(
     hit = found["hits"][0]
     assert hit["session"] == CWD and hit["role"] == "assistant"
     assert any("TOKEN1R" in line["text"] for line in hit["lines"])
+
+
+def test_forgetting_a_session_drops_its_spooled_turns(config: Any, tmp_path: Path) -> None:
+    """Turns a hook took just before `forget` must not come back as pages when the next drain runs."""
+    memory = Memory(config, reader=TemplateReader())
+    try:
+        transcript = Transcript(tmp_path / "t.jsonl")
+        spool_turns(memory, transcript, range(1))
+        memory.drain()  # the session exists, with its first turn
+        spool_turns(memory, transcript, range(1, 3))  # two more turns wait in the spool
+        other = Transcript(tmp_path / "other" / "t.jsonl")
+        other.append(*other.turn(7))
+        assert spool_transcript(memory.archive, other.path, session="elsewhere")[0].spooled
+        memory.forget(session=CWD)
+        result = memory.drain()
+        assert (result.captures, result.sessions) == (1, ["elsewhere"])
+        assert [session.name for session in memory.list_sessions().sessions] == ["elsewhere"]
+        assert set(counted(memory)) == {"TOKEN7P", "TOKEN7R", "TOKEN7T"}
+    finally:
+        memory.close()
