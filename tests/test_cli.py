@@ -255,7 +255,7 @@ def test_a_line_that_does_not_verify_is_marked_for_the_person_reading(run: Run, 
         def tamper(tx: ArchiveTxn) -> None:
             record = tx.page("p1")
             assert record is not None and record.codes is not None
-            record.codes = record.codes[:CODE_BYTES] + bytes(CODE_BYTES)
+            record.codes = record.codes[:CODE_BYTES] + b"\x01" * CODE_BYTES  # not all zeros: that is "no code"
             tx.put_page(record)
 
         memory.archive.write(tamper)
