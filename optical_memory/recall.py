@@ -72,6 +72,8 @@ class Recall:
                 forget_pages(tx, [record.number])
                 return ForgetResult(forgotten=[page_id])
             assert session is not None
+            if tx.session(session) is None and drop_spooled(tx, session):
+                return ForgetResult(forgotten=[], sessions_removed=[session])  # captured, not yet laid out
             sess = find_session(tx, session)
             numbered = list(tx.page_ids_newest_first(sess.sid))
             ids = [pid for _, pid in numbered]

@@ -19,6 +19,7 @@ from optical_memory.archive_location import archive_location, default_archive_pa
 from optical_memory.capture import spool_transcript
 from optical_memory.config import default_archive_path as config_default_archive_path
 from optical_memory.config import load_config
+from optical_memory.errors import SessionNotFound
 from optical_memory.ingest import BATCH_MESSAGES
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
@@ -248,5 +249,21 @@ def test_forgetting_a_session_drops_its_spooled_turns(config: Any, tmp_path: Pat
         assert (result.captures, result.sessions) == (1, ["elsewhere"])
         assert [session.name for session in memory.list_sessions().sessions] == ["elsewhere"]
         assert set(counted(memory)) == {"TOKEN7P", "TOKEN7R", "TOKEN7T"}
+    finally:
+        memory.close()
+
+
+def test_forgetting_a_session_that_so_far_exists_only_in_the_spool(config: Any, tmp_path: Path) -> None:
+    """A session whose first turns a hook has spooled but no drain has laid out yet can be forgotten."""
+    memory = Memory(config, reader=TemplateReader())
+    try:
+        transcript = Transcript(tmp_path / "t.jsonl")
+        spool_turns(memory, transcript, range(2))
+        forgotten = memory.forget(session=CWD)
+        assert (forgotten.forgotten, forgotten.sessions_removed) == ([], [CWD])
+        assert memory.drain().captures == 0
+        assert memory.list_sessions().sessions == []
+        with pytest.raises(SessionNotFound):
+            memory.forget(session=CWD)  # nothing of it is left, anywhere
     finally:
         memory.close()
