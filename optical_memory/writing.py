@@ -295,13 +295,18 @@ class Writer:
 
     def _store(self, batch: _Batch) -> None:
         """Store every page the batch touched, encoded once each: well if it stays hot, else quickly."""
-        batch.index.flush()
         pages = list(batch.pages.values())
-        for page in pages:  # the newest pages of each session: sealed ones stay hot a while, encode well
-            if page.record.id not in batch.encoding:
+        left = [page for page in pages if page.record.id not in batch.encoding]
+        if len(left) == 1 and not batch.encoding:  # a remember's one page: encoded here, no hand-off
+            page = left[0]
+            encoded = {page.record.id: encode_image(page.canvas, self.config.tiers[0], fast=not page.record.sealed)}
+        else:  # the newest pages of each session: sealed ones stay hot a while, encode well
+            for page in left:
                 self._encode(batch, page, fast=not page.record.sealed)
+            encoded = {}
+        batch.index.flush()  # while they encode
         for page in pages:
-            data = batch.encoding[page.record.id].result()
+            data = encoded.get(page.record.id) or batch.encoding[page.record.id].result()
             page.record.stored(data)
             batch.tx.put_image(page.record.id, data)
             batch.tx.put_page(page.record)
