@@ -50,6 +50,9 @@ CELL_COST = 12.0
 # A cell is doubtful (its alternatives searched, and it may join words) when its second choice is
 # within e^-DOUBT_COST of its best; a segment with no spelling on the page also searches its sure cells.
 DOUBT_COST = 7.0
+# Separators searched a line (the least certain): a quote or a dash the words cannot tell; a line of
+# symbols is the plain search's (terms constrain nothing there).
+CUT_CELLS = 8
 CUT_COST = 10.0  # a cell is a sure separator when no choice within e^-10 of its best is a word character
 # A spelling of a segment, or a whole-line candidate, this much less probable than the argmax is not
 # tried. Wider than the plain search's 12 (`verify.MAX_COST`): few spellings of a word are on the page.
@@ -65,7 +68,7 @@ SEGMENT_KEEP = 6  # term-consistent spellings of one segment kept
 KEEP_MARGIN = 8.0  # nor any less probable than e^-8 of the segment's most probable consistent one
 # A page's failing lines together look at most this many spellings (~5 us each): a page of
 # hopeless words reads in bounded time; what is left of each line's budget goes to plain search.
-PAGE_SPELLINGS = 40_000
+PAGE_SPELLINGS = 20_000
 COMBINATIONS = 2048  # whole-line combinations looked at (most fail the term count, unhashed)
 
 
@@ -329,7 +332,8 @@ def _line_options(
     words = np.flatnonzero(~cut & (second <= DOUBT_COST))
     doubt = np.zeros(end, dtype=bool)
     doubt[words[np.argsort(second[words], kind="stable")][:TERM_CELLS]] = True
-    doubt |= cut & allowed[:, 1:].any(axis=1)
+    separators = np.flatnonzero(cut & allowed[:, 1:].any(axis=1))
+    doubt[separators[np.argsort(second[separators], kind="stable")][:CUT_CELLS]] = True
     options: list[list[_Option]] = []
     constrained = True
     for start, stop in _segments(cut):
