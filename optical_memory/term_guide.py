@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -214,10 +215,17 @@ def best_first(costs: Sequence[Sequence[float]], max_cost: float) -> Iterator[tu
 
 
 def _spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray) -> Iterator[tuple[float, str]]:
-    """A segment's spellings over its doubtful `cells`, most probable first: (cost, cell string)."""
+    """A segment's spellings over its doubtful `cells`, most probable first: (cost, cell string).
+
+    A cell's choices are its ranks of finite cost (rank 0 always), in rank order (costs ascend).
+    """
     at = cells.tolist()
-    letters = [[ALPHABET[c] for c in topk[cell].tolist()] for cell in at]
-    rows = [costs[cell].tolist() for cell in at]
+    letters: list[list[str]] = []
+    rows: list[list[float]] = []
+    for cell in at:
+        ranks = [0, *(r for r in range(1, costs.shape[1]) if costs[cell, r] != math.inf)]
+        letters.append([ALPHABET[topk[cell, r]] for r in ranks])
+        rows.append([0.0, *(float(costs[cell, r]) for r in ranks[1:])])
     base = list(chars)
     for cost, changes in best_first(rows, SEGMENT_COST):
         spelled = base.copy()
@@ -246,6 +254,9 @@ def _segment_options(
         tries = [(doubtful, limited, CONSISTENT_BUDGET)]
     else:
         tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, WIDER * SEGMENT_BUDGET)]
+        mixed = _mixed_script(topk, costs)
+        if mixed is not None:  # a letter of another script inside a Greek or Cyrillic word: its look-alikes first
+            tries.insert(0, mixed)
         wrong = _misread(argmax, page)
         if wrong is not None:  # search where the terms that are not on the page lie first
             local = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
@@ -273,6 +284,32 @@ def _segment_options(
         if kept:
             return kept, True
     return plain or [_Option(0.0, argmax, 0)], False
+
+
+def _script(ch: str) -> str:
+    """The script of a letter as far as look-alikes go: LATIN, GREEK, CYRILLIC (else the empty string)."""
+    if not ch.isalpha():
+        return ""
+    name = unicodedata.name(ch, "")
+    return next((script for script in ("LATIN", "GREEK", "CYRILLIC") if name.startswith(script)), "")
+
+
+_SCRIPTS = np.array([_script(ch) for ch in ALPHABET])
+
+
+def _mixed_script(topk: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """A try for a word read as mostly one script with a few letters of another (``vπvτγ``): those
+    cells, with only their choices in the word's script. Words rarely mix scripts; frost's look-alikes do."""
+    scripts = _SCRIPTS[topk]  # (cells, K)
+    letters = scripts[:, 0][scripts[:, 0] != ""]
+    if len(letters) < 2:
+        return None
+    values, counts = np.unique(letters, return_counts=True)
+    major = values[np.argmax(counts)]
+    odd = np.flatnonzero((scripts[:, 0] != "") & (scripts[:, 0] != major) & (scripts[:, 1:] == major).any(axis=1))
+    if not len(odd) or len(odd) * 2 > len(letters):
+        return None
+    return odd, np.where(scripts == major, costs, np.inf), SEGMENT_BUDGET
 
 
 def _misread(cells: str, page: PageTerms) -> np.ndarray | None:
