@@ -12,6 +12,8 @@ most probable first, into whole-line candidates whose term count is the line's. 
 code stays the only test of a candidate (`verify`): the index narrows what is tried, it never
 accepts anything.
 
+Each segment's spellings are `word_search`'s; this module cuts the line and combines them.
+
 Why segments are independent: a term is cut from a run of word characters and the connectors
 ``./\\:@#-`` (`terms._COMPOUND`); a cell that is any other character (a space, a quote, ``=``) in
 every choice ends every run, so the terms of a line are the terms of its segments together. The
@@ -24,11 +26,8 @@ old-layout entry) there is no guide and `verify` searches as before.
 
 from __future__ import annotations
 
-import heapq
-import math
 import re
-import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
@@ -39,6 +38,7 @@ from optical_memory.archive import ArchiveTxn, u64
 from optical_memory.errors import ArchiveError
 from optical_memory.postings import TERMS_DB, parse_page_entry
 from optical_memory.terms import MAX_TERM, TermHasher, terms
+from optical_memory.word_search import Option, best_first, segment_options, spellings
 
 __all__ = ["LineGuide", "PageTerms", "best_first", "page_terms", "term_candidates"]
 
@@ -55,21 +55,11 @@ DOUBT_COST = 7.0
 # symbols is the plain search's (terms constrain nothing there).
 CUT_CELLS = 8
 CUT_COST = 10.0  # a cell is a sure separator when no choice within e^-10 of its best is a word character
-# A spelling of a segment, or a whole-line candidate, this much less probable than the argmax is not
-# tried. Wider than the plain search's 12 (`verify.MAX_COST`): few spellings of a word are on the page.
-SEGMENT_COST = 20.0
+# A whole-line candidate this much less probable than the argmax is not tried. Wider than the plain
+# search's 12 (`verify.MAX_COST`): few combinations of words on the page have the line's term count.
 LINE_COST = 24.0
 UNCHECKED_COST = 12.0  # where some segment has no spelling on the page: as the plain search
 TERM_CELLS = 64  # doubtful cells of a line searched word by word (plain search takes 24 for the whole line)
-SEGMENT_CELLS = 12  # doubtful cells of one segment
-SEGMENT_BUDGET = 1024  # spellings of one segment looked at (4x that for its sure cells too)
-WIDER = 4
-CONSISTENT_BUDGET = 32  # where its most probable spelling is on the page
-SEGMENT_KEEP = 6  # term-consistent spellings of one segment kept
-KEEP_MARGIN = 8.0  # nor any less probable than e^-8 of the segment's most probable consistent one
-# A page's failing lines together look at most this many spellings (~5 us each): a page of
-# hopeless words reads in bounded time; what is left of each line's budget goes to plain search.
-PAGE_SPELLINGS = 20_000
 COMBINATIONS = 2048  # whole-line combinations looked at (most fail the term count, unhashed)
 
 
@@ -78,7 +68,6 @@ def _is_cut(ch: str) -> bool:
 
 
 _CUT = np.array([_is_cut(ch) for ch in ALPHABET])
-_CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
 
 
 class PageTerms:
@@ -167,172 +156,6 @@ class LineGuide:
     count: int
 
 
-@dataclass(frozen=True)
-class _Option:
-    cost: float  # -log probability relative to the argmax of the segment's cells
-    cells: str
-    terms: int
-
-
-Changes = tuple[tuple[int, int], ...]  # (slot, rank) of the slots not at their rank 0
-
-
-def best_first(costs: Sequence[Sequence[float]], max_cost: float) -> Iterator[tuple[float, Changes]]:
-    """Every choice of one rank per slot, cheapest first, up to `max_cost`: (cost, the (slot, rank) not at rank 0).
-
-    `costs[i]` are slot i's ranks' costs, ascending, from 0 (inf: not allowed). Lazy, for the few
-    choices a segment or a line needs (a heap; at most 3 successors a choice): slots with an
-    alternative are ordered by their second rank's cost, and a choice whose last changed slot is
-    j leads to (a) rank + 1 at j, (b) rank 1 at j + 1, (c) where j is at rank 1, that 1 moved to
-    j + 1. Each choice has one parent that costs no more, so all come, in order, once each.
-    """
-    slots = sorted((i for i, row in enumerate(costs) if len(row) > 1 and row[1] <= max_cost), key=lambda i: costs[i][1])
-    yield 0.0, ()
-    if not slots:
-        return
-    rows = [costs[i] for i in slots]
-    order = {slot: k for k, slot in enumerate(slots)}
-    heap: list[tuple[float, int, Changes]] = [(rows[0][1], 0, ((slots[0], 1),))]
-    counter = 0
-    while heap:
-        cost, _, state = heapq.heappop(heap)
-        yield cost, state
-        slot, rank = state[-1]
-        k = order[slot]
-        row = rows[k]
-        grown: list[tuple[float, Changes]] = []
-        if rank + 1 < len(row) and row[rank + 1] != math.inf:  # (a)
-            grown.append((cost + row[rank + 1] - row[rank], (*state[:-1], (slot, rank + 1))))
-        if k + 1 < len(slots):
-            step, following = rows[k + 1][1], slots[k + 1]
-            grown.append((cost + step, (*state, (following, 1))))  # (b)
-            if rank == 1:  # (c)
-                grown.append((cost + step - row[1], (*state[:-1], (following, 1))))
-        for value, successor in grown:
-            if value <= max_cost:
-                counter += 1
-                heapq.heappush(heap, (value, counter, successor))
-
-
-def _spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray) -> Iterator[tuple[float, str]]:
-    """A segment's spellings over its doubtful `cells`, most probable first: (cost, cell string).
-
-    A cell's choices are its ranks of finite cost (rank 0 always), in rank order (costs ascend).
-    """
-    at = cells.tolist()
-    letters: list[list[str]] = []
-    rows: list[list[float]] = []
-    for cell in at:
-        ranks = [0, *(r for r in range(1, costs.shape[1]) if costs[cell, r] != math.inf)]
-        letters.append([ALPHABET[topk[cell, r]] for r in ranks])
-        rows.append([0.0, *(float(costs[cell, r]) for r in ranks[1:])])
-    base = list(chars)
-    for cost, changes in best_first(rows, SEGMENT_COST):
-        spelled = base.copy()
-        for slot, rank in changes:
-            spelled[at[slot]] = letters[slot][rank]
-        yield cost, "".join(spelled)
-
-
-def _segment_options(
-    topk: np.ndarray, costs: np.ndarray, allowed: np.ndarray, doubtful: np.ndarray, page: PageTerms
-) -> tuple[list[_Option], bool]:
-    """A word segment's term-consistent spellings (at most SEGMENT_KEEP, most probable first), and
-    whether they are checked: where no spelling is consistent, its few most probable, unchecked.
-
-    First its doubtful cells' plausible alternatives are searched; if no spelling is on the page,
-    the reader was sure of a wrong cell: its SEGMENT_CELLS least certain cells, every alternative.
-    """
-    from optical_memory.verify import _canonical_text
-
-    argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
-    second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
-    limited = np.where(allowed, costs, np.inf)
-    wider = np.argsort(second, kind="stable")
-    text = _canonical_text(argmax)
-    if text is not None and page.check(text)[0]:  # most words read right: look a little way for others
-        tries = [(doubtful, limited, CONSISTENT_BUDGET)]
-    else:
-        tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, WIDER * SEGMENT_BUDGET)]
-        mixed = _mixed_script(topk, costs)
-        if mixed is not None:  # a letter of another script inside a Greek or Cyrillic word: its look-alikes first
-            tries.insert(0, mixed)
-        wrong = _misread(argmax, page)
-        if wrong is not None:  # search where the terms that are not on the page lie first
-            local = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
-            tries[:0] = local
-    plain: list[_Option] = []
-    for cells, choices, budget in tries:
-        kept: list[_Option] = []
-        budget = max(0, min(budget, PAGE_SPELLINGS - page.spelled))
-        looked = 0
-        for cost, spelled in islice(_spellings(argmax, topk, choices, np.sort(cells[:SEGMENT_CELLS])), budget):
-            looked += 1
-            if kept and cost > kept[0].cost + KEEP_MARGIN:
-                break
-            text = _canonical_text(spelled)
-            if text is None:
-                continue
-            ok, count = page.check(text)
-            if len(plain) < 4:
-                plain.append(_Option(cost, spelled, count))
-            if ok:
-                kept.append(_Option(cost, spelled, count))
-                if len(kept) == SEGMENT_KEEP:
-                    break
-        page.spelled += looked
-        if kept:
-            return kept, True
-    return plain or [_Option(0.0, argmax, 0)], False
-
-
-def _script(ch: str) -> str:
-    """The script of a letter as far as look-alikes go: LATIN, GREEK, CYRILLIC (else the empty string)."""
-    if not ch.isalpha():
-        return ""
-    name = unicodedata.name(ch, "")
-    return next((script for script in ("LATIN", "GREEK", "CYRILLIC") if name.startswith(script)), "")
-
-
-_SCRIPTS = np.array([_script(ch) for ch in ALPHABET])
-
-
-def _mixed_script(topk: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """A try for a word read as mostly one script with a few letters of another (``vπvτγ``): those
-    cells, with only their choices in the word's script. Words rarely mix scripts; frost's look-alikes do."""
-    scripts = _SCRIPTS[topk]  # (cells, K)
-    letters = scripts[:, 0][scripts[:, 0] != ""]
-    if len(letters) < 2:
-        return None
-    values, counts = np.unique(letters, return_counts=True)
-    major = values[np.argmax(counts)]
-    odd = np.flatnonzero((scripts[:, 0] != "") & (scripts[:, 0] != major) & (scripts[:, 1:] == major).any(axis=1))
-    if not len(odd) or len(odd) * 2 > len(letters):
-        return None
-    return odd, np.where(scripts == major, costs, np.inf), SEGMENT_BUDGET
-
-
-def _misread(cells: str, page: PageTerms) -> np.ndarray | None:
-    """Where a segment's reading goes wrong, if its terms tell: the cells of its terms that are not on
-    the page (a part of an identifier, ``ghp_4XMeCH0`` -> ``me``, ``ch``, ...), one cell either side;
-    None if every term is on the page, only its whole form is not, or escapes shift the cells."""
-    if ESCAPE in cells or page.check(cells)[0]:
-        return None
-    lowered = cells.lower()
-    if len(lowered) != len(cells):
-        return None
-    wrong = np.zeros(len(cells), dtype=bool)
-    wholes = {m.group(0).lower()[:MAX_TERM] for m in _COMPOUND.finditer(cells)}
-    for term in set(terms(cells)) - wholes:
-        if page.known(term):
-            continue
-        at = lowered.find(term)
-        while at >= 0:
-            wrong[max(0, at - 1) : at + len(term) + 1] = True
-            at = lowered.find(term, at + 1)
-    return wrong if wrong.any() else None
-
-
 def _segments(cut: np.ndarray) -> list[tuple[int, int]]:
     """The line's parts, (start, stop) over its cells: a run of cells that are no sure cut is one part,
     and so is every cut cell (its own part, searched alone where doubtful)."""
@@ -348,9 +171,7 @@ def _segments(cut: np.ndarray) -> list[tuple[int, int]]:
     return parts
 
 
-def _line_options(
-    topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTerms
-) -> tuple[list[list[_Option]], bool]:
+def _line_options(topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTerms) -> tuple[list[list[Option]], bool]:
     """Each part's spellings over the line's cells (a sure part has one), and whether all are checked.
 
     A cell is a cut when every choice within CUT_COST is a separator; it then keeps only its
@@ -371,7 +192,7 @@ def _line_options(
     doubt[words[np.argsort(second[words], kind="stable")][:TERM_CELLS]] = True
     separators = np.flatnonzero(cut & allowed[:, 1:].any(axis=1))
     doubt[separators[np.argsort(second[separators], kind="stable")][:CUT_CELLS]] = True
-    options: list[list[_Option]] = []
+    options: list[list[Option]] = []
     constrained = True
     for start, stop in _segments(cut):
         seg_topk, seg_costs = topk[start:stop], np.where(allowed[start:stop], costs[start:stop], np.inf)
@@ -379,9 +200,9 @@ def _line_options(
         seg_doubt = seg_doubt[np.argsort(second[start:stop][seg_doubt], kind="stable")]
         if cut[start]:  # a cut cell: no terms, any of its separator choices
             char = ALPHABET[int(seg_topk[0, 0])]
-            options.append([_Option(c, s, 0) for c, s in _spellings(char, seg_topk, seg_costs, seg_doubt)])
+            options.append([Option(c, s, 0) for c, s in spellings(char, seg_topk, seg_costs, seg_doubt)])
             continue
-        found, checked = _segment_options(seg_topk, costs[start:stop], allowed[start:stop], seg_doubt, page)
+        found, checked = segment_options(seg_topk, costs[start:stop], allowed[start:stop], seg_doubt, page)
         constrained &= checked
         options.append(found)
     return options, constrained

@@ -1,0 +1,211 @@
+"""One word's spellings: a best-first search over a segment's doubtful cells for spellings on the page.
+
+`term_guide` cuts a failing line into segments (runs of cells no choice can split into other words)
+and asks here for each one's few most probable spellings whose terms are all on the page
+(`PageTerms.check`). A segment whose reading is on the page looks a little way for others (case and
+look-alike words); one that is not searches where its misread terms lie, its doubtful cells, a
+Greek or Cyrillic word's Latin look-alikes, then its sure cells too. `best_first` enumerates the
+choices, cheapest first, lazily.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from optical_memory.alphabet import ALPHABET, ESCAPE
+from optical_memory.terms import MAX_TERM, terms
+
+if TYPE_CHECKING:
+    from optical_memory.term_guide import PageTerms
+
+__all__ = ["Option", "best_first", "segment_options", "spellings"]
+
+_COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")  # what `terms` cuts a text into before its variants
+_CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
+# A spelling of a segment this much less probable than its argmax is not tried: wider than the plain
+# search's 12 (`verify.MAX_COST`), as few spellings of a word are on the page.
+SEGMENT_COST = 20.0
+SEGMENT_CELLS = 12  # doubtful cells of one segment
+SEGMENT_BUDGET = 1024  # spellings of one segment looked at, per try
+WIDER = 4  # times SEGMENT_BUDGET for the last try, over the segment's sure cells too
+CONSISTENT_BUDGET = 32  # where its most probable spelling is on the page
+SEGMENT_KEEP = 6  # term-consistent spellings of one segment kept
+KEEP_MARGIN = 8.0  # nor any less probable than e^-8 of the segment's most probable consistent one
+# A page's failing lines together look at most this many spellings (~5 us each): a page of
+# hopeless words reads in bounded time; what is left of each line's budget goes to plain search.
+PAGE_SPELLINGS = 20_000
+
+
+@dataclass(frozen=True)
+class Option:
+    cost: float  # -log probability relative to the argmax of the segment's cells
+    cells: str
+    terms: int
+
+
+Changes = tuple[tuple[int, int], ...]  # (slot, rank) of the slots not at their rank 0
+
+
+def best_first(costs: Sequence[Sequence[float]], max_cost: float) -> Iterator[tuple[float, Changes]]:
+    """Every choice of one rank per slot, cheapest first, up to `max_cost`: (cost, the (slot, rank) not at rank 0).
+
+    `costs[i]` are slot i's ranks' costs, ascending, from 0 (inf: not allowed). Lazy, for the few
+    choices a segment or a line needs (a heap; at most 3 successors a choice): slots with an
+    alternative are ordered by their second rank's cost, and a choice whose last changed slot is
+    j leads to (a) rank + 1 at j, (b) rank 1 at j + 1, (c) where j is at rank 1, that 1 moved to
+    j + 1. Each choice has one parent that costs no more, so all come, in order, once each.
+    """
+    slots = sorted((i for i, row in enumerate(costs) if len(row) > 1 and row[1] <= max_cost), key=lambda i: costs[i][1])
+    yield 0.0, ()
+    if not slots:
+        return
+    rows = [costs[i] for i in slots]
+    order = {slot: k for k, slot in enumerate(slots)}
+    heap: list[tuple[float, int, Changes]] = [(rows[0][1], 0, ((slots[0], 1),))]
+    counter = 0
+    while heap:
+        cost, _, state = heapq.heappop(heap)
+        yield cost, state
+        slot, rank = state[-1]
+        k = order[slot]
+        row = rows[k]
+        grown: list[tuple[float, Changes]] = []
+        if rank + 1 < len(row) and row[rank + 1] != math.inf:  # (a)
+            grown.append((cost + row[rank + 1] - row[rank], (*state[:-1], (slot, rank + 1))))
+        if k + 1 < len(slots):
+            step, following = rows[k + 1][1], slots[k + 1]
+            grown.append((cost + step, (*state, (following, 1))))  # (b)
+            if rank == 1:  # (c)
+                grown.append((cost + step - row[1], (*state[:-1], (following, 1))))
+        for value, successor in grown:
+            if value <= max_cost:
+                counter += 1
+                heapq.heappush(heap, (value, counter, successor))
+
+
+def spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray) -> Iterator[tuple[float, str]]:
+    """A segment's spellings over its doubtful `cells`, most probable first: (cost, cell string).
+
+    A cell's choices are its ranks of finite cost (rank 0 always), in rank order (costs ascend).
+    """
+    at = cells.tolist()
+    letters: list[list[str]] = []
+    rows: list[list[float]] = []
+    for cell in at:
+        ranks = [0, *(r for r in range(1, costs.shape[1]) if costs[cell, r] != math.inf)]
+        letters.append([ALPHABET[topk[cell, r]] for r in ranks])
+        rows.append([0.0, *(float(costs[cell, r]) for r in ranks[1:])])
+    base = list(chars)
+    for cost, changes in best_first(rows, SEGMENT_COST):
+        spelled = base.copy()
+        for slot, rank in changes:
+            spelled[at[slot]] = letters[slot][rank]
+        yield cost, "".join(spelled)
+
+
+def segment_options(
+    topk: np.ndarray, costs: np.ndarray, allowed: np.ndarray, doubtful: np.ndarray, page: PageTerms
+) -> tuple[list[Option], bool]:
+    """A word segment's term-consistent spellings (at most SEGMENT_KEEP, most probable first), and
+    whether they are checked: where no spelling is consistent, its few most probable, unchecked.
+
+    First its doubtful cells' plausible alternatives are searched; if no spelling is on the page,
+    the reader was sure of a wrong cell: its SEGMENT_CELLS least certain cells, every alternative.
+    """
+    from optical_memory.verify import _canonical_text
+
+    argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
+    second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
+    limited = np.where(allowed, costs, np.inf)
+    wider = np.argsort(second, kind="stable")
+    text = _canonical_text(argmax)
+    if text is not None and page.check(text)[0]:  # most words read right: look a little way for others
+        tries = [(doubtful, limited, CONSISTENT_BUDGET)]
+    else:
+        tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, WIDER * SEGMENT_BUDGET)]
+        mixed = _mixed_script(topk, costs)
+        if mixed is not None:  # a letter of another script inside a Greek or Cyrillic word: its look-alikes first
+            tries.insert(0, mixed)
+        wrong = _misread(argmax, page)
+        if wrong is not None:  # search where the terms that are not on the page lie first
+            local = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
+            tries[:0] = local
+    plain: list[Option] = []
+    for cells, choices, budget in tries:
+        kept: list[Option] = []
+        budget = max(0, min(budget, PAGE_SPELLINGS - page.spelled))
+        looked = 0
+        for cost, spelled in islice(spellings(argmax, topk, choices, np.sort(cells[:SEGMENT_CELLS])), budget):
+            looked += 1
+            if kept and cost > kept[0].cost + KEEP_MARGIN:
+                break
+            text = _canonical_text(spelled)
+            if text is None:
+                continue
+            ok, count = page.check(text)
+            if len(plain) < 4:
+                plain.append(Option(cost, spelled, count))
+            if ok:
+                kept.append(Option(cost, spelled, count))
+                if len(kept) == SEGMENT_KEEP:
+                    break
+        page.spelled += looked
+        if kept:
+            return kept, True
+    return plain or [Option(0.0, argmax, 0)], False
+
+
+def _script(ch: str) -> str:
+    """The script of a letter as far as look-alikes go: LATIN, GREEK, CYRILLIC (else the empty string)."""
+    if not ch.isalpha():
+        return ""
+    name = unicodedata.name(ch, "")
+    return next((script for script in ("LATIN", "GREEK", "CYRILLIC") if name.startswith(script)), "")
+
+
+_SCRIPTS = np.array([_script(ch) for ch in ALPHABET])
+
+
+def _mixed_script(topk: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """A try for a word read as mostly one script with a few letters of another (``vπvτγ``): those
+    cells, with only their choices in the word's script. Words rarely mix scripts; frost's look-alikes do."""
+    scripts = _SCRIPTS[topk]  # (cells, K)
+    letters = scripts[:, 0][scripts[:, 0] != ""]
+    if len(letters) < 2:
+        return None
+    values, counts = np.unique(letters, return_counts=True)
+    major = values[np.argmax(counts)]
+    odd = np.flatnonzero((scripts[:, 0] != "") & (scripts[:, 0] != major) & (scripts[:, 1:] == major).any(axis=1))
+    if not len(odd) or len(odd) * 2 > len(letters):
+        return None
+    return odd, np.where(scripts == major, costs, np.inf), SEGMENT_BUDGET
+
+
+def _misread(cells: str, page: PageTerms) -> np.ndarray | None:
+    """Where a segment's reading goes wrong, if its terms tell: the cells of its terms that are not on
+    the page (a part of an identifier, ``ghp_4XMeCH0`` -> ``me``, ``ch``, ...), one cell either side;
+    None if every term is on the page, only its whole form is not, or escapes shift the cells."""
+    if ESCAPE in cells or page.check(cells)[0]:
+        return None
+    lowered = cells.lower()
+    if len(lowered) != len(cells):
+        return None
+    wrong = np.zeros(len(cells), dtype=bool)
+    wholes = {m.group(0).lower()[:MAX_TERM] for m in _COMPOUND.finditer(cells)}
+    for term in set(terms(cells)) - wholes:
+        if page.known(term):
+            continue
+        at = lowered.find(term)
+        while at >= 0:
+            wrong[max(0, at - 1) : at + len(term) + 1] = True
+            at = lowered.find(term, at + 1)
+    return wrong if wrong.any() else None
