@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 from PIL import Image, ImageDraw, ImageFont
 
 from optical_memory.alphabet import ALPHABET, font_path
@@ -32,7 +31,6 @@ GUTTER_CELLS = 4  # "NN" line number right-aligned in three cells, then one blan
 CONTINUATION_MARK = "»"
 _HEADER_INK = 0.80  # header band: background at 80 % white, glyphs at full ink
 _GUTTER_INK = 0.45  # gutter glyphs drawn at 45 % ink: visible, clearly not text
-_PRIVATE = 0xF0000  # supplementary private use area A: where `Renderer.codes` maps atlas indices
 
 
 @dataclass(frozen=True)
@@ -120,10 +118,6 @@ class Renderer:
         self._tiles, self._index, cell_width, cell_height = _atlas(font_size)
         self._header_tiles = (self._tiles.astype(np.float32) * _HEADER_INK).astype(np.uint8)
         self._gutter_tiles = (255 - (255 - self._tiles.astype(np.float32)) * _GUTTER_INK).astype(np.uint8)
-        # characters already in the private range that are not in the alphabet map out of range
-        self._private = {code: 0x10FFFF for code in range(_PRIVATE, _PRIVATE + len(self._index))}
-        self._private |= {ord(ch): _PRIVATE + i for ch, i in self._index.items()}
-        self._text_atlas = np.concatenate([self._tiles, self._header_tiles])  # a row's glyphs in one gather
         hot = Geometry(font_size, cell_width, cell_height, margin, GUTTER_CELLS, fmt.columns, fmt.rows, 0, 0)
         self.geometry = hot.scaled(1.0)
 
@@ -137,49 +131,33 @@ class Renderer:
 
     def codes(self, cells: str) -> np.ndarray:
         """Atlas indices of a row's cells; raises KeyError for a character outside the alphabet."""
-        # str.translate maps each character to the private-use code point of its index in one C
-        # pass (a Python loop over the cells was most of drawing); anything else stays out of range
-        shifted = np.frombuffer(cells.translate(self._private).encode("utf-32-le"), dtype=np.uint32) - _PRIVATE
-        if len(shifted) and int(shifted.max()) >= len(self._index):
-            raise KeyError(next(ch for ch in cells if ch not in self._index))
-        return shifted.astype(np.int32)
+        index = self._index
+        return np.fromiter((index[ch] for ch in cells), dtype=np.int32, count=len(cells))
 
-    def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow]) -> None:
-        """Draw planned rows onto blank rows of a hot page canvas, starting at physical row `first_row`.
-
-        Rows are painted whole, all of them in one gather from the atlas (drawing cell by cell was
-        most of a bulk import's layout time): cells past a row's text get the space glyph, white or,
-        on a header row, the band's grey, which is what those cells of a blank row look like.
-        """
-        if not rows:
+    def _draw_cells(self, canvas: np.ndarray, tiles: np.ndarray, row: int, first_cell: int, cells: str) -> None:
+        if not cells:
             return
         g = self.geometry
-        texts, marks = [], []
-        header = np.zeros(len(rows), dtype=bool)
-        for k, planned in enumerate(rows):
-            if planned.code == HEADER:
-                header[k] = True
-                texts.append(display_text(planned.cells)[: g.columns].ljust(g.columns))
-                marks.append("   ")  # the gutter of a header row stays blank
-                continue
-            if len(planned.cells) > g.columns:
-                raise ValueError(f"a row holds at most {g.columns} cells, got {len(planned.cells)}")
-            texts.append(planned.cells.ljust(g.columns))
-            marks.append(f"{planned.code:>3}" if planned.code > 0 else f"{CONTINUATION_MARK:>3}")
-        codes = self.codes("".join(texts)).reshape(len(rows), g.columns)
-        codes[header] += len(self._index)  # header rows take the header glyphs, the atlas's second half
-        self._paint(canvas, first_row, g.gutter, self._text_atlas[codes])
-        self._paint(canvas, first_row, 0, self._gutter_tiles[self.codes("".join(marks)).reshape(len(rows), 3)])
+        strip = tiles[self.codes(cells)]  # (n, h, w)
+        n, h, w = strip.shape
+        top = g.margin + row * g.cell_height
+        left = g.margin + first_cell * g.cell_width
+        canvas[top : top + h, left : left + n * w] = strip.transpose(1, 0, 2).reshape(h, n * w)
 
-    def _paint(self, canvas: np.ndarray, first_row: int, first_cell: int, tiles: np.ndarray) -> None:
-        """Paste `tiles` (rows, cells, cell height, cell width) from cell (`first_row`, `first_cell`) on."""
-        rows, cells, h, w = tiles.shape
+    def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow]) -> None:
+        """Draw planned rows onto a hot page canvas, starting at physical row `first_row`."""
         g = self.geometry
-        top, left = g.margin + first_row * g.cell_height, g.margin + first_cell * g.cell_width
-        block = canvas[top : top + rows * h, left : left + cells * w]
-        across, down = block.strides[1], block.strides[0]  # the block seen as (rows, h, cells, w): no copy
-        view = as_strided(block, shape=(rows, h, cells, w), strides=(h * down, down, w * across, across))
-        view[...] = tiles.transpose(0, 2, 1, 3)
+        for offset, planned in enumerate(rows):
+            row = first_row + offset
+            if planned.code == HEADER:
+                top = g.margin + row * g.cell_height
+                left = g.margin + g.gutter * g.cell_width
+                canvas[top : top + g.cell_height, left : left + g.columns * g.cell_width] = int(255 * _HEADER_INK)
+                self._draw_cells(canvas, self._header_tiles, row, g.gutter, display_text(planned.cells)[: g.columns])
+                continue
+            mark = f"{planned.code:>3}" if planned.code > 0 else f"{CONTINUATION_MARK:>3}"
+            self._draw_cells(canvas, self._gutter_tiles, row, 0, mark)
+            self._draw_cells(canvas, self._tiles, row, g.gutter, planned.cells)
 
     def render(self, rows: Sequence[PlannedRow]) -> np.ndarray:
         """A hot page holding `rows` from its first row."""

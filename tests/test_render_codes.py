@@ -34,7 +34,7 @@ def test_rows_are_drawn_glyph_by_glyph_from_the_atlas(renderer: Renderer) -> Non
     first = renderer.render(rows)
     again = renderer.blank()
     renderer.draw_rows(again, 0, rows[:5])
-    renderer.draw_rows(again, 5, rows[5:])  # gutter marks drawn from the cache the first call filled
+    renderer.draw_rows(again, 5, rows[5:])
     assert np.array_equal(first, again)
     g = renderer.geometry
     tiles = renderer._tiles
@@ -42,8 +42,3 @@ def test_rows_are_drawn_glyph_by_glyph_from_the_atlas(renderer: Renderer) -> Non
     for k, ch in enumerate("def f(x)"):
         cell = first[top : top + g.cell_height, left + k * g.cell_width : left + (k + 1) * g.cell_width]
         assert np.array_equal(cell, tiles[ALPHABET.index(ch)]), ch
-
-
-def test_a_row_longer_than_the_page_is_refused_with_the_width(renderer: Renderer) -> None:
-    with pytest.raises(ValueError, match="at most 100 cells, got 101"):
-        renderer.render([PlannedRow(1, "x" * 101)])
