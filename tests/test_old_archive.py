@@ -29,6 +29,7 @@ from mcp import Client, StdioServerParameters
 from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.config import Config, load_config
 from optical_memory.errors import PageNotFound
+from optical_memory.index_upgrade import LAYOUT
 from optical_memory.memory import Memory
 from optical_memory.metrics import cer_per_line
 from optical_memory.readers import load_reader
@@ -189,7 +190,7 @@ def test_read_entry_of_an_entry_without_an_id_returns_its_part_unverified(memory
 # search -----------------------------------------------------------------------------------------
 def test_search_finds_words_of_every_session_after_the_index_upgrade(memory: Memory, round1: Round1) -> None:
     layout = memory.archive.read(lambda tx: tx.txn.get(b"index_layout", db=tx.db("meta")))
-    assert layout == b"2"  # upgraded when the archive was opened writable
+    assert layout == LAYOUT  # upgraded to today's layout when the archive was opened writable
     assert memory.archive.read(lambda tx: tx.txn.stat(tx.db("postings"))["entries"]) == 0
     sessions = set()
     for query in ("Øresund", "HTTPServerAdapter", "segment007", "quokka-lighthouse-88", "beta-tail"):
