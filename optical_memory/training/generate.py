@@ -11,6 +11,7 @@ so the reader reads every tier it will meet, old pages included.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,7 @@ from optical_memory.training.corpus import Mix, Split, mixed_lines
 
 __all__ = [
     "LOSSLESS_TIERS",
+    "PREVIOUS_TIERS",
     "Page",
     "TierImage",
     "configured_tiers",
@@ -36,6 +38,7 @@ __all__ = [
     "random_chain",
     "random_page",
     "row_samples",
+    "with_tail",
 ]
 
 HOT = Tier("hot", 1.0, "png")
@@ -47,6 +50,15 @@ LOSSLESS_TIERS = (
     Tier("cool", 0.5, "webp", lossless=True, after_pages=32),
     Tier("cold", 0.35, "webp", lossless=True, after_pages=128),
     Tier("frost", 0.21, "webp", lossless=True, after_pages=512),
+)
+# The default tiers before the fewer-levels-at-a-larger-scale encodings (cold 0.35 / 20 levels, frost
+# 0.21 / 24): what archives written between the two hold, so training keeps a share of it.
+PREVIOUS_TIERS = (
+    Tier("hot", 1.0, "png", levels=16),
+    Tier("warm", 0.75, "webp", lossless=True, levels=8, after_pages=8, after_days=2),
+    Tier("cool", 0.5, "webp", lossless=True, levels=16, after_pages=32, after_days=14),
+    Tier("cold", 0.35, "webp", lossless=True, levels=20, after_pages=128, after_days=60),
+    Tier("frost", 0.21, "webp", lossless=True, levels=24, after_pages=512, after_days=180),
 )
 _ROLES = ("user", "assistant", "tool", "system", "note")
 
@@ -101,22 +113,40 @@ def configured_tiers() -> tuple[Tier, ...]:
     return load_config(environ={}).tiers
 
 
-def random_chain(rng: random.Random, low_share: float = 0.0, exact_share: float = 0.0) -> list[Tier]:
-    """A tier chain, hot first: the configured one, the old lossless one, or a random one.
+def random_chain(
+    rng: random.Random, low_share: float = 0.0, exact_share: float = 0.0, extra: Sequence[Sequence[Tier]] = ()
+) -> list[Tier]:
+    """A tier chain, hot first: the configured one (or one of `extra`), an older one, or a random one.
 
-    With `exact_share`, that share of pages fades through the configured tiers exactly and a fifth
-    as much through `LOSSLESS_TIERS` (old archives). The rest: 1 to 4 random steps, scales 0.19 ..
-    1.0 (a quarter jump straight from hot to one scale), codecs and grey levels around the
-    configured ones. With `low_share`, that share of the random chains ends at 0.19 .. 0.32, where
-    the coldest tier lives and reading is hardest.
+    With `exact_share`, that share of pages fades exactly through the configured tiers or one of the
+    `extra` chains (candidates being measured), drawn evenly; a fifth as much through the chains
+    that older archives hold (`PREVIOUS_TIERS` and `LOSSLESS_TIERS`, evenly). The rest: 1 to 4
+    random steps, scales 0.19 .. 1.0 (a quarter jump straight from hot to one scale), codecs and grey
+    levels around the configured ones. With `low_share`, that share of the random chains ends at
+    0.19 .. 0.32, where the coldest tier lives and reading is hardest.
     """
     draw = rng.random()
     if draw < exact_share:
-        return list(configured_tiers())
+        return list(rng.choice([configured_tiers(), *extra]))
     if draw < 1.2 * exact_share:
-        return list(LOSSLESS_TIERS)
+        return list(rng.choice([PREVIOUS_TIERS, LOSSLESS_TIERS]))
     hot = configured_tiers()[0] if rng.random() < 0.6 else HOT
     return [hot, *_random_steps(rng, low_share)]
+
+
+def with_tail(spec: str, chain: Sequence[Tier] | None = None) -> tuple[Tier, ...]:
+    """`chain` (default: the configured one) with its last tiers re-encoded: "0.35/8:0.28/4" sets the
+    last two tiers to lossless WebP at scale 0.35 with 8 grey levels, then 0.28 with 4 (names and
+    fading times kept)."""
+    base = tuple(chain or configured_tiers())
+    parts = [p for p in spec.split(":") if p]
+    if not 1 <= len(parts) < len(base):
+        raise ValueError(f"chain tail {spec!r}: give 1 to {len(base) - 1} SCALE/LEVELS parts joined by ':'")
+    tail = []
+    for tier, part in zip(base[len(base) - len(parts) :], parts, strict=True):
+        scale, _, levels = part.partition("/")
+        tail.append(dataclasses.replace(tier, scale=float(scale), codec="webp", lossless=True, levels=int(levels)))
+    return (*base[: len(base) - len(parts)], *tail)
 
 
 def _random_steps(rng: random.Random, low_share: float) -> list[Tier]:
@@ -137,7 +167,7 @@ def _random_steps(rng: random.Random, low_share: float) -> list[Tier]:
         if kind < 0.25:
             tier = Tier(name, scale, "webp", rng.randint(60, 95))
         elif kind < 0.85:  # lossless WebP, mostly of few grey levels, as the configured tiers store
-            levels = rng.choice((256, 24, 16, 16, 12, 12, 10, 8, 8, 6))
+            levels = rng.choice((256, 24, 20, 16, 16, 12, 12, 10, 8, 8, 6))
             tier = Tier(name, scale, "webp", lossless=True, levels=levels)
         elif kind < 0.95:
             tier = Tier(name, scale, "png", levels=rng.choice((256, 16, 16)))
@@ -177,6 +207,7 @@ def row_samples(
     low_share: float = 0.0,
     exact_share: float = 0.0,
     mix: Mix | None = None,
+    extra: Sequence[Sequence[Tier]] = (),
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """One random page through one random chain: (strips, labels, scale) for the hot image and each tier."""
     rng = random.Random(seed)
@@ -185,7 +216,7 @@ def row_samples(
     rows = sorted(page.rows)
     target = labels([page.rows[r] for r in rows], renderer.format.columns)
     out = []
-    for faded in fade(page, renderer.geometry, random_chain(rng, low_share, exact_share)):
+    for faded in fade(page, renderer.geometry, random_chain(rng, low_share, exact_share, extra)):
         strips = row_strips(faded.image, faded.geometry, rows, cell_height, cell_width)
         out.append((strips, target, faded.geometry.scale))
     return out

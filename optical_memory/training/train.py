@@ -41,7 +41,14 @@ from optical_memory.training.checkpoint import TorchReader, save_checkpoint
 from optical_memory.training.corpus import MIXES_FOR_TRAINING
 from optical_memory.training.evaluate import HELDOUT_SEED, IDENTIFIER_MIX, figures, sample, score, top_confusions
 from optical_memory.training.export import export_onnx
-from optical_memory.training.generate import LOSSLESS_TIERS, Page, TierImage, configured_tiers, row_samples
+from optical_memory.training.generate import (
+    LOSSLESS_TIERS,
+    Page,
+    TierImage,
+    configured_tiers,
+    row_samples,
+    with_tail,
+)
 from optical_memory.training.model import CellReader, ReaderConfig, ink
 
 # -----------------------------------------------------------------------------------------------
@@ -61,6 +68,13 @@ parser.add_argument("--low-share", type=float, default=0.0, help="share of tier 
 parser.add_argument(
     "--exact-share", type=float, default=0.0, help="share of pages faded through config's tiers exactly"
 )
+parser.add_argument(
+    "--chain",
+    action="append",
+    default=[],
+    help="another chain for --exact-share, as the configured one with its last tiers changed: SCALE/LEVELS[:...] "
+    "(e.g. 0.35/8:0.28/4 sets cold and frost; generate.with_tail); repeat for several",
+)
 parser.add_argument("--mix", choices=sorted(MIXES_FOR_TRAINING), default="training", help="what the pages hold")
 parser.add_argument("--seed", type=int, default=1)
 parser.add_argument("--eval-pages", type=int, default=8)
@@ -78,9 +92,9 @@ parser.add_argument("--init", default=None, help="checkpoint to start from (same
 EVAL_TIERS = (*configured_tiers(), Tier("c18", 0.18, "webp", lossless=True, levels=16, after_pages=1024))
 
 
-def produce(job: tuple[int, float, float, float, str]) -> tuple[np.ndarray, np.ndarray]:
+def produce(job: tuple[int, float, float, float, str, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
     """One random page through one random tier chain -> (strips (n, H, W) uint8, labels (n, C) int16)."""
-    seed, hot_share, low_share, exact_share, mix = job
+    seed, hot_share, low_share, exact_share, mix, chains = job
     assert seed < HELDOUT_SEED, "training seeds must stay below the held-out ones"
     samples = row_samples(
         seed,
@@ -89,6 +103,7 @@ def produce(job: tuple[int, float, float, float, str]) -> tuple[np.ndarray, np.n
         low_share=low_share,
         exact_share=exact_share,
         mix=MIXES_FOR_TRAINING[mix],
+        extra=[with_tail(spec) for spec in chains],
     )
     keep = samples if random.Random(seed).random() < hot_share else samples[1:]
     keep = keep or samples
@@ -160,7 +175,7 @@ def start_workers(args: argparse.Namespace) -> tuple[Any, Any]:
     # Page seeds: seed * 1e6 + k, all below HELDOUT_SEED, so no training page is a held-out page.
     pool = mp.get_context("spawn").Pool(args.workers)
     jobs = (
-        (args.seed * 1_000_000 + k, args.hot_share, args.low_share, args.exact_share, args.mix)
+        (args.seed * 1_000_000 + k, args.hot_share, args.low_share, args.exact_share, args.mix, tuple(args.chain))
         for k in range(1_000_000)
     )
     return pool, pool.imap_unordered(produce, jobs, chunksize=1)
@@ -296,6 +311,8 @@ def main() -> None:
     model, optimizer = build_model(cfg, args, device)
     log(f"model: {cfg} -> {model.n_params():,} parameters")
     step, start = train(model, optimizer, rows, heldout, args, log, command)
+    # The weights first: a pool that is slow to stop (seen once on the device machine) must not cost them.
+    save_checkpoint(out / "ckpt.pt", model, seed=args.seed, step=step, command=command, minutes=args.minutes)
     pool.terminate()
 
     log(f"done: {step} steps, {rows.pages_seen} pages, {time.time() - start:.0f}s | {check(model, heldout)}")

@@ -1,0 +1,40 @@
+"""The tier chains training draws: the configured one, candidates given on the command line, older ones."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from optical_memory.training.generate import LOSSLESS_TIERS, PREVIOUS_TIERS, configured_tiers, random_chain, with_tail
+
+
+def test_with_tail_reencodes_only_the_last_tiers() -> None:
+    chain = with_tail("0.32/16:0.21/12")
+    base = configured_tiers()
+    assert chain[:-2] == base[:-2]
+    assert [(t.name, t.scale, t.codec, t.lossless, t.levels) for t in chain[-2:]] == [
+        ("cold", 0.32, "webp", True, 16),
+        ("frost", 0.21, "webp", True, 12),
+    ]
+    assert chain[-1].after_pages == base[-1].after_pages  # fading times are kept
+
+
+@pytest.mark.parametrize("spec", ["", "0.3", "0.3/x", "1/16:1/16:1/16:1/16:1/16", "0.3/300"])
+def test_with_tail_refuses_a_malformed_spec(spec: str) -> None:
+    with pytest.raises(ValueError):
+        with_tail(spec)
+
+
+def test_exact_draws_come_from_the_configured_chain_and_the_candidates() -> None:
+    extra = with_tail("0.3/16:0.21/24")
+    rng = random.Random(3)
+    drawn = {tuple(random_chain(rng, exact_share=1.0, extra=[extra])) for _ in range(200)}
+    assert drawn == {tuple(configured_tiers()), extra}
+
+
+def test_older_archives_chains_keep_a_share() -> None:
+    rng = random.Random(4)
+    drawn = [tuple(random_chain(rng, exact_share=0.5)) for _ in range(2000)]
+    assert drawn.count(LOSSLESS_TIERS) > 50
+    assert drawn.count(PREVIOUS_TIERS) > 50  # archives written with the grey levels of issue 13
