@@ -118,8 +118,11 @@ def segment_options(
     """A word segment's term-consistent spellings (at most SEGMENT_KEEP, most probable first), and
     whether they are checked: where no spelling is consistent, its few most probable, unchecked.
 
-    First its doubtful cells' plausible alternatives are searched; if no spelling is on the page,
-    the reader was sure of a wrong cell: its SEGMENT_CELLS least certain cells, every alternative.
+    A segment read as a spelling on the page looks CONSISTENT_BUDGET spellings further (a case or
+    look-alike word may be the one). One that is not tries in turn, until a try finds spellings on
+    the page: the cells of its terms that are not on the page, a Greek or Cyrillic word's Latin
+    look-alikes in its own script, its doubtful cells, then (the reader was sure of a wrong cell) its
+    SEGMENT_CELLS least certain cells with every alternative.
     """
     from optical_memory.verify import _canonical_text
 
