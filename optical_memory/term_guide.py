@@ -105,6 +105,11 @@ class PageTerms:
             self._width = len(prefixes[0]) if prefixes else 0  # the entry says how many bytes of each hash
         return self._lengths
 
+    def new_reading(self) -> PageTerms:
+        """Start one reading of the page: its spelling budget (`word_search.PAGE_SPELLINGS`) is its own."""
+        self.spelled = 0
+        return self
+
     def line(self, number: int) -> LineGuide | None:
         """The guide for line `number`, or None if the index holds no term count for it."""
         count = self._parse().get(number)

@@ -76,7 +76,7 @@ def transcribe_lines(
         for n in lines:
             at = [index[row] for row in rows_of[n]]
             items.append((classes[at], probs[at], _code_of(record.codes, n)))
-        guides = partial(_guide, terms, lines) if terms is not None else None
+        guides = partial(_guide, terms.new_reading(), lines) if terms is not None else None
         read = dict(zip(lines, verify_lines(items, hasher, guides=guides), strict=True))
         read.update({n: Verified("", None) for n in numbers if not rows_of[n]})
     else:
