@@ -20,7 +20,7 @@ Sub-databases and their key/value layouts (integers big-endian, so keys sort num
     postings       index layout 1 (plain terms; dupsort): emptied when `search.upgrade_index` moves it
     term_blocks    keyed term hashes -> compact blocks of where they occur (layout in `postings`)
     page_terms     u64 n        -> a page's line lengths and term-hash prefixes, so forgetting it can unpost them
-    checkpoints    what importers and capture have already remembered (layout in `checkpoints`)
+    checkpoints    what importers and capture have already remembered, and the capture spool (layout in `checkpoints`)
     erase-scratch  empty but while `maintenance.erase_free_space` fills the free pages with zeros
 
 Files in the folder: data.mdb and lock.mdb (LMDB's), and open.lock, on which every open archive
