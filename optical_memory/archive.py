@@ -10,7 +10,7 @@ Sub-databases and their key/value layouts (integers big-endian, so keys sort num
                    b"erase_epoch" -> counts `erase_free_space` runs: a process that sees it change
                                    reopens before writing, so its stale page buffers never write
                                    forgotten bytes back
-    pages          b"p<n>"      -> page record (`records.PageRecord`, JSON): session, times, tier,
+    pages          b"p<n>"      -> page record (`records.PageRecord`, deflated JSON): session, times, tier,
                                    geometry, row layout, counts, image checksum, line check codes.
                                    Never any source text.
     images         b"p<n>"      -> the stored image bytes at the page's current tier
