@@ -4,6 +4,7 @@
     python -m bench.bench_verify --pages 200 --workers 16 --pin   # many pages in parallel; timed on 2 cores
     python -m bench.bench_verify --model runs/reader/reader.onnx  # another reader (exported with top-k)
     python -m bench.bench_verify --no-terms                       # without the search index's guidance only
+    python -m bench.bench_verify --extra-tier ice=0.17/16 --extra-tier ice2=0.15/24   # tiers colder than the last
 
 Pages are made as `Memory.remember` makes them (`pages.plan_entry`, `render`, the check codes of
 `checkcode`), stored at the hot tier and faded with `tiers.demote` through the default tiers, then
@@ -24,6 +25,13 @@ printed); the read of a full page (every line), p50/p95 ms, without and with ver
 reader's `--threads` onnxruntime threads (`--pin` pins the timing to CPUs 0-1: 2 cores). RapidOCR and
 Tesseract read `--compare-pages` pages of each mix beside it: their one reading is checked against
 the code (no alternatives to search).
+
+`--extra-tier NAME=SCALE/LEVELS` (repeatable) measures a candidate tier one step colder than the
+chain's last: each candidate is demoted from the last tier's stored image, as fading would make it,
+and encoded with the last tier's codec at its own scale (of the hot rendering) and grey levels;
+candidates do not chain into each other. Every tier's row also prints its stored bytes per character
+(image bytes over the characters of the page's lines), since a colder tier is only worth having if
+it stores fewer bytes than the one above.
 """
 
 from __future__ import annotations
@@ -173,8 +181,31 @@ class BenchPage:
         return PageTerms.of(self.entry, TERM_HASHER)
 
 
-def make_page(mix: str, seed: int, tiers: Sequence[Tier] = CHAINS["config"]) -> BenchPage:
-    """A full page of entries laid out as `remember` lays them, with its check codes, faded through `tiers`."""
+def extra_tier(spec: str, chain: Sequence[Tier]) -> Tier:
+    """A candidate tier below the chain's last from "NAME=SCALE/LEVELS", in the last tier's codec."""
+    last = chain[-1]
+    name, _, rest = spec.partition("=")
+    scale, _, levels = rest.partition("/")
+    try:
+        # when pages would move there (after_pages, after_days) is the config's choice, not the bench's
+        tier = dataclasses.replace(
+            last, name=name, scale=float(scale), levels=int(levels), after_pages=None, after_days=None
+        )
+    except ValueError as exc:
+        raise ValueError(f"--extra-tier {spec!r}: give NAME=SCALE/LEVELS, e.g. ice=0.17/16 ({exc})") from None
+    if not name or name in {t.name for t in chain}:
+        raise ValueError(f"--extra-tier {spec!r}: name it, with a name none of {[t.name for t in chain]} has")
+    if tier.scale > last.scale or (tier.scale == last.scale and tier.levels >= last.levels):
+        raise ValueError(
+            f"--extra-tier {spec!r}: colder than {last.name} ({last.scale:g}/{last.levels}) means a smaller scale, "
+            "or the same scale with fewer grey levels"
+        )
+    return tier
+
+
+def make_page(mix: str, seed: int, tiers: Sequence[Tier] = CHAINS["config"], extras: Sequence[Tier] = ()) -> BenchPage:
+    """A full page of entries laid out as `remember` lays them, with its check codes, faded through `tiers`,
+    then each of `extras` demoted from the last tier's image (each one tier below it, not below each other)."""
     rng = random.Random(seed)
     renderer = Renderer(PageFormat())
     planned, pieces = [], []
@@ -201,6 +232,9 @@ def make_page(mix: str, seed: int, tiers: Sequence[Tier] = CHAINS["config"]) -> 
     for tier in tiers[1:]:
         data, geometry = demote(data, geometry, tier)
         images.append((tier, data, dataclasses.replace(record, geometry=geometry, codec=tier.codec, tier=len(images))))
+    for tier in extras:
+        extra, below = demote(data, geometry, tier)
+        images.append((tier, extra, dataclasses.replace(record, geometry=below, codec=tier.codec, tier=len(tiers))))
     return BenchPage(images, pieces, index_entry(pieces))
 
 
@@ -208,6 +242,7 @@ def make_page(mix: str, seed: int, tiers: Sequence[Tier] = CHAINS["config"]) -> 
 class Score:
     lines: int = 0
     chars: int = 0
+    nbytes: int = 0  # the stored image's bytes
     edits_argmax: int = 0
     edits_verified: int = 0  # after verified decoding, guided by the page's index entry (unless --no-terms)
     verified: int = 0
@@ -231,7 +266,7 @@ def score_page(reader: Reader, page: BenchPage, verify: bool = True, guided: boo
     out = []
     numbers = range(1, len(page.truth) + 1)
     for _, data, record in page.images:
-        s = Score(lines=len(page.truth), chars=sum(len(t) for t in page.truth))
+        s = Score(lines=len(page.truth), chars=sum(len(t) for t in page.truth), nbytes=len(data))
         plain = transcribe_lines(reader, record, data, numbers)
         unguided = transcribe_lines(reader, record, data, numbers, key=KEY) if verify else plain
         checked = transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms()) if guided else unguided
@@ -267,11 +302,11 @@ def time_page(reader: Reader, page: BenchPage, reps: int) -> list[tuple[list[flo
 _WORKER_READER: list[TrainedReader] = []
 
 
-def _score_job(job: tuple[str, int, str | None, str, bool]) -> list[Score]:
-    mix, seed, model, chain, guided = job
+def _score_job(job: tuple[str, int, str | None, str, bool, tuple[Tier, ...]]) -> list[Score]:
+    mix, seed, model, chain, guided, extras = job
     if not _WORKER_READER:
         _WORKER_READER.append(TrainedReader(model, threads=1))
-    return score_page(_WORKER_READER[0], make_page(mix, seed, CHAINS[chain]), guided=guided)
+    return score_page(_WORKER_READER[0], make_page(mix, seed, CHAINS[chain], extras), guided=guided)
 
 
 def tiers_label(tiers: Sequence[Tier]) -> str:
@@ -297,7 +332,8 @@ def _row(name: str, s: Score, guided: bool = True) -> str:
         cer_u, verified_u = 100 * s.edits_unguided / max(1, s.chars), 100 * s.verified_unguided / s.lines
         before = f" [no terms: CER {cer_u:7.4f} %, verified {verified_u:6.2f} %, wrong+verified {s.wrong_unguided}]"
     return (
-        f"  {name:>6}  lines {s.lines:6d}  CER {cer_a:7.4f} % -> {cer_v:7.4f} %  exact {100 * s.exact / s.lines:6.2f} %"
+        f"  {name:>6}  B/char {s.nbytes / max(1, s.chars):5.2f}  lines {s.lines:6d}"
+        f"  CER {cer_a:7.4f} % -> {cer_v:7.4f} %  exact {100 * s.exact / s.lines:6.2f} %"
         f"  verified {100 * s.verified / s.lines:6.2f} %  wrong+verified {s.wrong_verified}{before}{timing}"
     )
 
@@ -352,6 +388,13 @@ def parse_args() -> argparse.Namespace:
         metavar="TIER=N",
         help="the chain with that tier's grey levels changed, e.g. frost=256 (repeatable): what a config could trade",
     )
+    parser.add_argument(
+        "--extra-tier",
+        action="append",
+        default=[],
+        metavar="NAME=SCALE/LEVELS",
+        help="also a candidate tier below the chain's last, e.g. ice=0.17/16 (repeatable; each one below the last)",
+    )
     args = parser.parse_args()
     if args.levels:  # registered before the workers fork, which find chains by name
         changed = dict(item.split("=", 1) for item in args.levels)
@@ -361,6 +404,10 @@ def parse_args() -> argparse.Namespace:
             for tier in CHAINS[args.chain]
         )
         args.chain = name
+    try:
+        args.extras = tuple(extra_tier(spec, CHAINS[args.chain]) for spec in args.extra_tier)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -370,8 +417,8 @@ def main() -> None:
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {reader.model_path.name}; "
         f"{args.pages} pages per mix, seed {args.seed}; chain {args.chain}: {tiers_label(CHAINS[args.chain])}; "
-        f"search: {MAX_CANDIDATES} candidates a "
-        f"line, {PAGE_CANDIDATES} a page; check codes {CODE_BYTES} bytes"
+        + (f"candidates below {CHAINS[args.chain][-1].name}: {tiers_label(args.extras)}; " if args.extras else "")
+        + f"search: {MAX_CANDIDATES} candidates a line, {PAGE_CANDIDATES} a page; check codes {CODE_BYTES} bytes"
     )
     mixes = list(MIXES) if args.mix == "both" else [args.mix]
     tiers = CHAINS[args.chain]
@@ -392,19 +439,21 @@ def main() -> None:
 def measure_mix(reader: TrainedReader, mix: str, tiers: tuple[Tier, ...], args: argparse.Namespace) -> tuple[int, int]:
     """One mix: every page scored, some timed, the other readers compared; (lines checked, wrong but verified)."""
     checked = wrong = 0
-    jobs = [(mix, args.seed + i, args.model, args.chain, args.terms) for i in range(args.pages)]
+    jobs = [(mix, args.seed + i, args.model, args.chain, args.terms, args.extras) for i in range(args.pages)]
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
             results = list(pool.map(_score_job, jobs, chunksize=1))
     else:
-        results = [score_page(reader, make_page(mix, seed, tiers), guided=args.terms) for mix, seed, *_ in jobs]
-    totals = [Score() for _ in tiers]
+        pages = (make_page(mix, seed, tiers, args.extras) for mix, seed, *_ in jobs)
+        results = [score_page(reader, page, guided=args.terms) for page in pages]
+    columns = (*tiers, *args.extras)
+    totals = [Score() for _ in columns]
     for page_scores in results:
         for total, s in zip(totals, page_scores, strict=True):
             total.add(s)
     if args.pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0, 1})
-    timed = [make_page(mix, args.seed + i, tiers) for i in range(min(args.time_pages, args.pages))]
+    timed = [make_page(mix, args.seed + i, tiers, args.extras) for i in range(min(args.time_pages, args.pages))]
     for page in timed:
         for total, (plain, unguided, guided) in zip(totals, time_page(reader, page, args.reps), strict=True):
             total.times_plain += plain
@@ -413,7 +462,7 @@ def measure_mix(reader: TrainedReader, mix: str, tiers: tuple[Tier, ...], args: 
     if args.pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     print(f"{mix} mix, trained reader ({args.pages} pages; timed: {len(timed)} pages x {args.reps} reads):")
-    for tier, s in zip(tiers, totals, strict=True):
+    for tier, s in zip(columns, totals, strict=True):
         print(_row(tier.name, s, guided=args.terms))
         checked += s.lines * (2 if args.terms else 1)
         wrong += s.wrong_verified + (s.wrong_unguided if args.terms else 0)
