@@ -20,6 +20,24 @@ def test_with_tail_reencodes_only_the_last_tiers() -> None:
     assert chain[-1].after_pages == base[-1].after_pages  # fading times are kept
 
 
+def test_a_plus_spec_appends_colder_tiers_below_the_configured_chain() -> None:
+    base = configured_tiers()
+    chain = with_tail("+0.19/16:0.17/12")
+    assert chain[: len(base)] == base  # every stored page's chain is unchanged
+    assert [(t.name, t.scale, t.codec, t.lossless, t.levels) for t in chain[len(base) :]] == [
+        ("colder", 0.19, "webp", True, 16),
+        ("colder2", 0.17, "webp", True, 12),
+    ]
+    assert chain[-2].after_pages is not None and base[-1].after_pages is not None
+    assert chain[-2].after_pages > base[-1].after_pages  # pages reach it after the tier above
+
+
+@pytest.mark.parametrize("spec", ["+", "+0.19", "+0.3/16", "+0.21/24", "+0.19/16:0.2/12"])
+def test_a_plus_spec_that_is_not_colder_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError):
+        with_tail(spec)
+
+
 @pytest.mark.parametrize("spec", ["", "0.3", "0.3/x", "1/16:1/16:1/16:1/16:1/16", "0.3/300"])
 def test_with_tail_refuses_a_malformed_spec(spec: str) -> None:
     with pytest.raises(ValueError):

@@ -137,8 +137,11 @@ def random_chain(
 def with_tail(spec: str, chain: Sequence[Tier] | None = None) -> tuple[Tier, ...]:
     """`chain` (default: the configured one) with its last tiers re-encoded: "0.35/8:0.28/4" sets the
     last two tiers to lossless WebP at scale 0.35 with 8 grey levels, then 0.28 with 4 (names and
-    fading times kept)."""
+    fading times kept). A leading '+' appends instead: "+0.19/16" is the chain and one tier more below
+    its last (named "colder", then "colder2", ...), made from the last tier's image as fading would."""
     base = tuple(chain or configured_tiers())
+    if spec.startswith("+"):
+        return (*base, *_colder_tiers(spec, base))
     parts = [p for p in spec.split(":") if p]
     if not 1 <= len(parts) < len(base):
         raise ValueError(f"chain tail {spec!r}: give 1 to {len(base) - 1} SCALE/LEVELS parts joined by ':'")
@@ -147,6 +150,24 @@ def with_tail(spec: str, chain: Sequence[Tier] | None = None) -> tuple[Tier, ...
         scale, _, levels = part.partition("/")
         tail.append(dataclasses.replace(tier, scale=float(scale), codec="webp", lossless=True, levels=int(levels)))
     return (*base[: len(base) - len(parts)], *tail)
+
+
+def _colder_tiers(spec: str, base: Sequence[Tier]) -> list[Tier]:
+    """The tiers a "+SCALE/LEVELS[:...]" spec appends below `base`, each colder than the one above."""
+    parts = [p for p in spec[1:].split(":") if p]
+    if not parts:
+        raise ValueError(f"chain tail {spec!r}: give '+' then SCALE/LEVELS parts joined by ':' (e.g. +0.19/16)")
+    tiers, above = [], base[-1]
+    for n, part in enumerate(parts, 1):
+        scale, _, levels = part.partition("/")
+        after = None if above.after_pages is None else 4 * above.after_pages  # when pages move there: a guess
+        tier = Tier(f"colder{n if n > 1 else ''}", float(scale), "webp", lossless=True, levels=int(levels),
+                    after_pages=after)  # fmt: skip
+        if tier.scale > above.scale or (tier.scale == above.scale and tier.levels >= above.levels):
+            raise ValueError(f"chain tail {spec!r}: {part} is not colder than {above.scale:g}/{above.levels}")
+        tiers.append(tier)
+        above = tier
+    return tiers
 
 
 def _random_steps(rng: random.Random, low_share: float) -> list[Tier]:

@@ -73,7 +73,8 @@ parser.add_argument(
     action="append",
     default=[],
     help="another chain for --exact-share, as the configured one with its last tiers changed: SCALE/LEVELS[:...] "
-    "(e.g. 0.35/8:0.28/4 sets cold and frost; generate.with_tail); repeat for several",
+    "(e.g. 0.35/8:0.28/4 sets cold and frost; generate.with_tail), or with tiers below its last: +SCALE/LEVELS "
+    "(e.g. +0.19/16); repeat for several",
 )
 parser.add_argument("--mix", choices=sorted(MIXES_FOR_TRAINING), default="training", help="what the pages hold")
 parser.add_argument("--seed", type=int, default=1)
