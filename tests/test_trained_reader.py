@@ -81,20 +81,50 @@ def test_px_per_char_of_the_coldest_tier_is_within_the_bound() -> None:
 
 
 @pytest.mark.slow
-def test_onnx_matches_torch_on_the_same_rows() -> None:
+def test_the_serving_graph_computes_what_torch_computes(tmp_path: Path) -> None:
+    """The float export (ServingGraph: channels last, norms folded) is the trained model, to float rounding."""
+    from optical_memory.training.checkpoint import TorchReader, load_checkpoint
+    from optical_memory.training.export import export_onnx
+
+    model, _ = load_checkpoint(default_model_path().with_suffix(".pt"))
+    export_onnx(model, tmp_path / "reader.onnx", int8=False)
+    exported, torch_reader = TrainedReader(tmp_path / "reader.onnx"), TorchReader(model)
+    for page, faded in pages():
+        rows = sorted(page.rows)
+        for image in faded:
+            onnx_classes, confidence = exported.classify(image.image, image.geometry, rows)
+            torch_classes = torch_reader.classify(image.image, image.geometry, rows)
+            sure = confidence > 0.6  # where the model hesitates, float rounding may pick the other class
+            assert sure.mean() > 0.98
+            np.testing.assert_array_equal(onnx_classes[sure], torch_classes[sure])
+
+
+@pytest.mark.slow
+def test_the_shipped_int8_reader_reads_as_the_float_model() -> None:
+    """The shipped weights are the serving graph with 8-bit products: the same classes wherever the model is sure.
+
+    Measured on these 4 pages: every cell the same at hot, warm, cool and cold; at frost 99.98 to 100 %
+    of the cells read with confidence > 0.6 (the rest are what verified decoding searches anyway).
+    """
+    import onnx
 
     from optical_memory.training.checkpoint import TorchReader, load_checkpoint
 
+    assert TrainedReader().metadata()["int8"] is True
+    ops = {node.op_type for node in onnx.load(str(default_model_path())).graph.node}
+    assert "DynamicQuantizeMatMul" in ops or "MatMulInteger" in ops
     model, _ = load_checkpoint(default_model_path().with_suffix(".pt"))
     torch_reader = TorchReader(model)
-    page, faded = pages()[0]
-    rows = sorted(page.rows)
-    for image in faded:
-        onnx_classes, confidence = reader().classify(image.image, image.geometry, rows)
-        torch_classes = torch_reader.classify(image.image, image.geometry, rows)
-        sure = confidence > 0.6  # where the model hesitates, float rounding may pick the other class
-        assert sure.mean() > 0.98
-        np.testing.assert_array_equal(onnx_classes[sure], torch_classes[sure])
+    for page, faded in pages():
+        rows = sorted(page.rows)
+        for tier, image in zip(TIERS, faded, strict=True):
+            onnx_classes, confidence = reader().classify(image.image, image.geometry, rows)
+            torch_classes = torch_reader.classify(image.image, image.geometry, rows)
+            if tier.name != "frost":
+                np.testing.assert_array_equal(onnx_classes, torch_classes, err_msg=tier.name)
+            else:
+                sure = confidence > 0.6
+                assert (onnx_classes[sure] == torch_classes[sure]).mean() >= 0.999
 
 
 def test_rows_are_read_in_the_order_asked_and_batched() -> None:

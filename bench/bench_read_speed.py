@@ -1,0 +1,81 @@
+"""Full-page read time, verification included, of several reader exports timed side by side.
+
+    python -m bench.bench_read_speed                                   # the shipped reader alone
+    python -m bench.bench_read_speed --model runs/a/reader.onnx --model runs/b/reader.onnx --pin
+
+What `read_lines` does for a whole page: `transcribe.transcribe_lines` with the page's check codes
+and its search-index entry (bench_verify's held-out pages, both mixes, faded through the default
+tiers). The readers take turns on the same page and tier, rep after rep, so a shared or noisy
+machine slows them alike and the ratio between them holds; `--pin` keeps the process on CPUs 0
+and 1 (2 cores, the reader's 2 onnxruntime threads). Prints p50 / p95 ms per tier and reader, and
+each reader's p50 over the first's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from bench.bench_verify import KEY, MIXES, make_page
+from optical_memory.readers.trained import TrainedReader, default_model_path
+from optical_memory.transcribe import transcribe_lines
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--model", action="append", default=[], help="reader.onnx to time (repeatable)")
+    parser.add_argument("--no-shipped", action="store_true", help="leave the shipped reader out")
+    parser.add_argument("--pages", type=int, default=4, help="pages per mix")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7011000)
+    parser.add_argument("--pin", action="store_true", help="run on CPUs 0 and 1 only (2 cores)")
+    args = parser.parse_args()
+    paths = ([] if args.no_shipped else [default_model_path()]) + [Path(m) for m in args.model]
+    if not paths:
+        parser.error("nothing to time: give --model, or leave out --no-shipped")
+    if args.pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0, 1})
+    readers = [TrainedReader(path) for path in paths]
+    labels = [f"{path.parent.name}/{path.name}" for path in paths]
+    times: dict[tuple[int, str], list[float]] = {}
+    for mix in MIXES:
+        for n in range(args.pages):
+            page = make_page(mix, args.seed + n)
+            numbers = range(1, len(page.truth) + 1)
+            for tier, data, record in page.images:
+                for reader in readers:  # warm: the first call loads the model
+                    transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
+                for _ in range(args.reps):
+                    for index, reader in enumerate(readers):
+                        started = time.perf_counter_ns()
+                        transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
+                        times.setdefault((index, tier.name), []).append((time.perf_counter_ns() - started) / 1e6)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(
+        f"{platform.machine()}, {cores} cores in use, load average {os.getloadavg()[0]:.1f}; "
+        f"{args.pages} pages per mix ({', '.join(MIXES)}), {args.reps} reads each, readers taking turns"
+    )
+    tiers = list(dict.fromkeys(tier for _, tier in times))
+    for index, label in enumerate(labels):
+        cells = []
+        for tier in tiers:
+            values = times[(index, tier)]
+            base = statistics.median(times[(0, tier)])
+            cells.append(
+                f"{tier} {statistics.median(values):5.1f}/{_percentile(values, 0.95):5.1f}"
+                + ("" if index == 0 else f" ({statistics.median(values) / base:.2f}x)")
+            )
+        print(f"{label:28s} p50/p95 ms: " + "  ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
