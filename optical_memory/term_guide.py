@@ -129,10 +129,12 @@ class PageTerms:
         found = self._segments.get(text)
         if found is None:
             # a compound's whole form is one of its terms: most wrong spellings fail there, uncut
-            known = self.known
+            known, cache = self.known, self._known
             wholes = True
-            for match in _COMPOUND.finditer(text):
-                if not known(match.group(0).lower()[:MAX_TERM]):
+            for whole in _COMPOUND.findall(text):
+                term = whole.lower()[:MAX_TERM]
+                on_page = cache.get(term)
+                if not (known(term) if on_page is None else on_page):
                     wholes = False
                     break
             cut = terms(text) if wholes else []
@@ -199,7 +201,11 @@ def _line_options(topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTe
     doubt[separators[np.argsort(second[separators], kind="stable")][:CUT_CELLS]] = True
     options: list[list[Option]] = []
     constrained = True
+    is_cut, doubted = cut.tolist(), doubt.tolist()
     for start, stop in _segments(cut):
+        if is_cut[start] and not doubted[start]:  # a sure separator with no choice searched: as it is read
+            options.append([Option(0.0, ALPHABET[int(topk[start, 0])], 0)])
+            continue
         seg_topk, seg_costs = topk[start:stop], np.where(allowed[start:stop], costs[start:stop], np.inf)
         seg_doubt = np.flatnonzero(doubt[start:stop])
         seg_doubt = seg_doubt[np.argsort(second[start:stop][seg_doubt], kind="stable")]

@@ -15,9 +15,8 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -45,8 +44,7 @@ KEEP_MARGIN = 8.0  # nor any less probable than e^-8 of the segment's most proba
 PAGE_SPELLINGS = 20_000
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):  # a tuple: a page's reading makes tens of thousands
     cost: float  # -log probability relative to the argmax of the segment's cells
     cells: str
     terms: int
@@ -96,20 +94,81 @@ def spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray
     """A segment's spellings over its doubtful `cells`, most probable first: (cost, cell string).
 
     A cell's choices are its ranks of finite cost (rank 0 always), in rank order (costs ascend).
+    The choices come in `best_first`'s order with its costs, summed as it sums them; each spelling is
+    made from the one it grew from, a cell or two changed (a segment is read thousands of times a
+    page: joining every spelling anew cost more than the search).
     """
+    if not len(cells):
+        yield 0.0, chars  # what `best_first` gives without slots: the reading as it is
+        return
     at = cells.tolist()
     letters: list[list[str]] = []
     rows: list[list[float]] = []
-    for cell in at:
-        ranks = [0, *(r for r in range(1, costs.shape[1]) if costs[cell, r] != math.inf)]
-        letters.append([ALPHABET[topk[cell, r]] for r in ranks])
-        rows.append([0.0, *(float(costs[cell, r]) for r in ranks[1:])])
+    for choice_costs, choice_classes in zip(costs[cells].tolist(), topk[cells].tolist(), strict=True):
+        ranks = [0, *(r for r in range(1, len(choice_costs)) if choice_costs[r] != math.inf)]
+        letters.append([ALPHABET[choice_classes[r]] for r in ranks])
+        rows.append([0.0, *(choice_costs[r] for r in ranks[1:])])
+    if len(set(at)) < len(at):  # a cell named twice: the general path applies the changes in order
+        yield from _joined_spellings(chars, at, letters, rows)
+        return
+    yield from _grown_spellings(chars, at, letters, rows, SEGMENT_COST)
+
+
+def _joined_spellings(
+    chars: str, at: list[int], letters: list[list[str]], rows: list[list[float]]
+) -> Iterator[tuple[float, str]]:
     base = list(chars)
     for cost, changes in best_first(rows, SEGMENT_COST):
         spelled = base.copy()
         for slot, rank in changes:
             spelled[at[slot]] = letters[slot][rank]
         yield cost, "".join(spelled)
+
+
+def _grown_spellings(
+    chars: str, at: list[int], letters: list[list[str]], rows: list[list[float]], max_cost: float
+) -> Iterator[tuple[float, str]]:
+    """`best_first(rows, max_cost)` applied to `chars` at the distinct positions `at`: the same choices in the
+    same order (a heap of (cost, push count, ...) pops alike), the same float sums, each spelling made
+    from its parent's: successor (a) changes the last changed cell's letter, (b) the next slot's, (c)
+    puts the last one back and changes the next."""
+    slots = sorted((i for i, row in enumerate(rows) if len(row) > 1 and row[1] <= max_cost), key=lambda i: rows[i][1])
+    yield 0.0, chars
+    if not slots:
+        return
+    costs = [rows[i] for i in slots]
+    where = [at[i] for i in slots]
+    choices = [letters[i] for i in slots]
+    last = len(slots) - 1
+    # (cost, push count, slot, its rank, the parent's spelling, a cell to put back or -1): a spelling is
+    # made when it is popped (about half of those pushed never are)
+    heap: list[tuple[float, int, int, int, str, int]] = [(costs[0][1], 0, 0, 1, chars, -1)]
+    pop, push = heapq.heappop, heapq.heappush
+    counter = 0
+    while heap:
+        cost, _, k, rank, spelled, back = pop(heap)
+        if back >= 0:
+            spelled = spelled[:back] + chars[back] + spelled[back + 1 :]
+        p = where[k]
+        spelled = spelled[:p] + choices[k][rank] + spelled[p + 1 :]
+        yield cost, spelled
+        row = costs[k]
+        if rank + 1 < len(row) and row[rank + 1] != math.inf:  # (a)
+            value = cost + row[rank + 1] - row[rank]
+            if value <= max_cost:
+                counter += 1
+                push(heap, (value, counter, k, rank + 1, spelled, -1))
+        if k < last:
+            step = costs[k + 1][1]
+            value = cost + step
+            if value <= max_cost:  # (b)
+                counter += 1
+                push(heap, (value, counter, k + 1, 1, spelled, -1))
+            if rank == 1:  # (c)
+                value = cost + step - row[1]
+                if value <= max_cost:
+                    counter += 1
+                    push(heap, (value, counter, k + 1, 1, spelled, p))
 
 
 def segment_options(
@@ -129,11 +188,11 @@ def segment_options(
     argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
     second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
     limited = np.where(allowed, costs, np.inf)
-    wider = np.argsort(second, kind="stable")
     text = _canonical_text(argmax)
     if text is not None and page.check(text)[0]:  # most words read right: look a little way for others
         tries = [(doubtful, limited, CONSISTENT_BUDGET)]
     else:
+        wider = np.argsort(second, kind="stable")
         tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, WIDER * SEGMENT_BUDGET)]
         mixed = _mixed_script(topk, costs)
         if mixed is not None:  # a letter of another script inside a Greek or Cyrillic word: its look-alikes first
@@ -143,21 +202,25 @@ def segment_options(
             local = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
             tries[:0] = local
     plain: list[Option] = []
+    check = page.check
     for cells, choices, budget in tries:
         kept: list[Option] = []
         budget = max(0, min(budget, PAGE_SPELLINGS - page.spelled))
         looked = 0
+        margin = math.inf  # once a spelling is kept: the cost past which none is
         for cost, spelled in islice(spellings(argmax, topk, choices, np.sort(cells[:SEGMENT_CELLS])), budget):
             looked += 1
-            if kept and cost > kept[0].cost + KEEP_MARGIN:
+            if cost > margin:
                 break
-            text = _canonical_text(spelled)
+            text = _canonical_text(spelled) if ESCAPE in spelled else spelled
             if text is None:
                 continue
-            ok, count = page.check(text)
+            ok, count = check(text)
             if len(plain) < 4:
                 plain.append(Option(cost, spelled, count))
             if ok:
+                if not kept:
+                    margin = cost + KEEP_MARGIN
                 kept.append(Option(cost, spelled, count))
                 if len(kept) == SEGMENT_KEEP:
                     break

@@ -1,0 +1,165 @@
+"""Does the verification search return the same as another commit's, line by line, and how long does it take?
+
+    python -m bench.bench_search_same record /tmp/inputs.pkl --pages 12          # the reader's output, saved
+    PYTHONPATH=/tmp/old python bench/bench_search_same.py search /tmp/inputs.pkl /tmp/old.pkl  # worktree
+    python -m bench.bench_search_same search /tmp/inputs.pkl /tmp/new.pkl
+    python -m bench.bench_search_same compare /tmp/old.pkl /tmp/new.pkl
+
+`record` reads bench_verify's held-out pages (both mixes, every default tier and one colder, where
+budgets run out) with the shipped reader and saves what `transcribe_lines` hands `verify_lines`: each
+line's top-K classes, probabilities and check code, and the page's search-index entry. `search` runs
+`verify_lines` of the code it is run from (a git worktree of the commit before, `PYTHONPATH=...`) on
+those inputs, as `transcribe_lines` calls it, and saves every line's result and every text whose line
+code was computed, in order; it prints how long the searches took (median of --reps, per page).
+`compare` says whether two such runs agree exactly: the same `verified`, text, `uncertain` and
+`alternative` for every line, and the same candidates hashed in the same order (so the same budgets
+were spent on the same readings, and the false-verify bound and the accuracy figures still hold).
+Only the verification search is timed here (the reader is left out); bench_read_speed times whole reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+from optical_memory.archive import ArchiveTxn
+from optical_memory.checkcode import LineHasher, stored_code
+from optical_memory.term_guide import PageTerms
+from optical_memory.terms import TermHasher
+from optical_memory.verify import verify_lines
+
+ARCHIVE_KEY = bytes(range(32))  # bench_verify's
+
+
+class _Archive:
+    def archive_key(self) -> bytes:
+        return ARCHIVE_KEY
+
+
+class _Recording:
+    """A line hasher that remembers every text it hashed (the search's candidates, in order)."""
+
+    def __init__(self, hasher: LineHasher) -> None:
+        self._hasher = hasher
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def code(self, text: str) -> bytes:
+        self.count += 1
+        self.digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        return self._hasher.code(text)
+
+
+def record(args: argparse.Namespace) -> None:
+    from bench.bench_verify import CHAINS, KEY, MIXES, extra_tier, make_page
+    from optical_memory.readers.trained import TrainedReader
+    from optical_memory.tiers import decode_image
+    from optical_memory.transcribe import rows_of_lines
+
+    reader = TrainedReader()
+    chain = CHAINS["config"]
+    extras = [extra_tier(spec, chain) for spec in args.extra_tier]
+    pages = []
+    for mix in MIXES:
+        for n in range(args.pages):
+            page = make_page(mix, args.seed + n, chain, extras)
+            numbers = range(1, len(page.truth) + 1)
+            for tier, data, record in page.images:
+                if tier.name not in args.tiers and tier not in extras:
+                    continue
+                rows_of = rows_of_lines(record.rows, numbers)
+                wanted = list(dict.fromkeys(row for number in numbers for row in rows_of[number]))
+                classes, probs = reader.read_rows_topk(decode_image(data), record.geometry, wanted)
+                index = {row: i for i, row in enumerate(wanted)}
+                lines = [n for n in numbers if rows_of[n]]
+                items = []
+                for number in lines:
+                    at = [index[row] for row in rows_of[number]]
+                    items.append((classes[at], probs[at], stored_code(record.codes, number - 1)))
+                pages.append({"page": f"{mix} {args.seed + n} {tier.name}", "items": items, "lines": lines,
+                              "entry": page.entry, "key": KEY})  # fmt: skip
+    Path(args.inputs).write_bytes(pickle.dumps(pages))
+    print(f"{len(pages)} page readings saved to {args.inputs}")
+
+
+def _search_page(page: dict[str, Any], hasher: _Recording) -> list[tuple[str, bool | None, list[int], str | None]]:
+    terms = PageTerms.of(page["entry"], TermHasher(cast(ArchiveTxn, _Archive())))
+    lines = page["lines"]
+    guides = partial(lambda t, i: t.line(lines[i]), terms.new_reading()) if terms is not None else None
+    read = verify_lines(page["items"], cast(LineHasher, hasher), guides=guides)
+    return [(r.text, r.verified, list(r.uncertain), r.alternative) for r in read]
+
+
+def search(args: argparse.Namespace) -> None:
+    import optical_memory.verify
+
+    pages = pickle.loads(Path(args.inputs).read_bytes())
+    out, times = [], []
+    for page in pages:
+        hasher = _Recording(LineHasher(page["key"]))
+        lines = _search_page(page, hasher)
+        out.append({"page": page["page"], "lines": lines, "hashed": hasher.count, "digest": hasher.digest.hexdigest()})
+        spans = []
+        for _ in range(args.reps):
+            started = time.perf_counter_ns()
+            _search_page(page, _Recording(LineHasher(page["key"])))
+            spans.append((time.perf_counter_ns() - started) / 1e6)
+        times.append((page["page"], statistics.median(spans)))
+    Path(args.results).write_bytes(pickle.dumps(out))
+    print(f"code from {Path(optical_memory.verify.__file__).parent}")
+    for tier in dict.fromkeys(name.split()[-1] for name, _ in times):
+        for mix in dict.fromkeys(name.split()[0] for name, _ in times):
+            spent = [ms for name, ms in times if name.split()[0] == mix and name.split()[-1] == tier]
+            print(f"{tier:6s} {mix:12s} search ms a page: median {statistics.median(spent):6.2f}  "
+                  f"total {sum(spent):7.1f} over {len(spent)} pages")  # fmt: skip
+
+
+def compare(args: argparse.Namespace) -> None:
+    old, new = (pickle.loads(Path(p).read_bytes()) for p in (args.old, args.new))
+    if [p["page"] for p in old] != [p["page"] for p in new]:
+        sys.exit("the two runs read different pages: search them from the same inputs")
+    lines = hashed = differ = 0
+    for a, b in zip(old, new, strict=True):
+        lines += len(a["lines"])
+        hashed += a["hashed"]
+        for number, (x, y) in enumerate(zip(a["lines"], b["lines"], strict=True), 1):
+            if x != y:
+                differ += 1
+                print(f"{a['page']} line {number}: {x!r} -> {y!r}")
+        if (a["hashed"], a["digest"]) != (b["hashed"], b["digest"]):
+            differ += 1
+            print(f"{a['page']}: {a['hashed']} candidates hashed -> {b['hashed']}, or in another order")
+    print(f"{len(old)} page readings, {lines} lines, {hashed} candidates hashed: "
+          + ("the same results and candidates" if not differ else f"{differ} differences"))  # fmt: skip
+    sys.exit(1 if differ else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    rec = sub.add_parser("record", help="read bench pages and save what verification gets")
+    rec.add_argument("inputs")
+    rec.add_argument("--pages", type=int, default=12, help="pages per mix")
+    rec.add_argument("--seed", type=int, default=7011000)
+    rec.add_argument("--tiers", nargs="*", default=["cold", "frost"], help="tiers of the chain to read")
+    rec.add_argument("--extra-tier", action="append", default=["ice=0.17/16"], help="colder tiers too")
+    run = sub.add_parser("search", help="verify saved readings with this checkout's code")
+    run.add_argument("inputs")
+    run.add_argument("results")
+    run.add_argument("--reps", type=int, default=3)
+    cmp = sub.add_parser("compare", help="do two searches agree exactly")
+    cmp.add_argument("old")
+    cmp.add_argument("new")
+    args = parser.parse_args()
+    {"record": record, "search": search, "compare": compare}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
