@@ -120,7 +120,8 @@ class PageTerms:
         terms on the page, a term not there passes by chance about once in 10^7)."""
         found = self._known.get(term)
         if found is None:
-            self._parse()
+            if self._lengths is None:
+                self._parse()
             found = self._known[term] = self._hasher(term)[: self._width] in self._prefixes
         return found
 
@@ -131,7 +132,8 @@ class PageTerms:
             # a compound's whole form is one of its terms: most wrong spellings fail there, uncut
             known, cache = self.known, self._known
             wholes = True
-            for whole in _COMPOUND.findall(text):
+            # a word alone (no connector, no underscore) is its own one compound: the regex is the slow part
+            for whole in (text,) if text.isalnum() else _COMPOUND.findall(text):
                 term = whole.lower()[:MAX_TERM]
                 on_page = cache.get(term)
                 if not (known(term) if on_page is None else on_page):
@@ -201,19 +203,25 @@ def _line_options(topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTe
     doubt[separators[np.argsort(second[separators], kind="stable")][:CUT_CELLS]] = True
     options: list[list[Option]] = []
     constrained = True
-    is_cut, doubted = cut.tolist(), doubt.tolist()
+    # per line, not per part: a line has tens of parts and numpy's calls cost more than their work here
+    limited = np.where(allowed, costs, np.inf)
+    reading = "".join([ALPHABET[c] for c in topk[:, 0].tolist()])  # the argmax, a character a cell
+    is_cut, doubted, seconds = cut.tolist(), doubt.tolist(), second.tolist()
     for start, stop in _segments(cut):
         if is_cut[start] and not doubted[start]:  # a sure separator with no choice searched: as it is read
-            options.append([Option(0.0, ALPHABET[int(topk[start, 0])], 0)])
+            options.append([Option(0.0, reading[start], 0)])
             continue
-        seg_topk, seg_costs = topk[start:stop], np.where(allowed[start:stop], costs[start:stop], np.inf)
-        seg_doubt = np.flatnonzero(doubt[start:stop])
-        seg_doubt = seg_doubt[np.argsort(second[start:stop][seg_doubt], kind="stable")]
-        if cut[start]:  # a cut cell: no terms, any of its separator choices
-            char = ALPHABET[int(seg_topk[0, 0])]
-            options.append([Option(c, s, 0) for c, s in spellings(char, seg_topk, seg_costs, seg_doubt)])
+        # its doubtful cells, least certain first (a stable sort: the leftmost of equals first)
+        at = sorted((i for i in range(stop - start) if doubted[start + i]), key=lambda i: seconds[start + i])
+        seg_doubt = np.array(at, dtype=np.intp)
+        if is_cut[start]:  # a cut cell: no terms, any of its separator choices
+            choices = spellings(reading[start], topk[start:stop], limited[start:stop], seg_doubt)
+            options.append([Option(c, s, 0) for c, s in choices])
             continue
-        found, checked = segment_options(seg_topk, costs[start:stop], allowed[start:stop], seg_doubt, page)
+        seg = slice(start, stop)
+        found, checked = segment_options(
+            topk[seg], costs[seg], allowed[seg], seg_doubt, page, reading[seg], limited[seg]
+        )
         constrained &= checked
         options.append(found)
     return options, constrained

@@ -172,7 +172,13 @@ def _grown_spellings(
 
 
 def segment_options(
-    topk: np.ndarray, costs: np.ndarray, allowed: np.ndarray, doubtful: np.ndarray, page: PageTerms
+    topk: np.ndarray,
+    costs: np.ndarray,
+    allowed: np.ndarray,
+    doubtful: np.ndarray,
+    page: PageTerms,
+    argmax: str | None = None,
+    limited: np.ndarray | None = None,
 ) -> tuple[list[Option], bool]:
     """A word segment's term-consistent spellings (at most SEGMENT_KEEP, most probable first), and
     whether they are checked: where no spelling is consistent, its few most probable, unchecked.
@@ -181,13 +187,16 @@ def segment_options(
     look-alike word may be the one). One that is not tries in turn, until a try finds spellings on
     the page: the cells of its terms that are not on the page, a Greek or Cyrillic word's Latin
     look-alikes in its own script, its doubtful cells, then (the reader was sure of a wrong cell) its
-    SEGMENT_CELLS least certain cells with every alternative.
+    SEGMENT_CELLS least certain cells with every alternative. `argmax` (the cells' best classes as a
+    string) and `limited` (`costs` where `allowed`, else inf) may be given where the caller has them.
     """
     from optical_memory.verify import _canonical_text
 
-    argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
+    if argmax is None:
+        argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
     second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
-    limited = np.where(allowed, costs, np.inf)
+    if limited is None:
+        limited = np.where(allowed, costs, np.inf)
     text = _canonical_text(argmax)
     if text is not None and page.check(text)[0]:  # most words read right: look a little way for others
         tries = [(doubtful, limited, CONSISTENT_BUDGET)]
