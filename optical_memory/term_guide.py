@@ -131,16 +131,15 @@ class PageTerms:
         if found is None:
             # a compound's whole form is one of its terms: most wrong spellings fail there, uncut
             known, cache = self.known, self._known
-            wholes = True
             # a word alone (no connector, no underscore) is its own one compound: the regex is the slow part
             for whole in (text,) if text.isalnum() else _COMPOUND.findall(text):
                 term = whole.lower()[:MAX_TERM]
                 on_page = cache.get(term)
                 if not (known(term) if on_page is None else on_page):
-                    wholes = False
-                    break
-            cut = terms(text) if wholes else []
-            found = self._segments[text] = (wholes and all(known(term) for term in set(cut)), len(cut))
+                    found = self._segments[text] = (False, 0)  # not cut: its terms are not counted
+                    return found
+            cut = terms(text)
+            found = self._segments[text] = (all(known(term) for term in set(cut)), len(cut))
         return found
 
 

@@ -14,6 +14,7 @@ import heapq
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
@@ -254,13 +255,14 @@ def _mixed_script(topk: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.n
     """A try for a word read as mostly one script with a few letters of another (``vπvτγ``): those
     cells, with only their choices in the word's script. Words rarely mix scripts; frost's look-alikes do."""
     scripts = _SCRIPTS[topk]  # (cells, K)
-    letters = scripts[:, 0][scripts[:, 0] != ""]
-    if len(letters) < 2:
+    counts = Counter(script for script in scripts[:, 0].tolist() if script)
+    if counts.total() < 2:
         return None
-    values, counts = np.unique(letters, return_counts=True)
-    major = values[np.argmax(counts)]
+    most = max(counts.values())
+    major = min(script for script, count in counts.items() if count == most)  # a tie: the first by name
+    letters = counts.total()
     odd = np.flatnonzero((scripts[:, 0] != "") & (scripts[:, 0] != major) & (scripts[:, 1:] == major).any(axis=1))
-    if not len(odd) or len(odd) * 2 > len(letters):
+    if not len(odd) or len(odd) * 2 > letters:
         return None
     return odd, np.where(scripts == major, costs, np.inf), SEGMENT_BUDGET
 
