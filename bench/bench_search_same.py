@@ -5,12 +5,13 @@
     python -m bench.bench_search_same search /tmp/inputs.pkl /tmp/new.pkl
     python -m bench.bench_search_same compare /tmp/old.pkl /tmp/new.pkl
 
-`record` reads bench_verify's held-out pages (both mixes, every default tier and one colder, where
-budgets run out) with the shipped reader and saves what `transcribe_lines` hands `verify_lines`: each
-line's top-K classes, probabilities and check code, and the page's search-index entry. `search` runs
-`verify_lines` of the code it is run from (a git worktree of the commit before, `PYTHONPATH=...`) on
-those inputs, as `transcribe_lines` calls it, and saves every line's result and every text whose line
-code was computed, in order; it prints how long the searches took (median of --reps, per page).
+`record` reads bench_verify's held-out pages (both mixes, the cold and frost tiers by default, and
+one colder, where budgets run out) with the shipped reader and saves what `transcribe_lines` hands
+`verify_lines`: each line's top-K classes, probabilities and check code, and the page's search-index
+entry. `search` runs `verify_lines` of the code it is run from (a git worktree of the commit before,
+`PYTHONPATH=...`) on those inputs, as `transcribe_lines` calls it (guided by the page's index entry,
+then without, as an older page reads), and saves every line's result and every text whose line code
+was computed, in order; it prints how long the searches took (median of --reps, per page).
 `compare` says whether two such runs agree exactly: the same `verified`, text, `uncertain` and
 `alternative` for every line, and the same candidates hashed in the same order (so the same budgets
 were spent on the same readings, and the false-verify bound and the accuracy figures still hold).
@@ -94,6 +95,8 @@ def _search_page(page: dict[str, Any], hasher: _Recording) -> list[tuple[str, bo
     lines = page["lines"]
     guides = partial(lambda t, i: t.line(lines[i]), terms.new_reading()) if terms is not None else None
     read = verify_lines(page["items"], cast(LineHasher, hasher), guides=guides)
+    if terms is not None:  # and as a page without an index entry reads (plain search only)
+        read += verify_lines(page["items"], cast(LineHasher, hasher))
     return [(r.text, r.verified, list(r.uncertain), r.alternative) for r in read]
 
 
