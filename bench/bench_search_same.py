@@ -4,6 +4,7 @@
     PYTHONPATH=/tmp/old python bench/bench_search_same.py search /tmp/inputs.pkl /tmp/old.pkl  # worktree
     python -m bench.bench_search_same search /tmp/inputs.pkl /tmp/new.pkl
     python -m bench.bench_search_same compare /tmp/old.pkl /tmp/new.pkl
+    python -m bench.bench_search_same reads --against 1404233 --pin           # full reads, old and new in turn
 
 `record` reads bench_verify's held-out pages (both mixes, the cold and frost tiers by default, and
 one colder, where budgets run out) with the shipped reader and saves what `transcribe_lines` hands
@@ -22,9 +23,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
+import os
 import pickle
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -124,6 +130,63 @@ def search(args: argparse.Namespace) -> None:
                   f"total {sum(spent):7.1f} over {len(spent)} pages")  # fmt: skip
 
 
+_MODULES = ("verify", "term_guide", "word_search", "transcribe")
+
+
+def _load_commit(commit: str, folder: Path) -> Any:
+    """`commit`'s verification modules as `old_verify`, ... (imports among them renamed); its transcribe."""
+    pattern = re.compile(r"optical_memory\.(" + "|".join(_MODULES) + r")\b")
+    for name in _MODULES:
+        source = subprocess.run(
+            ["git", "show", f"{commit}:optical_memory/{name}.py"], check=True, capture_output=True, text=True
+        ).stdout
+        (folder / f"old_{name}.py").write_text(pattern.sub(r"old_\1", source))
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("old_transcribe")
+
+
+def reads(args: argparse.Namespace) -> None:
+    """Full page reads (the reader's call and the verification) with `--against`'s code and this checkout's,
+    alternating page by page in one process, so a shared machine's load falls on both alike."""
+    from bench.bench_verify import CHAINS, KEY, MIXES, make_page
+    from optical_memory.readers.trained import TrainedReader
+    from optical_memory.transcribe import transcribe_lines
+
+    if args.pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0, 1})
+    with tempfile.TemporaryDirectory() as folder:
+        old = _load_commit(args.against, Path(folder))
+        reader = TrainedReader()
+        ways = {args.against[:7]: old.transcribe_lines, "this checkout": transcribe_lines}
+        times: dict[tuple[str, str, str], list[float]] = {}
+        for mix in MIXES:
+            for n in range(args.pages):
+                page = make_page(mix, args.seed + n, CHAINS["config"])
+                numbers = range(1, len(page.truth) + 1)
+                for tier, data, record in page.images:
+                    if tier.name not in args.tiers:
+                        continue
+                    for read in ways.values():  # warm
+                        read(reader, record, data, numbers, key=KEY, terms=page.terms())
+                    for rep in range(args.reps):
+                        for label, read in list(ways.items())[:: 1 if rep % 2 else -1]:
+                            started = time.perf_counter_ns()
+                            read(reader, record, data, numbers, key=KEY, terms=page.terms())
+                            times.setdefault((label, tier.name, mix), []).append(
+                                (time.perf_counter_ns() - started) / 1e6
+                            )
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{cores} cores, load average {os.getloadavg()[0]:.1f}; {args.pages} pages per mix, {args.reps} reads each")
+    for tier in args.tiers:
+        for mix in MIXES:
+            cells = []
+            for label in ways:
+                values = sorted(times[(label, tier, mix)])
+                p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
+                cells.append(f"{label} {statistics.median(values):5.1f}/{p95:5.1f}")
+            print(f"{tier:6s} {mix:12s} full read p50/p95 ms: " + "   ".join(cells))
+
+
 def compare(args: argparse.Namespace) -> None:
     old, new = (pickle.loads(Path(p).read_bytes()) for p in (args.old, args.new))
     if [p["page"] for p in old] != [p["page"] for p in new]:
@@ -157,11 +220,18 @@ def main() -> None:
     run.add_argument("inputs")
     run.add_argument("results")
     run.add_argument("--reps", type=int, default=3)
+    timed = sub.add_parser("reads", help="time full page reads with another commit's verification and this one's")
+    timed.add_argument("--against", required=True, help="a commit (its verify, term_guide, word_search, transcribe)")
+    timed.add_argument("--pages", type=int, default=4, help="pages per mix")
+    timed.add_argument("--reps", type=int, default=5)
+    timed.add_argument("--seed", type=int, default=7011000)
+    timed.add_argument("--tiers", nargs="*", default=["cold", "frost"])
+    timed.add_argument("--pin", action="store_true", help="run on CPUs 0 and 1 only (2 cores)")
     cmp = sub.add_parser("compare", help="do two searches agree exactly")
     cmp.add_argument("old")
     cmp.add_argument("new")
     args = parser.parse_args()
-    {"record": record, "search": search, "compare": compare}[args.mode](args)
+    {"record": record, "search": search, "reads": reads, "compare": compare}[args.mode](args)
 
 
 if __name__ == "__main__":
