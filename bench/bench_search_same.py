@@ -148,7 +148,7 @@ def _load_commit(commit: str, folder: Path) -> Any:
 def reads(args: argparse.Namespace) -> None:
     """Full page reads (the reader's call and the verification) with `--against`'s code and this checkout's,
     alternating page by page in one process, so a shared machine's load falls on both alike."""
-    from bench.bench_verify import CHAINS, KEY, MIXES, make_page
+    from bench.bench_verify import CHAINS, KEY, MIXES, TERM_HASHER, make_page
     from optical_memory.readers.trained import TrainedReader
     from optical_memory.transcribe import transcribe_lines
 
@@ -157,7 +157,11 @@ def reads(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         old = _load_commit(args.against, Path(folder))
         reader = TrainedReader()
-        ways = {args.against[:7]: old.transcribe_lines, "this checkout": transcribe_lines}
+        # each way reads with its own PageTerms (the term check is part of what is timed)
+        ways = {
+            args.against[:7]: (old.transcribe_lines, sys.modules["old_term_guide"].PageTerms),
+            "this checkout": (transcribe_lines, PageTerms),
+        }
         times: dict[tuple[str, str, str], list[float]] = {}
         for mix in MIXES:
             for n in range(args.pages):
@@ -166,15 +170,14 @@ def reads(args: argparse.Namespace) -> None:
                 for tier, data, record in page.images:
                     if tier.name not in args.tiers:
                         continue
-                    for read in ways.values():  # warm
-                        read(reader, record, data, numbers, key=KEY, terms=page.terms())
+                    for read, terms in ways.values():  # warm
+                        read(reader, record, data, numbers, key=KEY, terms=terms.of(page.entry, TERM_HASHER))
                     for rep in range(args.reps):
-                        for label, read in list(ways.items())[:: 1 if rep % 2 else -1]:
+                        for label, (read, terms) in list(ways.items())[:: 1 if rep % 2 else -1]:
                             started = time.perf_counter_ns()
-                            read(reader, record, data, numbers, key=KEY, terms=page.terms())
-                            times.setdefault((label, tier.name, mix), []).append(
-                                (time.perf_counter_ns() - started) / 1e6
-                            )
+                            read(reader, record, data, numbers, key=KEY, terms=terms.of(page.entry, TERM_HASHER))
+                            spent = (time.perf_counter_ns() - started) / 1e6
+                            times.setdefault((label, tier.name, mix), []).append(spent)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"{cores} cores, load average {os.getloadavg()[0]:.1f}; {args.pages} pages per mix, {args.reps} reads each")
     for tier in args.tiers:
