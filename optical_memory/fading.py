@@ -8,19 +8,28 @@ demotion racing another process's demotion or a `forget` changes nothing twice.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.errors import OpticalMemoryError, PageDamaged
-from optical_memory.records import check_image
+from optical_memory.records import PageRecord, check_image
+from optical_memory.render import Geometry
 from optical_memory.tiers import Tier, demote_through, tier_due
+from optical_memory.writing import encoder_pool
 
 log = logging.getLogger(__name__)
 
 __all__ = ["BackgroundFader", "fade"]
+
+LOOKAHEAD = 2  # pages re-encoded ahead of their swap, per core: both cores stay busy, a few pages' bytes held
 
 
 def _due_pages(tx: ArchiveTxn, tiers: Sequence[Tier], session: str | None, now: datetime) -> list[tuple[str, int, int]]:
@@ -44,26 +53,49 @@ def _due_pages(tx: ArchiveTxn, tiers: Sequence[Tier], session: str | None, now: 
     return found
 
 
-def _demote(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: int, due: int) -> bool:
-    """Re-encode one page from `tier` down to `due`, through every tier between; False if changed meanwhile."""
+@dataclass
+class _Demotion:
+    """One page's demotion: read on the fading thread, re-encoded on the encoder's, swapped in on the fading one."""
+
+    record: PageRecord
+    tier: int
+    due: int
+    encoded: Future[tuple[bytes, Geometry] | None]
+
+
+def _read(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: int, due: int) -> _Demotion | None:
+    """Read a page due to fade and start its re-encoding; None if it changed since it was found due."""
     record, image = archive.read(lambda tx: (tx.page(page_id), tx.image(page_id)))
     if record is None or image is None or record.tier != tier:
-        return False
+        return None
+    encoded = encoder_pool().submit(_reencode, record, image, tiers[tier + 1 : due + 1])
+    return _Demotion(record, tier, due, encoded)
+
+
+def _reencode(record: PageRecord, image: bytes, tiers: Sequence[Tier]) -> tuple[bytes, Geometry] | None:
     try:
         image = check_image(record, image)
     except PageDamaged as exc:  # never fade a damaged image: a demotion would launder it under a new checksum
-        log.warning("not fading %s: %s", page_id, exc)
+        log.warning("not fading %s: %s", record.id, exc)
+        return None
+    return demote_through(image, record.geometry, tiers)
+
+
+def _swap(archive: Archive, tiers: Sequence[Tier], demotion: _Demotion) -> bool:
+    """Store a page's re-encoded image, unless the page changed meanwhile; False then (or if damaged)."""
+    encoded = demotion.encoded.result()
+    if encoded is None:
         return False
-    target = tiers[due]
-    data, geometry = demote_through(image, record.geometry, tiers[tier + 1 : due + 1])
+    data, geometry = encoded
+    record, target = demotion.record, tiers[demotion.due]
 
     def swap(tx: ArchiveTxn) -> bool:
-        fresh = tx.page(page_id)
-        if fresh is None or fresh.tier != tier or fresh.version != record.version:
+        fresh = tx.page(record.id)
+        if fresh is None or fresh.tier != demotion.tier or fresh.version != record.version:
             return False  # demoted, rewritten or forgotten by another process meanwhile: nothing to do
-        fresh.tier, fresh.codec, fresh.geometry = due, target.codec, geometry
+        fresh.tier, fresh.codec, fresh.geometry = demotion.due, target.codec, geometry
         fresh.stored(data)
-        tx.put_image(page_id, data)
+        tx.put_image(record.id, data)
         tx.put_page(fresh)
         return True
 
@@ -76,25 +108,46 @@ def fade(
     session: str | None,
     now: datetime,
     stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> int:
     """Demote every sealed page (of `session`, or all) that is due; returns the steps taken.
 
-    `stop` is asked before each step (a closing `BackgroundFader` says yes): fading then returns
-    with the rest undone, which is still due when fading next runs (the next server start, or
-    the next sealed page), since it is recomputed from the archive.
+    `stop` is asked before each page's step (a closing `BackgroundFader` says yes): fading then
+    returns with the rest undone, which is still due when fading next runs (the next server start,
+    or the next sealed page), since it is recomputed from the archive. `progress(steps, total)`
+    is called after each page (`ingest.ProgressBar.update` fits).
+
+    Re-encoding is most of a step (lossless WebP: tens of ms a page) and releases the GIL, so the
+    next few pages are re-encoded on the encoder's threads, one a core, while this thread reads and
+    swaps in, still one page at a time and oldest first.
     """
     if len(tiers) < 2:
         return 0
-    steps = 0
     due_pages = archive.read(lambda tx: _due_pages(tx, tiers, session, now))
+    total = sum(due - tier for _, tier, due in due_pages)
     # Oldest first: a run cut short (by `stop`, or a kill) then leaves older pages at least as cold
     # as newer ones, which `_due_pages` relies on when it stops at the first page at the coldest tier.
-    for page_id, tier, due in reversed(due_pages):
-        if stop is not None and stop():
-            return steps
-        if _demote(archive, tiers, page_id, tier, due):
-            steps += due - tier  # one transaction, but every tier passed through
-    return steps
+    waiting = iter(reversed(due_pages))
+    ahead: deque[_Demotion | None] = deque()
+    depth = LOOKAHEAD * (os.cpu_count() or 1)
+    steps = 0
+    try:
+        while True:
+            for page_id, tier, due in itertools.islice(waiting, max(0, depth - len(ahead))):
+                ahead.append(_read(archive, tiers, page_id, tier, due))
+            if not ahead:
+                return steps
+            if stop is not None and stop():
+                return steps
+            demotion = ahead.popleft()
+            if demotion is not None and _swap(archive, tiers, demotion):
+                steps += demotion.due - demotion.tier  # one transaction, but every tier passed through
+                if progress is not None:
+                    progress(steps, total)
+    finally:
+        for left in ahead:  # stopped or failed: what is not started yet never runs
+            if left is not None:
+                left.encoded.cancel()
 
 
 class BackgroundFader:

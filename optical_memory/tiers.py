@@ -125,11 +125,13 @@ def _png(pixels: np.ndarray, level: int = 6, levels: int = 256) -> bytes:
     pixels a byte.
     """
     bits = PNG_BIT_DEPTHS[PNG_LEVELS.index(levels)]
-    packed = _pack(quantize(pixels, levels), bits)
     height, width = pixels.shape
-    raw = np.empty((height, packed.shape[1] + 1), dtype=np.uint8)
+    raw = np.empty((height, -(-width * bits // 8) + 1), dtype=np.uint8)
     raw[:, 0] = 0  # filter type None
-    raw[:, 1:] = packed
+    if bits < 8 and width % 2 == 0:  # two pixels a lookup: a third of the time of quantize and _pack
+        raw[:, 1:] = _pack(np.take(_pair_table(levels, bits), pixels.view("<u2")), 2 * bits)
+    else:
+        raw[:, 1:] = _pack(quantize(pixels, levels), bits)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -138,9 +140,18 @@ def _png(pixels: np.ndarray, level: int = 6, levels: int = 256) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+        + chunk(b"IDAT", zlib.compress(raw.data, level))  # the array's own buffer: no copy
         + chunk(b"IEND", b"")
     )
+
+
+@functools.cache
+def _pair_table(levels: int, bits: int) -> np.ndarray:
+    """Two neighbouring grey pixels (read as one little-endian uint16) -> their two level indices,
+    the left one's `bits` above the right one's: what `_pack` makes of them, at `2 * bits` a value."""
+    pair = np.arange(1 << 16, dtype=np.uint32)
+    table = _quantize_table(levels).astype(np.uint32)
+    return ((table[pair & 0xFF] << bits) | table[pair >> 8]).astype(np.uint8)
 
 
 def encode_image(pixels: np.ndarray | Image.Image, tier: Tier, fast: bool = False) -> bytes:

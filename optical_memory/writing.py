@@ -44,7 +44,7 @@ from optical_memory.tiers import decode_image, encode_image
 from optical_memory.tokens import estimate_text_tokens
 from optical_memory.validation import check_name, check_text
 
-__all__ = ["CanvasCache", "NewEntry", "Writer", "iso", "now"]
+__all__ = ["CanvasCache", "NewEntry", "Writer", "encoder_pool", "iso", "now"]
 
 _RELEASED = np.zeros((0, 0), dtype=np.uint8)  # the canvas of a sealed page handed to its encoding
 CANVAS_CACHE_PAGES = 8  # open pages whose pixels stay decoded: about 1.3 MB each at the hot scale
@@ -54,7 +54,8 @@ _ENCODER: list[ThreadPoolExecutor] = []  # one pool for every writer of the proc
 _ENCODER_LOCK = threading.Lock()
 
 
-def _encoder() -> ThreadPoolExecutor:
+def encoder_pool() -> ThreadPoolExecutor:
+    """The process's encoding threads, one a core: page encodes of imports and demotions of fading."""
     with _ENCODER_LOCK:
         if not _ENCODER:
             _ENCODER.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="encode"))
@@ -279,7 +280,7 @@ class Writer:
     def _encode(self, batch: _Batch, page: _Touched, fast: bool) -> None:
         """Start encoding a page on the encoder's threads: zlib and WebP release the GIL, so it encodes
         on another core while this thread lays out the next entries."""
-        batch.encoding[page.record.id] = _encoder().submit(encode_image, page.canvas, self.config.tiers[0], fast)
+        batch.encoding[page.record.id] = encoder_pool().submit(encode_image, page.canvas, self.config.tiers[0], fast)
 
     def _added(self, batch: _Batch, page: _Touched) -> None:
         """Note a page of the batch (in its session's order); a sealed page that now has as many newer
