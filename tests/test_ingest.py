@@ -359,3 +359,47 @@ def test_a_bulk_import_keeps_its_hot_pages_compact_and_every_page_exact(memory: 
     memory.fade()
     faded = memory.archive.read(lambda tx: [record.tier for record in tx.pages() if record.sealed])
     assert faded.count(0) == due_after - 1  # the quickly encoded ones have all moved on
+
+
+def _strip_per_row(renderer: Any, canvas: Any, tiles: Any, row: int, first_cell: int, cells: str) -> None:
+    """`Renderer._draw_cells` as it was: a row's tiles gathered into a strip, then copied onto the canvas."""
+    import numpy as np
+
+    if not cells:
+        return
+    g = renderer.geometry
+    strip = tiles[np.fromiter((renderer._index[ch] for ch in cells), dtype=np.int32, count=len(cells))]
+    n, h, w = strip.shape
+    top, left = g.margin + row * g.cell_height, g.margin + first_cell * g.cell_width
+    canvas[top : top + h, left : left + n * w] = strip.transpose(1, 0, 2).reshape(h, n * w)
+
+
+def test_imported_pages_are_the_bytes_the_row_by_row_drawing_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optical_memory.config import load_config
+    from optical_memory.render import Renderer
+
+    source = tmp_path / "chat.jsonl"
+    lines = [
+        {
+            "role": "user" if n % 2 else "assistant",
+            "content": f"{n} ünïcode 漢字 tabs\tand\nnew lines " * (n % 9 + 1),
+            "timestamp": 1_767_000_000 + n,  # headers show it: without, two imports a second apart differ
+        }
+        for n in range(300)
+    ]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+
+    def images(name: str) -> dict[str, bytes | None]:
+        memory = Memory(load_config(None, tmp_path / name, environ={}))
+        try:
+            pages = import_conversations(memory, source, fade=False).pages
+            return memory.archive.read(lambda tx: {page: tx.image(page) for page in pages})
+        finally:
+            memory.close()
+
+    now = images("now")
+    monkeypatch.setattr(Renderer, "_draw_cells", _strip_per_row)
+    before = images("before")
+    assert len(now) > 10 and now == before
