@@ -67,9 +67,9 @@ def main() -> None:
             started, cpu = time.perf_counter(), _cpu()
             first = import_conversations(memory, source, fade=False)
             took, cpu = time.perf_counter() - started, _cpu() - cpu
-            started = time.perf_counter()
+            started, fading_cpu = time.perf_counter(), _cpu()
             steps = sum(memory.fade(session) for session in first.sessions)
-            fading = time.perf_counter() - started
+            fading, fading_cpu = time.perf_counter() - started, _cpu() - fading_cpu
             started = time.perf_counter()
             again = import_conversations(memory, source, fade=False)
             rerun = time.perf_counter() - started
@@ -81,7 +81,10 @@ def main() -> None:
         f"import ({BATCH_MESSAGES} messages a transaction, no fading): {first.messages / took:,.0f} messages/s "
         f"({took:.1f} s, {len(first.pages)} pages); {first.messages / cpu:,.0f} messages per CPU-second"
     )
-    print(f"fading afterwards: {fading:.1f} s ({steps} tier steps)")
+    print(
+        f"fading afterwards: {fading:.1f} s ({steps} tier steps, {len(first.pages)} pages); "
+        f"{fading_cpu:.1f} CPU-s, {1000 * fading_cpu / max(steps, 1):.0f} CPU-ms a step"
+    )
     print(
         f"import again: {again.messages} new, {again.already_remembered} already remembered, "
         f"{args.messages / rerun:,.0f} messages/s checked"

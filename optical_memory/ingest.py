@@ -378,8 +378,8 @@ class ProgressBar:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.terminal and self.drawn:
-            self.stream.write("\n")
+        if self.terminal and self.drawn:  # the last frame stays: say how long it all took
+            self.stream.write(f" in {time.monotonic() - self.started:.1f} s\n")
         elif not self.terminal and self.done:
             self.stream.write(f"{self._counts()} in {time.monotonic() - self.started:.1f} s, {self._rate()}\n")
         self.stream.flush()

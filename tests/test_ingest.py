@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,7 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch: 
     frames = terminal.getvalue().split("\r")[1:]
     assert len(frames) == 11 and frames[-1].startswith("[" + "#" * 30 + "] 1,000/1,000 messages")
     assert "messages/s" in frames[-1] and terminal.getvalue().endswith("\n")
+    assert re.search(r"messages/s in \d+\.\d s\n$", frames[-1])  # the bar's last frame says how long it took
 
 
 def test_a_bulk_import_keeps_its_hot_pages_compact_and_every_page_exact(memory: Memory, tmp_path: Path) -> None:
