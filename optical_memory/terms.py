@@ -37,8 +37,8 @@ _MIXED = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")  # where _CAMEL has parts to fi
 def terms(text: str) -> list[str]:
     """The search terms of a text, with repeats (a term's count is its frequency)."""
     out: list[str] = []
-    for match in _COMPOUND.finditer(text):
-        out.extend(_variants(match.group(0)))
+    for whole in _COMPOUND.findall(text):  # whole matches (the pattern has no groups): no match objects made
+        out.extend(_variants(whole))
     return out
 
 
