@@ -68,7 +68,12 @@ def _read(archive: Archive, tiers: Sequence[Tier], page_id: str, tier: int, due:
     record, image = archive.read(lambda tx: (tx.page(page_id), tx.image(page_id)))
     if record is None or image is None or record.tier != tier:
         return None
-    encoded = encoder_pool().submit(_reencode, record, image, tiers[tier + 1 : due + 1])
+    steps = tiers[tier + 1 : due + 1]
+    try:
+        encoded = encoder_pool().submit(_reencode, record, image, steps)
+    except RuntimeError:  # the interpreter is exiting and the pool takes no more work: a daemon fader re-encodes here
+        encoded = Future()
+        encoded.set_result(_reencode(record, image, steps))
     return _Demotion(record, tier, due, encoded)
 
 

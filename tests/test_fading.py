@@ -126,3 +126,21 @@ def test_fading_stopped_leaves_the_rest_due_and_older_pages_colder(imported: tup
         assert [order.index(name) for name in tiers] == sorted((order.index(name) for name in tiers), reverse=True)
     finally:
         memory.close()
+
+
+def test_fading_while_the_interpreter_exits_re_encodes_on_its_own_thread(
+    imported: tuple[Memory, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon fader still running at exit finds the encoder pool shut: it fades the same, without it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    memory, hot = imported
+    closed = ThreadPoolExecutor(max_workers=1)
+    closed.shutdown()
+    monkeypatch.setattr("optical_memory.fading.encoder_pool", lambda: closed)
+    try:
+        assert memory.fade() > 0
+        after = memory.archive.read(lambda tx: {page_id: tx.page(page_id) for page_id in hot})
+        assert any(record is not None and record.tier > 0 for record in after.values())
+    finally:
+        memory.close()
