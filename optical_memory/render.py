@@ -118,6 +118,7 @@ class Renderer:
         self._tiles, self._index, cell_width, cell_height = _atlas(font_size)
         self._header_tiles = (self._tiles.astype(np.float32) * _HEADER_INK).astype(np.uint8)
         self._gutter_tiles = (255 - (255 - self._tiles.astype(np.float32)) * _GUTTER_INK).astype(np.uint8)
+        self._gutter_marks: dict[int, np.ndarray] = {}  # a line number's gutter pixels (a page has a few dozen)
         hot = Geometry(font_size, cell_width, cell_height, margin, GUTTER_CELLS, fmt.columns, fmt.rows, 0, 0)
         self.geometry = hot.scaled(1.0)
 
@@ -147,6 +148,15 @@ class Renderer:
             raise AssertionError("canvas rows are not contiguous")
         cells_view[...] = tiles[self.codes(cells)].transpose(1, 0, 2)
 
+    def _gutter_mark(self, code: int) -> np.ndarray:
+        """The pixels of a row's gutter mark (its line number, or the continuation mark), drawn once per mark."""
+        pixels = self._gutter_marks.get(code)
+        if pixels is None:
+            mark = f"{code:>3}" if code > 0 else f"{CONTINUATION_MARK:>3}"
+            strip = self._gutter_tiles[self.codes(mark)]  # (3, h, w)
+            pixels = self._gutter_marks[code] = strip.transpose(1, 0, 2).reshape(strip.shape[1], -1)
+        return pixels
+
     def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow]) -> None:
         """Draw planned rows onto a hot page canvas, starting at physical row `first_row`."""
         g = self.geometry
@@ -158,8 +168,9 @@ class Renderer:
                 canvas[top : top + g.cell_height, left : left + g.columns * g.cell_width] = int(255 * _HEADER_INK)
                 self._draw_cells(canvas, self._header_tiles, row, g.gutter, display_text(planned.cells)[: g.columns])
                 continue
-            mark = f"{planned.code:>3}" if planned.code > 0 else f"{CONTINUATION_MARK:>3}"
-            self._draw_cells(canvas, self._gutter_tiles, row, 0, mark)
+            top = g.margin + row * g.cell_height
+            gutter = self._gutter_mark(planned.code)
+            canvas[top : top + g.cell_height, g.margin : g.margin + gutter.shape[1]] = gutter
             self._draw_cells(canvas, self._tiles, row, g.gutter, planned.cells)
 
     def render(self, rows: Sequence[PlannedRow]) -> np.ndarray:
