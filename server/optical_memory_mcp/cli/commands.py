@@ -161,10 +161,18 @@ def _fade_imported(memory: Memory, sessions: list[str]) -> None:
     """Fade the pages the import sealed, saying so: it can take minutes, and a server would do it anyway."""
     if not sessions:
         return
+    from optical_memory.ingest import ProgressBar
+
     print(f"{PROG}: fading the imported pages (Ctrl-C leaves that to the server's next start)", file=sys.stderr)
-    try:
-        for name in sessions:
-            memory.fade(name)
+    try:  # fading takes longer than the import: its own bar, in tier steps, with its rate and time
+        with ProgressBar(sys.stderr, "tier steps") as bar:
+            steps, one = 0, len(sessions) == 1  # the total is known per session: shown when there is one
+
+            def show(done: int, total: int | None) -> None:
+                bar.update(steps + done, total if one else None)
+
+            for name in sessions:
+                steps += memory.fade(name, progress=show)
     except KeyboardInterrupt:
         print(f"{PROG}: fading left for later; everything imported is kept", file=sys.stderr)
     except OpticalMemoryError as exc:
