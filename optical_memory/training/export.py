@@ -136,14 +136,19 @@ def quantize_int8(path: Path) -> None:
         for node in proto.graph.node
         if node.op_type in ("MatMul", "Gemm") and not any(name in weights for name in node.input[:2])
     ]
-    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic advises a pre-processing step we do not need
-    quantize_dynamic(
-        str(path),
-        str(path),
-        op_types_to_quantize=["MatMul", "Gemm"],
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=activations_only,
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic advises a pre-processing step this graph does not need
+    try:
+        quantize_dynamic(
+            str(path),
+            str(path),
+            op_types_to_quantize=["MatMul", "Gemm"],
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=activations_only,
+        )
+    finally:
+        root.setLevel(level)
 
 
 def main() -> None:
