@@ -21,13 +21,9 @@ import time
 from pathlib import Path
 
 from bench.bench_verify import KEY, MIXES, make_page
+from bench.common import percentile
 from optical_memory.readers.trained import TrainedReader, default_model_path
 from optical_memory.transcribe import transcribe_lines
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
@@ -71,7 +67,7 @@ def main() -> None:
             values = times[(index, tier)]
             base = statistics.median(times[(0, tier)])
             cells.append(
-                f"{tier} {statistics.median(values):5.1f}/{_percentile(values, 0.95):5.1f}"
+                f"{tier} {statistics.median(values):5.1f}/{percentile(values, 0.95):5.1f}"
                 + ("" if index == 0 else f" ({statistics.median(values) / base:.2f}x)")
             )
         print(f"{label:28s} p50/p95 ms: " + "  ".join(cells))
