@@ -80,9 +80,9 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
     model = model.cpu().eval()
-    graph: nn.Module = ServingGraph(model, TOPK) if cfg.version == 2 else TopKPredictor(model)
     if int8 and cfg.version != 2:
         raise ValueError("int8 export needs a version-2 reader (the serving graph)")
+    graph: nn.Module = ServingGraph(model, TOPK) if cfg.version == 2 else TopKPredictor(model)
     example = torch.full((2, cfg.cell_height, cfg.columns * cfg.cell_width), 255, dtype=torch.uint8)
     with warnings.catch_warnings(), torch.no_grad():  # the TorchScript exporter announces its own deprecation
         warnings.simplefilter("ignore")
@@ -121,7 +121,8 @@ def quantize_int8(path: Path) -> None:
     """Store the per-cell matrix products of the ONNX at `path` in 8 bits, in place.
 
     onnxruntime's dynamic quantization: int8 weights, each call's activations quantized to 8 bits
-    per tensor, the products run on integer kernels (a third less time a page on 2 cores). Products
+    per tensor, the products run on integer kernels (about a quarter less read time a page on 2 cores,
+    `bench_read_speed`). Products
     of two activations (attention's q.k and weights.v) stay float: they have no weights to store.
     """
     import logging
