@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from optical_memory.render import Geometry
+from optical_memory.webp_lossless import decode_lossless_webp
 
 __all__ = ["MIME_TYPES", "PNG_BIT_DEPTHS", "Tier", "decode_image", "demote", "encode_image", "quantize", "tier_due"]
 
@@ -176,7 +177,10 @@ def encode_image(pixels: np.ndarray | Image.Image, tier: Tier, fast: bool = Fals
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """Decode a stored page image into grayscale."""
+    """Decode a stored page image into grayscale (lossless WebP straight through libwebp: `webp_lossless`)."""
+    fast = decode_lossless_webp(data)
+    if fast is not None:
+        return fast
     image = Image.open(io.BytesIO(data))
     return image.convert("L") if image.mode != "L" else image
 
