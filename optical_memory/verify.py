@@ -182,21 +182,27 @@ def _ranked_assignments(costs: np.ndarray, budget: int, max_cost: float = MAX_CO
     n, k = costs.shape
     scores = np.zeros(1)
     steps: list[tuple[np.ndarray, np.ndarray] | None] = []
-    for i in range(n):
-        limit = min(max_cost, scores[-1]) if len(scores) > budget else max_cost
-        parts = [(scores, np.arange(len(scores)), 0)]
+    # costs as Python floats (the same doubles; numpy's scalars cost more than this loop's work), and each
+    # step's ranks as one repeat of the parts' ranks instead of a filled array a part
+    for row in costs.tolist():
+        limit = min(max_cost, float(scores[-1])) if len(scores) > budget else max_cost
+        parts = [scores]
+        kept = [len(scores)]
+        ranks_of = [0]
         for rank in range(1, k):
-            cost = costs[i, rank]
-            head = int(np.searchsorted(scores, limit - cost, side="right")) if cost <= limit else 0
+            cost = row[rank]
+            head = int(scores.searchsorted(limit - cost, side="right")) if cost <= limit else 0
             if head:
-                parts.append((scores[:head] + cost, np.arange(head), rank))
+                parts.append(scores[:head] + cost)
+                kept.append(head)
+                ranks_of.append(rank)
         if len(parts) == 1:
             steps.append(None)  # no alternative of this cell fits: every kept choice takes rank 0 here
             continue
-        total = np.concatenate([part[0] for part in parts])
+        total = np.concatenate(parts)
         order = np.argsort(total, kind="stable")[: budget + 1]
-        parents = np.concatenate([part[1] for part in parts])[order]
-        ranks = np.concatenate([np.full(len(part[1]), part[2]) for part in parts])[order]
+        parents = np.concatenate([np.arange(count) for count in kept])[order]
+        ranks = np.repeat(np.array(ranks_of), kept)[order]
         steps.append((parents, ranks))
         scores = total[order]
     choices = np.zeros((len(scores), n), dtype=np.int64)

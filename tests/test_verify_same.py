@@ -1,0 +1,76 @@
+"""The verification search's faster code returns exactly what the code it replaced did.
+
+Each reference below is the replaced code, kept as it was; the tests draw many inputs (with ties,
+impossible choices and budgets that cut through ties) and compare outputs exactly, not approximately:
+the search must try the same candidates in the same order, so its results and the false-verify bound
+stay what they were (bench/bench_search_same.py shows the same on the bench pages).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optical_memory.verify import MAX_COST, _ranked_assignments
+
+
+def ranked_assignments_before(costs: np.ndarray, budget: int, max_cost: float = MAX_COST) -> np.ndarray:
+    """`verify._ranked_assignments` as of 1963f6f (numpy scalars, a filled array a part)."""
+    n, k = costs.shape
+    scores = np.zeros(1)
+    steps: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for i in range(n):
+        limit = min(max_cost, scores[-1]) if len(scores) > budget else max_cost
+        parts = [(scores, np.arange(len(scores)), 0)]
+        for rank in range(1, k):
+            cost = costs[i, rank]
+            head = int(np.searchsorted(scores, limit - cost, side="right")) if cost <= limit else 0
+            if head:
+                parts.append((scores[:head] + cost, np.arange(head), rank))
+        if len(parts) == 1:
+            steps.append(None)
+            continue
+        total = np.concatenate([part[0] for part in parts])
+        order = np.argsort(total, kind="stable")[: budget + 1]
+        parents = np.concatenate([part[1] for part in parts])[order]
+        ranks = np.concatenate([np.full(len(part[1]), part[2]) for part in parts])[order]
+        steps.append((parents, ranks))
+        scores = total[order]
+    choices = np.zeros((len(scores), n), dtype=np.int64)
+    at = np.arange(len(scores))
+    for i in range(n - 1, -1, -1):
+        step = steps[i]
+        if step is not None:
+            choices[:, i] = step[1][at]
+            at = step[0][at]
+    return choices[choices.any(axis=1)][:budget]
+
+
+def search_costs(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """Costs as `verify._Search` makes them: -log p relative to the best, from float32 probabilities
+    (quantised, so cells tie), with impossible ranks (inf)."""
+    probs = rng.dirichlet(np.full(k, rng.choice([0.05, 0.3, 1.0])), size=n).astype(np.float32)
+    probs = -np.sort(-probs, axis=1)
+    probs[rng.random(probs.shape) < 0.15] = 0.0
+    probs[:, 0] = np.maximum(probs[:, 0], 1e-3)
+    if n > 2:
+        probs[1] = probs[0]  # two cells alike: their choices tie
+    if n and k > 2:
+        probs[-1, 1:] = probs[-1, 1]  # a cell whose alternatives tie
+    p = probs.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        costs = np.log(p[:, :1]) - np.log(p)
+    costs[~np.isfinite(costs)] = np.inf
+    return costs
+
+
+def test_ranked_assignments_are_the_replaced_codes_exactly() -> None:
+    rng = np.random.default_rng(16)
+    for trial in range(400):
+        n, k = int(rng.integers(0, 25)), int(rng.choice([1, 2, 3, 8]))
+        costs = search_costs(rng, n, k)
+        for budget in (1, 3, 64, 512, 4096) if trial % 4 == 0 else (int(rng.integers(1, 600)),):
+            max_cost = MAX_COST if trial % 3 else float(rng.choice([0.5, 3.0, 40.0]))
+            got = _ranked_assignments(costs, budget, max_cost)
+            want = ranked_assignments_before(costs, budget, max_cost)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert np.array_equal(got, want), (trial, budget)
