@@ -5,6 +5,7 @@
     python -m bench.bench_verify --model runs/reader/reader.onnx  # another reader (exported with top-k)
     python -m bench.bench_verify --no-terms                       # without the search index's guidance only
     python -m bench.bench_verify --extra-tier ice=0.17/16 --extra-tier ice2=0.15/24   # tiers colder than the last
+    python -m bench.bench_verify --tier cold=0.35/8 --only cold --only frost   # another cold, frost faded from it
 
 Pages are made as `Memory.remember` makes them (`pages.plan_entry`, `render`, the check codes of
 `checkcode`), stored at the hot tier and faded with `tiers.demote` through the default tiers, then
@@ -29,15 +30,19 @@ the code (no alternatives to search).
 `--extra-tier NAME=SCALE/LEVELS` (repeatable) measures a candidate tier one step colder than the
 chain's last: each candidate is demoted from the last tier's stored image, as fading would make it,
 and encoded with the last tier's codec at its own scale (of the hot rendering) and grey levels;
-candidates do not chain into each other. Every tier's row also prints its stored bytes per character
-(image bytes over the characters of the page's lines), since a colder tier is only worth having if
-it stores fewer bytes than the one above.
+candidates do not chain into each other. `--tier NAME=SCALE/LEVELS` (repeatable) measures another chain:
+the configured one with that tier's scale and grey levels changed, every tier below it faded from what it
+stores (as an archive written with that config would be); `--only NAME` (repeatable) reads just those
+tiers (the others are still made: each tier is faded from the one above). Every tier's row also prints
+its stored bytes per character (image bytes over the characters of the page's lines), since a colder
+tier is only worth having if it stores fewer bytes than the one above.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import platform
 import random
@@ -260,12 +265,15 @@ class Score:
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
 
-def score_page(reader: Reader, page: BenchPage, verify: bool = True, guided: bool = True) -> list[Score]:
-    """Read every line of the page at every tier: the argmax reading, and the verified one with the
-    page's index entry (`guided`) and without it (without `guided`, the unguided one stands for both)."""
+def score_page(
+    reader: Reader, page: BenchPage, verify: bool = True, guided: bool = True, only: frozenset[str] = frozenset()
+) -> list[Score]:
+    """Read every line of the page at every tier (those named in `only`, if any): the argmax reading, and the
+    verified one with the page's index entry (`guided`) and without it (without `guided`, the unguided one
+    stands for both)."""
     out = []
     numbers = range(1, len(page.truth) + 1)
-    for _, data, record in page.images:
+    for _, data, record in read_images(page, only):
         s = Score(lines=len(page.truth), chars=sum(len(t) for t in page.truth), nbytes=len(data))
         plain = transcribe_lines(reader, record, data, numbers)
         unguided = transcribe_lines(reader, record, data, numbers, key=KEY) if verify else plain
@@ -283,11 +291,18 @@ def score_page(reader: Reader, page: BenchPage, verify: bool = True, guided: boo
     return out
 
 
-def time_page(reader: Reader, page: BenchPage, reps: int) -> list[tuple[list[float], list[float], list[float]]]:
+def read_images(page: BenchPage, only: frozenset[str]) -> list[tuple[Tier, bytes, PageRecord]]:
+    """The page's images at the tiers named in `only` (every tier when it is empty), hot first."""
+    return [image for image in page.images if not only or image[0].name in only]
+
+
+def time_page(
+    reader: Reader, page: BenchPage, reps: int, only: frozenset[str] = frozenset()
+) -> list[tuple[list[float], list[float], list[float]]]:
     """Per tier, full-page read times (ms): no verification, verified without and with the index entry."""
     numbers = range(1, len(page.truth) + 1)
     out = []
-    for _, data, record in page.images:
+    for _, data, record in read_images(page, only):
         times: tuple[list[float], list[float], list[float]] = ([], [], [])
         transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
         for _ in range(reps):
@@ -302,11 +317,11 @@ def time_page(reader: Reader, page: BenchPage, reps: int) -> list[tuple[list[flo
 _WORKER_READER: list[TrainedReader] = []
 
 
-def _score_job(job: tuple[str, int, str | None, str, bool, tuple[Tier, ...]]) -> list[Score]:
-    mix, seed, model, chain, guided, extras = job
+def _score_job(job: tuple[str, int, str | None, str, bool, tuple[Tier, ...], frozenset[str]]) -> list[Score]:
+    mix, seed, model, chain, guided, extras, only = job
     if not _WORKER_READER:
         _WORKER_READER.append(TrainedReader(model, threads=1))
-    return score_page(_WORKER_READER[0], make_page(mix, seed, CHAINS[chain], extras), guided=guided)
+    return score_page(_WORKER_READER[0], make_page(mix, seed, CHAINS[chain], extras), guided=guided, only=only)
 
 
 def tiers_label(tiers: Sequence[Tier]) -> str:
@@ -338,14 +353,16 @@ def _row(name: str, s: Score, guided: bool = True) -> str:
     )
 
 
-def compare(name: str, make: Callable[[], Reader], pages: Sequence[BenchPage]) -> None:
+def compare(
+    name: str, make: Callable[[], Reader], pages: Sequence[BenchPage], only: frozenset[str] = frozenset()
+) -> None:
     """Another reader's one reading of each line, checked against the codes (nothing to search)."""
     try:
         reader = make()
         totals: list[Score] = []
         for page in pages:
             start = time.perf_counter()
-            scores = score_page(reader, page, verify=True, guided=False)
+            scores = score_page(reader, page, verify=True, guided=False, only=only)
             per_page = 1000 * (time.perf_counter() - start) / len(scores) / 2
             for t, s in enumerate(scores):
                 s.times_plain.append(per_page)
@@ -358,7 +375,7 @@ def compare(name: str, make: Callable[[], Reader], pages: Sequence[BenchPage]) -
         print(f"  {name}: not installed or failed ({type(exc).__name__}: {exc})")
         return
     print(f"  {name} ({len(pages)} pages; time is the mean per page and tier):")
-    for (tier, _, _), s in zip(pages[0].images, totals, strict=True):
+    for (tier, _, _), s in zip(read_images(pages[0], only), totals, strict=True):
         print(_row(tier.name, s, guided=False))
 
 
@@ -389,6 +406,21 @@ def parse_args() -> argparse.Namespace:
         help="the chain with that tier's grey levels changed, e.g. frost=256 (repeatable): what a config could trade",
     )
     parser.add_argument(
+        "--tier",
+        action="append",
+        default=[],
+        metavar="NAME=SCALE/LEVELS",
+        help="the chain with that tier's scale and grey levels changed, e.g. cold=0.35/8 (repeatable); "
+        "the tiers below it fade from what it stores",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="read only this tier (repeatable; default: every tier and candidate); all are still made",
+    )
+    parser.add_argument(
         "--extra-tier",
         action="append",
         default=[],
@@ -405,10 +437,41 @@ def parse_args() -> argparse.Namespace:
         )
         args.chain = name
     try:
+        if args.tier:
+            name = args.chain + "+" + ",".join(args.tier)
+            CHAINS[name] = changed_tiers(CHAINS[args.chain], args.tier)
+            args.chain = name
         args.extras = tuple(extra_tier(spec, CHAINS[args.chain]) for spec in args.extra_tier)
     except ValueError as exc:
         parser.error(str(exc))
+    names = [t.name for t in (*CHAINS[args.chain], *args.extras)]
+    unknown = sorted(set(args.only) - set(names))
+    if unknown:
+        parser.error(f"--only {', '.join(unknown)}: no such tier; the chain's tiers and candidates are {names}")
+    args.only = frozenset(args.only)
     return args
+
+
+def changed_tiers(chain: Sequence[Tier], specs: Sequence[str]) -> tuple[Tier, ...]:
+    """`chain` with the tiers named in `specs` ("NAME=SCALE/LEVELS") at that scale and those grey levels."""
+    changed: dict[str, Tier] = {}
+    by_name = {tier.name: tier for tier in chain}
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        scale, _, levels = rest.partition("/")
+        if name not in by_name:
+            raise ValueError(f"--tier {spec!r}: no tier {name!r}; the chain's tiers are {list(by_name)}")
+        try:
+            changed[name] = dataclasses.replace(by_name[name], scale=float(scale), levels=int(levels))
+        except ValueError as exc:
+            raise ValueError(f"--tier {spec!r}: give NAME=SCALE/LEVELS, e.g. cold=0.35/8 ({exc})") from None
+    tiers = tuple(changed.get(tier.name, tier) for tier in chain)
+    for upper, lower in itertools.pairwise(tiers):
+        if lower.scale > upper.scale:
+            raise ValueError(
+                f"--tier: {lower.name} ({lower.scale:g}) would be larger than {upper.name} ({upper.scale:g})"
+            )
+    return tiers
 
 
 def main() -> None:
@@ -439,14 +502,14 @@ def main() -> None:
 def measure_mix(reader: TrainedReader, mix: str, tiers: tuple[Tier, ...], args: argparse.Namespace) -> tuple[int, int]:
     """One mix: every page scored, some timed, the other readers compared; (lines checked, wrong but verified)."""
     checked = wrong = 0
-    jobs = [(mix, args.seed + i, args.model, args.chain, args.terms, args.extras) for i in range(args.pages)]
+    jobs = [(mix, args.seed + i, args.model, args.chain, args.terms, args.extras, args.only) for i in range(args.pages)]
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
             results = list(pool.map(_score_job, jobs, chunksize=1))
     else:
         pages = (make_page(mix, seed, tiers, args.extras) for mix, seed, *_ in jobs)
-        results = [score_page(reader, page, guided=args.terms) for page in pages]
-    columns = (*tiers, *args.extras)
+        results = [score_page(reader, page, guided=args.terms, only=args.only) for page in pages]
+    columns = [tier for tier in (*tiers, *args.extras) if not args.only or tier.name in args.only]
     totals = [Score() for _ in columns]
     for page_scores in results:
         for total, s in zip(totals, page_scores, strict=True):
@@ -455,7 +518,8 @@ def measure_mix(reader: TrainedReader, mix: str, tiers: tuple[Tier, ...], args: 
         os.sched_setaffinity(0, {0, 1})
     timed = [make_page(mix, args.seed + i, tiers, args.extras) for i in range(min(args.time_pages, args.pages))]
     for page in timed:
-        for total, (plain, unguided, guided) in zip(totals, time_page(reader, page, args.reps), strict=True):
+        timings = time_page(reader, page, args.reps, args.only)
+        for total, (plain, unguided, guided) in zip(totals, timings, strict=True):
             total.times_plain += plain
             total.times_unguided += unguided
             total.times_verified += guided if args.terms else unguided
@@ -471,8 +535,8 @@ def measure_mix(reader: TrainedReader, mix: str, tiers: tuple[Tier, ...], args: 
         from bench.common import TesseractReader
         from optical_memory.readers.rapid import RapidOcrReader
 
-        compare("rapidocr", RapidOcrReader, compare_pages)
-        compare("tesseract", TesseractReader, compare_pages)
+        compare("rapidocr", RapidOcrReader, compare_pages, args.only)
+        compare("tesseract", TesseractReader, compare_pages, args.only)
     return checked, wrong
 
 
