@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -120,6 +121,46 @@ def _canonical_text(cells: str) -> str | None:
         if char in _DRAWN and not (value == 0x20 and index == last and end == len(piece) - 1):
             return None
         parts += (char, piece[end + 1 :])
+    return "".join(parts)
+
+
+def _escape_text(piece: str) -> str:
+    """What one piece after an escape mark (up to the next) decodes to, as `_canonical_text` decodes a piece that
+    is not the last: the escaped character and the text after it, or "" where the escape is not well formed."""
+    end = piece.find(";")
+    digits = piece[:end]
+    if not 1 <= end <= 6 or digits.strip(_HEX_DIGITS) or (digits[0] == "0" and end > 1):
+        return ""
+    value = int(digits, 16)
+    if value > 0x10FFFF or chr(value) in _DRAWN:
+        return ""
+    return chr(value) + piece[end + 1 :]
+
+
+def _canonical_with(cells: str, pieces: dict[str, str]) -> str | None:
+    """`_canonical_text(cells)`, each piece after a mark decoded once and kept in `pieces` (a line's candidates
+    share all but a piece or two: decoding every escape of every candidate was most of a plain search's
+    time on lines with escapes). A last piece ``20;`` is the space that may end a line."""
+    if ESCAPE not in cells:
+        return cells
+    split = cells.split(ESCAPE)
+    last = split.pop()
+    parts = [split[0]]
+    for piece in islice(split, 1, None):
+        text = pieces.get(piece)
+        if text is None:
+            text = pieces[piece] = _escape_text(piece)
+        if not text:
+            return None
+        parts.append(text)
+    text = pieces.get(last)
+    if text is None:
+        text = pieces[last] = _escape_text(last)
+    if not text:
+        if last != "20;":
+            return None
+        text = " "
+    parts.append(text)
     return "".join(parts)
 
 
@@ -252,6 +293,7 @@ class _Search:
         self.term_tried = 0  # line codes checked in the term phase: the plain search gets the rest
         self.p = p
         self._terms: Iterator[str] | None = None
+        self._pieces: dict[str, str] = {}  # `_canonical_with`'s decoded escape pieces of this line's candidates
 
     def run_terms(self, budget: int) -> None:
         """Check term-consistent candidates (`term_guide`) against the line code, most probable first, until
@@ -276,7 +318,7 @@ class _Search:
             elif self.guess_runner_up is None:
                 self.guess_runner_up = cells
             self.term_tried += 1
-            text = _canonical_text(cells)
+            text = _canonical_with(cells, self._pieces)
             if text is not None and code_of(text) == code:
                 self.found = cells
                 return
@@ -296,10 +338,10 @@ class _Search:
         if self.found is not None or self.exhausted or budget <= self.tried:
             return
         ranks = _ranked_assignments(self.costs, budget)
-        prefix, code, code_of = self.prefix, self.code, self.hasher.code
+        prefix, code, code_of, pieces = self.prefix, self.code, self.hasher.code, self._pieces
         for flat in _candidates(self.topk[: self.end, 0], self.topk, self.cells, ranks[self.tried :]):
             cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
-            text = _canonical_text(cells)
+            text = _canonical_with(cells, pieces)
             if text is None:
                 continue
             self.runner_up = self.runner_up or cells

@@ -8,9 +8,12 @@ stay what they were (bench/bench_search_same.py shows the same on the bench page
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 
-from optical_memory.verify import MAX_COST, _ranked_assignments
+from optical_memory.alphabet import ESCAPE
+from optical_memory.verify import MAX_COST, _canonical_text, _canonical_with, _ranked_assignments
 
 
 def ranked_assignments_before(costs: np.ndarray, budget: int, max_cost: float = MAX_COST) -> np.ndarray:
@@ -74,3 +77,27 @@ def test_ranked_assignments_are_the_replaced_codes_exactly() -> None:
             want = ranked_assignments_before(costs, budget, max_cost)
             assert got.dtype == want.dtype and got.shape == want.shape
             assert np.array_equal(got, want), (trial, budget)
+
+
+def test_escapes_decoded_once_a_line_decode_as_every_time() -> None:
+    """`_canonical_with` and its kept pieces: a line's candidates share most pieces, some valid, some not,
+    a space escape ending one candidate and inside the next."""
+    rng = random.Random(16)
+    marks = ["¤", ";", "0", "2", "3", "A", "F", "a", "G", " ", "x", "é", "¤20;", "¤301;", "¤41;", "¤E9;", "¤110000;"]
+    outcomes = {None: 0, "text": 0, "space": 0}
+    for _ in range(200):
+        line = [rng.choice(marks) for _ in range(rng.randint(0, 14))]
+        kept: dict[str, str] = {}
+        for _ in range(100):
+            cells = list(line)
+            for _ in range(rng.randint(0, 3)):  # a candidate: a cell or a few changed
+                if cells:
+                    cells[rng.randrange(len(cells))] = rng.choice(marks)
+            if rng.random() < 0.2:
+                cells.append("¤20;")
+            text = "".join(cells)
+            got = _canonical_with(text, kept)
+            assert got == _canonical_text(text), text
+            outcomes["space" if got is not None and text.endswith("¤20;") else None if got is None else "text"] += 1
+    assert min(outcomes.values()) > 200, outcomes  # each kind was met often
+    assert ESCAPE not in "".join(kept)  # pieces are what follows a mark
