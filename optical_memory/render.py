@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from optical_memory.alphabet import ALPHABET, font_path
 from optical_memory.pages import HEADER, PageFormat, PlannedRow
 
-__all__ = ["Geometry", "Renderer", "display_text"]
+__all__ = ["Geometry", "Ink", "Renderer", "display_text"]
 
 GUTTER_CELLS = 4  # "NN" line number right-aligned in three cells, then one blank cell
 CONTINUATION_MARK = "»"
@@ -110,6 +110,20 @@ def _atlas(font_size: int) -> tuple[np.ndarray, dict[str, int], int, int]:
     return tiles, {ch: i for i, ch in enumerate(ALPHABET)}, cell_width, cell_height
 
 
+@dataclass
+class Ink:
+    """What rows are drawn with, and which canvas columns a cell takes: grey pixels (`Renderer.grey`),
+    or the same pixels in another form made once from them (`scanlines`: a PNG's packed rows)."""
+
+    text: np.ndarray  # a tile per alphabet character: (characters, cell_height, columns a cell)
+    header: np.ndarray  # ... drawn on the header band
+    gutter: np.ndarray  # ... of the gutter's line numbers
+    band: int  # the header band's value
+    margin: int  # the canvas column where the gutter begins
+    cell: int  # canvas columns a cell
+    marks: dict[int, np.ndarray] = field(default_factory=dict)  # a line number's gutter (a page has a few dozen)
+
+
 class Renderer:
     """Draws page rows for one page format and font size."""
 
@@ -118,9 +132,10 @@ class Renderer:
         self._tiles, self._index, cell_width, cell_height = _atlas(font_size)
         self._header_tiles = (self._tiles.astype(np.float32) * _HEADER_INK).astype(np.uint8)
         self._gutter_tiles = (255 - (255 - self._tiles.astype(np.float32)) * _GUTTER_INK).astype(np.uint8)
-        self._gutter_marks: dict[int, np.ndarray] = {}  # a line number's gutter pixels (a page has a few dozen)
         hot = Geometry(font_size, cell_width, cell_height, margin, GUTTER_CELLS, fmt.columns, fmt.rows, 0, 0)
         self.geometry = hot.scaled(1.0)
+        band = int(255 * _HEADER_INK)
+        self.grey = Ink(self._tiles, self._header_tiles, self._gutter_tiles, band, margin, cell_width)
 
     def blank(self) -> np.ndarray:
         """A blank hot page: white, with the gutter rule."""
@@ -135,43 +150,42 @@ class Renderer:
         # map with the dict's own lookup: a third of the time of a generator expression (bulk import's hot loop)
         return np.fromiter(map(self._index.__getitem__, cells), dtype=np.int32, count=len(cells))
 
-    def _draw_cells(self, canvas: np.ndarray, tiles: np.ndarray, row: int, first_cell: int, cells: str) -> None:
+    def _draw_cells(self, strip: np.ndarray, tiles: np.ndarray, width: int, cells: str) -> None:
+        """Draw `cells` from the left of `strip` (a row's canvas from its first cell on), `width` columns a cell."""
         if not cells:
             return
-        g = self.geometry
-        n, h, w = len(cells), g.cell_height, g.cell_width
-        top = g.margin + row * h
-        left = g.margin + first_cell * w
+        n = len(cells)
         # the row's pixels seen as (h, n, w) cells: the tiles are copied in once, with no strip in between
-        cells_view = canvas[top : top + h, left : left + n * w].reshape(h, n, w)
+        cells_view = strip[:, : n * width].reshape(strip.shape[0], n, width)
         if cells_view.flags.owndata:  # a reshape that had to copy would draw nothing
             raise AssertionError("canvas rows are not contiguous")
         cells_view[...] = tiles[self.codes(cells)].transpose(1, 0, 2)
 
-    def _gutter_mark(self, code: int) -> np.ndarray:
-        """The pixels of a row's gutter mark (its line number, or the continuation mark), drawn once per mark."""
-        pixels = self._gutter_marks.get(code)
+    def _gutter_mark(self, ink: Ink, code: int) -> np.ndarray:
+        """The canvas of a row's gutter mark (its line number, or the continuation mark), made once per mark."""
+        pixels = ink.marks.get(code)
         if pixels is None:
             mark = f"{code:>3}" if code > 0 else f"{CONTINUATION_MARK:>3}"
-            strip = self._gutter_tiles[self.codes(mark)]  # (3, h, w)
-            pixels = self._gutter_marks[code] = strip.transpose(1, 0, 2).reshape(strip.shape[1], -1)
+            strip = ink.gutter[self.codes(mark)]  # (3, h, w)
+            pixels = ink.marks[code] = strip.transpose(1, 0, 2).reshape(strip.shape[1], -1)
         return pixels
 
-    def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow]) -> None:
-        """Draw planned rows onto a hot page canvas, starting at physical row `first_row`."""
+    def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow], ink: Ink | None = None) -> None:
+        """Draw planned rows onto a hot page canvas, starting at physical row `first_row`: in grey pixels,
+        or with `ink` onto a canvas of its form."""
+        ink = ink or self.grey
         g = self.geometry
+        height, text_left = g.cell_height, ink.margin + g.gutter * ink.cell
         for offset, planned in enumerate(rows):
-            row = first_row + offset
+            top = g.margin + (first_row + offset) * height
             if planned.code == HEADER:
-                top = g.margin + row * g.cell_height
-                left = g.margin + g.gutter * g.cell_width
-                canvas[top : top + g.cell_height, left : left + g.columns * g.cell_width] = int(255 * _HEADER_INK)
-                self._draw_cells(canvas, self._header_tiles, row, g.gutter, display_text(planned.cells)[: g.columns])
+                canvas[top : top + height, text_left : text_left + g.columns * ink.cell] = ink.band
+                cells = display_text(planned.cells)[: g.columns]
+                self._draw_cells(canvas[top : top + height, text_left:], ink.header, ink.cell, cells)
                 continue
-            top = g.margin + row * g.cell_height
-            gutter = self._gutter_mark(planned.code)
-            canvas[top : top + g.cell_height, g.margin : g.margin + gutter.shape[1]] = gutter
-            self._draw_cells(canvas, self._tiles, row, g.gutter, planned.cells)
+            gutter = self._gutter_mark(ink, planned.code)
+            canvas[top : top + height, ink.margin : ink.margin + gutter.shape[1]] = gutter
+            self._draw_cells(canvas[top : top + height, text_left:], ink.text, ink.cell, planned.cells)
 
     def render(self, rows: Sequence[PlannedRow]) -> np.ndarray:
         """A hot page holding `rows` from its first row."""

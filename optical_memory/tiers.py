@@ -32,7 +32,18 @@ from PIL import Image
 from optical_memory.render import Geometry
 from optical_memory.webp_lossless import decode_lossless_webp
 
-__all__ = ["MIME_TYPES", "PNG_BIT_DEPTHS", "Tier", "decode_image", "demote", "encode_image", "quantize", "tier_due"]
+__all__ = [
+    "MIME_TYPES",
+    "PNG_BIT_DEPTHS",
+    "Tier",
+    "decode_image",
+    "demote",
+    "encode_image",
+    "png_from_scanlines",
+    "png_scanlines",
+    "quantize",
+    "tier_due",
+]
 
 Codec = Literal["png", "webp", "jpeg"]
 MIME_TYPES: dict[str, str] = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
@@ -125,6 +136,12 @@ def _png(pixels: np.ndarray, level: int = 6, levels: int = 256) -> bytes:
     Fewer grey levels (rounded to the nearest) take the smallest bit depth that holds them, several
     pixels a byte.
     """
+    return png_from_scanlines(png_scanlines(pixels, levels), pixels.shape[1], levels, level)
+
+
+def png_scanlines(pixels: np.ndarray, levels: int) -> np.ndarray:
+    """What a PNG of `levels` grey levels stores of grey `pixels`: each row a filter byte (0: None)
+    and the row's level indices packed at the bit depth that holds them (uint8, height x (1 + row bytes))."""
     bits = PNG_BIT_DEPTHS[PNG_LEVELS.index(levels)]
     height, width = pixels.shape
     raw = np.empty((height, -(-width * bits // 8) + 1), dtype=np.uint8)
@@ -133,11 +150,18 @@ def _png(pixels: np.ndarray, level: int = 6, levels: int = 256) -> bytes:
         raw[:, 1:] = _pack(np.take(_pair_table(levels, bits), pixels.view("<u2")), 2 * bits)
     else:
         raw[:, 1:] = _pack(quantize(pixels, levels), bits)
+    return raw
+
+
+def png_from_scanlines(raw: np.ndarray, width: int, levels: int, level: int) -> bytes:
+    """The greyscale PNG of `png_scanlines` rows (C-contiguous) of an image `width` pixels wide: one zlib
+    stream at `level`. The writer keeps open pages in this form (`scanlines`), so it only compresses."""
+    bits = PNG_BIT_DEPTHS[PNG_LEVELS.index(levels)]
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
-    header = struct.pack(">IIBBBBB", width, height, bits, 0, 0, 0, 0)  # greyscale, no interlace
+    header = struct.pack(">IIBBBBB", width, raw.shape[0], bits, 0, 0, 0, 0)  # greyscale, no interlace
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)

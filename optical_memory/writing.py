@@ -11,7 +11,8 @@ Encoding runs on a small thread pool while the batch goes on laying out (zlib an
 GIL). A sealed page that already has as many newer pages in its session as the next tier waits for
 (a bulk import writes many) is due to fade: its hot image is transient, so it is encoded quickly
 (zlib level 1) as soon as that is known; the newest pages of each session, which stay hot, are
-encoded well at the end of the batch.
+encoded well at the end of the batch. Where the hot tier allows (the default 4-bit PNG), pages are
+drawn straight into the rows their PNG compresses (`scanlines`): encoding one is zlib alone.
 
 The pixels of open pages this process wrote last are kept in a small LRU (`CanvasCache`), keyed by
 the page's stored version, so the next entry draws on them instead of decoding the stored image.
@@ -39,8 +40,9 @@ from optical_memory.pages import PagePlan, plan_entry
 from optical_memory.records import EntryRecord, PageRecord, SessionRecord, apply_plan, check_image
 from optical_memory.render import Renderer
 from optical_memory.results import RememberResult, Span
+from optical_memory.scanlines import page_canvases
 from optical_memory.search import IndexBatch
-from optical_memory.tiers import decode_image, encode_image
+from optical_memory.tiers import decode_image
 from optical_memory.tokens import estimate_text_tokens
 from optical_memory.validation import check_name, check_text
 
@@ -146,6 +148,7 @@ class Writer:
         self.archive = archive
         self.config = config
         self.renderer = renderer
+        self.pages = page_canvases(renderer, config.tiers[0])  # how open pages are drawn and encoded
         self.canvases = CanvasCache()
 
     def validate(self, entry: NewEntry) -> None:
@@ -202,7 +205,7 @@ class Writer:
         canvas = self.canvases.get(page_id, record.version)
         if canvas is None:  # written by another process since, evicted, or never seen by this one
             image = check_image(record, batch.tx.image(page_id))
-            canvas = np.array(decode_image(image))
+            canvas = self.pages.from_image(decode_image(image))
         touched = _Touched(record, canvas)
         batch.pages[page_id] = touched
         self._added(batch, touched)
@@ -233,7 +236,7 @@ class Writer:
         entry_id: str | None = None
         for plan in plans:
             page = self._page_for(batch, plan, sess, entry.session, open_page)
-            self.renderer.draw_rows(page.canvas, plan.first_row, plan.rows)
+            self.pages.draw_rows(page.canvas, plan.first_row, plan.rows)
             record = page.record
             if entry_id is None and plan.first_line:  # where its first line lies (a plan may hold a header only)
                 entry_id = f"{record.id}:{plan.first_line}"
@@ -272,7 +275,7 @@ class Writer:
         record = PageRecord.new(page_id, number, session, batch.stamp, self.renderer.geometry, self.config.tiers[0])
         batch.tx.add_page_to_indexes(sess.sid, number, page_id)
         sess.pages += 1
-        touched = _Touched(record, self.renderer.blank())
+        touched = _Touched(record, self.pages.blank())
         batch.pages[page_id] = touched
         self._added(batch, touched)
         return touched
@@ -280,7 +283,7 @@ class Writer:
     def _encode(self, batch: _Batch, page: _Touched, fast: bool) -> None:
         """Start encoding a page on the encoder's threads: zlib and WebP release the GIL, so it encodes
         on another core while this thread lays out the next entries."""
-        batch.encoding[page.record.id] = encoder_pool().submit(encode_image, page.canvas, self.config.tiers[0], fast)
+        batch.encoding[page.record.id] = encoder_pool().submit(self.pages.encode, page.canvas, fast)
 
     def _added(self, batch: _Batch, page: _Touched) -> None:
         """Note a page of the batch (in its session's order); a sealed page that now has as many newer
@@ -300,7 +303,7 @@ class Writer:
         left = [page for page in pages if page.record.id not in batch.encoding]
         if len(left) == 1 and not batch.encoding:  # a remember's one page: encoded here, no hand-off
             page = left[0]
-            encoded = {page.record.id: encode_image(page.canvas, self.config.tiers[0], fast=not page.record.sealed)}
+            encoded = {page.record.id: self.pages.encode(page.canvas, fast=not page.record.sealed)}
         else:  # the newest pages of each session: sealed ones stay hot a while, encode well
             for page in left:
                 self._encode(batch, page, fast=not page.record.sealed)

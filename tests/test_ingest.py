@@ -395,32 +395,48 @@ def _rows_the_old_way(renderer: Any, canvas: Any, first_row: int, rows: Any) -> 
         _strip_per_row(renderer, canvas, renderer._tiles, row, g.gutter, planned.cells)
 
 
+@pytest.mark.parametrize("levels", [16, 256, 4])
 def test_imported_pages_are_the_bytes_the_row_by_row_drawing_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, levels: int
 ) -> None:
+    """Pages drawn as PNG rows (`scanlines`: 16 and 256 levels) or in grey (4) store what grey pixels drawn
+    row by row and encoded by `tiers.encode_image` stored, also when an open page's canvas is dropped
+    between two imports (decoded from the archive) and on pages begun by another writer."""
+    from dataclasses import replace
+
     from optical_memory.config import load_config
     from optical_memory.render import Renderer
+    from optical_memory.scanlines import GreyPages, ScanlinePages
+    from optical_memory.writing import CanvasCache
 
-    source = tmp_path / "chat.jsonl"
+    source, rest = tmp_path / "chat.jsonl", tmp_path / "rest.jsonl"
     lines = [
         {
             "role": "user" if n % 2 else "assistant",
             "content": f"{n} ünïcode 漢字 tabs\tand\nnew lines " * (n % 9 + 1),
             "timestamp": 1_767_000_000 + n,  # headers show it: without, two imports a second apart differ
+            **({"session": "other"} if n % 7 == 0 else {}),
         }
-        for n in range(300)
+        for n in range(400)
     ]
-    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines[:300]), encoding="utf-8")
+    rest.write_text("".join(json.dumps(line) + "\n" for line in lines[300:]), encoding="utf-8")
+    config = load_config(None, tmp_path / "x", environ={})
+    hot = replace(config.tiers[0], levels=levels)
 
-    def images(name: str) -> dict[str, bytes | None]:
-        memory = Memory(load_config(None, tmp_path / name, environ={}))
+    def images(name: str, kind: type) -> dict[str, bytes | None]:
+        memory = Memory(replace(config.with_archive(tmp_path / name), tiers=(hot, *config.tiers[1:])))
         try:
+            assert isinstance(memory.writer.pages, kind)
             pages = import_conversations(memory, source, fade=False).pages
+            memory.writer.canvases = CanvasCache()  # the open pages are decoded from what was stored
+            pages += import_conversations(memory, rest, fade=False).pages
             return memory.archive.read(lambda tx: {page: tx.image(page) for page in pages})
         finally:
             memory.close()
 
-    now = images("now")
+    now = images("now", GreyPages if levels == 4 else ScanlinePages)
     monkeypatch.setattr(Renderer, "draw_rows", _rows_the_old_way)
-    before = images("before")
+    monkeypatch.setattr(ScanlinePages, "fits", staticmethod(lambda renderer, tier: False))
+    before = images("before", GreyPages)
     assert len(now) > 10 and now == before
