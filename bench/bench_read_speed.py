@@ -8,7 +8,9 @@ and its search-index entry (bench_verify's held-out pages, both mixes, faded thr
 tiers). The readers take turns on the same page and tier, rep after rep, so a shared or noisy
 machine slows them alike and the ratio between them holds; `--pin` keeps the process on CPUs 0
 and 1 (2 cores, the reader's 2 onnxruntime threads). Prints p50 / p95 ms per tier and reader, and
-each reader's p50 over the first's.
+each reader's p50 over the first's. `--breakdown` also times the first reader's steps apart, p50 ms
+per tier: decoding the stored image, resampling its rows onto the cell grid, the model call, and the
+rest (verification: checking codes and searching lines that fail their first reading).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pathlib import Path
 
 from bench.bench_verify import KEY, MIXES, make_page
 from bench.common import percentile
-from optical_memory.readers.trained import TrainedReader, default_model_path
-from optical_memory.transcribe import transcribe_lines
+from optical_memory.readers.trained import TrainedReader, default_model_path, row_strips
+from optical_memory.records import PageRecord
+from optical_memory.tiers import decode_image
+from optical_memory.transcribe import rows_of_lines, transcribe_lines
 
 
 def main() -> None:
@@ -34,6 +38,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7011000)
     parser.add_argument("--pin", action="store_true", help="run on CPUs 0 and 1 only (2 cores)")
+    parser.add_argument("--breakdown", action="store_true", help="also time the first reader's steps apart")
     args = parser.parse_args()
     paths = ([] if args.no_shipped else [default_model_path()]) + [Path(m) for m in args.model]
     if not paths:
@@ -43,6 +48,7 @@ def main() -> None:
     readers = [TrainedReader(path) for path in paths]
     labels = [f"{path.parent.name}/{path.name}" for path in paths]
     times: dict[tuple[int, str], list[float]] = {}
+    parts: dict[tuple[str, str], list[float]] = {}
     for mix in MIXES:
         for n in range(args.pages):
             page = make_page(mix, args.seed + n)
@@ -55,6 +61,9 @@ def main() -> None:
                         started = time.perf_counter_ns()
                         transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
                         times.setdefault((index, tier.name), []).append((time.perf_counter_ns() - started) / 1e6)
+                    if args.breakdown:
+                        for step, ms in steps(readers[0], record, data, numbers).items():
+                            parts.setdefault((step, tier.name), []).append(ms)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
         f"{platform.machine()}, {cores} cores in use, load average {os.getloadavg()[0]:.1f}; "
@@ -71,6 +80,32 @@ def main() -> None:
                 + ("" if index == 0 else f" ({statistics.median(values) / base:.2f}x)")
             )
         print(f"{label:28s} p50/p95 ms: " + "  ".join(cells))
+    if parts:
+        print(f"{labels[0]} steps, p50 ms (the rest: the full read's p50 less the three):")
+        for tier in tiers:
+            medians = {step: statistics.median(parts[(step, tier)]) for step in STEPS}
+            rest = statistics.median(times[(0, tier)]) - sum(medians.values())
+            shown = "  ".join(f"{step} {ms:5.1f}" for step, ms in medians.items())
+            print(f"  {tier:6s} {shown}  rest {rest:5.1f}")
+
+
+STEPS = ("decode", "resample", "model")
+
+
+def steps(reader: TrainedReader, record: PageRecord, data: bytes, numbers: range) -> dict[str, float]:
+    """The first three steps of a full-page read, timed apart (ms): as `transcribe_lines` does them."""
+    rows_of = rows_of_lines(record.rows, numbers)
+    wanted = list(dict.fromkeys(row for number in numbers for row in rows_of[number]))
+    loaded = reader.load()
+    marks = [time.perf_counter_ns()]
+    picture = decode_image(data)
+    picture.load()
+    marks.append(time.perf_counter_ns())
+    strips = row_strips(picture, record.geometry, wanted, loaded.cell_height, loaded.cell_width)
+    marks.append(time.perf_counter_ns())
+    loaded.session.run(["topk_classes", "topk_probs"], {"strips": strips})
+    marks.append(time.perf_counter_ns())
+    return {step: (marks[i + 1] - marks[i]) / 1e6 for i, step in enumerate(STEPS)}
 
 
 if __name__ == "__main__":
