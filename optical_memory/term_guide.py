@@ -63,11 +63,15 @@ TERM_CELLS = 64  # doubtful cells of a line searched word by word (plain search 
 COMBINATIONS = 2048  # whole-line combinations looked at (most fail the term count, unhashed)
 
 
+_MISSED = (False, 0)  # `PageTerms.check` of a text whose terms are not all on the page, cut no further
+
+
 def _is_cut(ch: str) -> bool:
     return not _WORD.match(ch) and ch not in _CONNECTORS and ch not in (ESCAPE, ";")
 
 
 _CUT = np.array([_is_cut(ch) for ch in ALPHABET])
+_CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
 
 
 class PageTerms:
@@ -128,18 +132,25 @@ class PageTerms:
     def check(self, text: str) -> tuple[bool, int]:
         """(every term of `text` is on the page, how many terms it has), as `index_lines` counts them."""
         found = self._segments.get(text)
-        if found is None:
-            # a compound's whole form is one of its terms: most wrong spellings fail there, uncut
-            known, cache = self.known, self._known
-            # a word alone (no connector, no underscore) is its own one compound: the regex is the slow part
-            for whole in (text,) if text.isalnum() else _COMPOUND.findall(text):
-                term = whole.lower()[:MAX_TERM]
-                on_page = cache.get(term)
-                if not (known(term) if on_page is None else on_page):
-                    found = self._segments[text] = (False, 0)  # not cut: its terms are not counted
-                    return found
-            cut = terms(text)
-            found = self._segments[text] = (all(known(term) for term in set(cut)), len(cut))
+        if found is not None:
+            return found
+        # a compound's whole form is one of its terms: most wrong spellings fail there, uncut; their terms
+        # are looked up and hashed here, not through `known` (a call less a spelling: pages check thousands)
+        cache = self._known
+        # a word alone (no connector, no underscore) is its own one compound: the regex is the slow part
+        for whole in (text,) if text.isalnum() else _COMPOUND.findall(text):
+            term = whole.lower()[:MAX_TERM]
+            on_page = cache.get(term)
+            if on_page is None:
+                if self._lengths is None:
+                    self._parse()
+                on_page = cache[term] = self._hasher(term)[: self._width] in self._prefixes
+            if not on_page:
+                self._segments[text] = _MISSED  # not cut: its terms are not counted
+                return _MISSED
+        cut = terms(text)
+        known = self.known
+        found = self._segments[text] = (all(known(term) for term in set(cut)), len(cut))
         return found
 
 
@@ -204,7 +215,8 @@ def _line_options(topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTe
     constrained = True
     # per line, not per part: a line has tens of parts and numpy's calls cost more than their work here
     limited = np.where(allowed, costs, np.inf)
-    reading = "".join([ALPHABET[c] for c in topk[:, 0].tolist()])  # the argmax, a character a cell
+    # the argmax, a character a cell (the code points viewed as one string: no NUL in the alphabet to lose)
+    reading = str(_CODE_POINTS[topk[:, 0]].view(f"<U{end}")[0]) if end else ""
     is_cut, doubted, seconds = cut.tolist(), doubt.tolist(), second.tolist()
     for start, stop in _segments(cut):
         if is_cut[start] and not doubted[start]:  # a sure separator with no choice searched: as it is read

@@ -14,7 +14,6 @@ import heapq
 import math
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
@@ -43,6 +42,9 @@ KEEP_MARGIN = 8.0  # nor any less probable than e^-8 of the segment's most proba
 # A page's failing lines together look at most this many spellings (~5 us each): a page of
 # hopeless words reads in bounded time; what is left of each line's budget goes to plain search.
 PAGE_SPELLINGS = 20_000
+
+
+_MISSED = (False, 0)  # a reading that is not well formed: no terms checked
 
 
 class Option(NamedTuple):  # a tuple: a page's reading makes tens of thousands
@@ -199,7 +201,11 @@ def segment_options(
     if limited is None:
         limited = np.where(allowed, costs, np.inf)
     text = _canonical_text(argmax)
-    if text is not None and page.check(text)[0]:  # most words read right: look a little way for others
+    checked = page.check(text) if text is not None else _MISSED
+    if checked[0]:  # most words read right: look a little way for others
+        if not len(doubtful) and page.spelled < PAGE_SPELLINGS:  # nowhere to look: the reading is its one spelling
+            page.spelled += 1
+            return [Option(0.0, argmax, checked[1])], True
         tries = [(doubtful, limited, CONSISTENT_BUDGET)]
     else:
         wider = np.argsort(second, kind="stable")
@@ -248,20 +254,23 @@ def _script(ch: str) -> str:
     return next((script for script in ("LATIN", "GREEK", "CYRILLIC") if name.startswith(script)), "")
 
 
-_SCRIPTS = np.array([_script(ch) for ch in ALPHABET])
+# each letter's script as a number in the names' order (CYRILLIC < GREEK < LATIN; 0: none), so that the
+# smallest of equally common scripts is the first by name
+_SCRIPT_NAMES = ("", "CYRILLIC", "GREEK", "LATIN")
+_SCRIPTS = np.array([_SCRIPT_NAMES.index(_script(ch)) for ch in ALPHABET], dtype=np.intp)
 
 
 def _mixed_script(topk: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
     """A try for a word read as mostly one script with a few letters of another (``vπvτγ``): those
     cells, with only their choices in the word's script. Words rarely mix scripts; frost's look-alikes do."""
     scripts = _SCRIPTS[topk]  # (cells, K)
-    counts = Counter(script for script in scripts[:, 0].tolist() if script)
-    if counts.total() < 2:
+    first = scripts[:, 0]
+    counts = np.bincount(first, minlength=len(_SCRIPT_NAMES))[1:]
+    letters = int(counts.sum())
+    if letters < 2:
         return None
-    most = max(counts.values())
-    major = min(script for script, count in counts.items() if count == most)  # a tie: the first by name
-    letters = counts.total()
-    odd = np.flatnonzero((scripts[:, 0] != "") & (scripts[:, 0] != major) & (scripts[:, 1:] == major).any(axis=1))
+    major = int(counts.argmax()) + 1  # a tie: the first by name
+    odd = np.flatnonzero((first != 0) & (first != major) & (scripts[:, 1:] == major).any(axis=1))
     if not len(odd) or len(odd) * 2 > letters:
         return None
     return odd, np.where(scripts == major, costs, np.inf), SEGMENT_BUDGET

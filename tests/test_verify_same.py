@@ -9,11 +9,13 @@ stay what they were (bench/bench_search_same.py shows the same on the bench page
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import numpy as np
 
-from optical_memory.alphabet import ESCAPE
+from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.verify import MAX_COST, _canonical_text, _canonical_with, _ranked_assignments
+from optical_memory.word_search import SEGMENT_BUDGET, _mixed_script, _script
 
 
 def ranked_assignments_before(costs: np.ndarray, budget: int, max_cost: float = MAX_COST) -> np.ndarray:
@@ -101,3 +103,44 @@ def test_escapes_decoded_once_a_line_decode_as_every_time() -> None:
             outcomes["space" if got is not None and text.endswith("¤20;") else None if got is None else "text"] += 1
     assert min(outcomes.values()) > 200, outcomes  # each kind was met often
     assert ESCAPE not in "".join(kept)  # pieces are what follows a mark
+
+
+_SCRIPT_OF = np.array([_script(ch) for ch in ALPHABET])
+
+
+def mixed_script_before(topk: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """`word_search._mixed_script` as of 1963f6f (script names compared as strings)."""
+    scripts = _SCRIPT_OF[topk]
+    counts = Counter(script for script in scripts[:, 0].tolist() if script)
+    if counts.total() < 2:
+        return None
+    most = max(counts.values())
+    major = min(script for script, count in counts.items() if count == most)
+    letters = counts.total()
+    odd = np.flatnonzero((scripts[:, 0] != "") & (scripts[:, 0] != major) & (scripts[:, 1:] == major).any(axis=1))
+    if not len(odd) or len(odd) * 2 > letters:
+        return None
+    return odd, np.where(scripts == major, costs, np.inf), SEGMENT_BUDGET
+
+
+def test_mixed_script_words_get_the_replaced_codes_try() -> None:
+    """Words of Latin, Greek and Cyrillic letters (and none), ties between scripts included."""
+    rng = np.random.default_rng(16)
+    by_script: dict[str, list[int]] = {}
+    for index, ch in enumerate(ALPHABET):
+        by_script.setdefault(_script(ch), []).append(index)
+    names = sorted(by_script)
+    tries = 0
+    for _ in range(3000):
+        n, k = int(rng.integers(0, 9)), int(rng.choice([1, 2, 8]))
+        weights = rng.dirichlet(np.ones(len(names)))
+        topk = np.array([[rng.choice(by_script[names[rng.choice(len(names), p=weights)]]) for _ in range(k)]
+                         for _ in range(n)], dtype=np.int64).reshape(n, k)  # fmt: skip
+        costs = np.sort(rng.exponential(3.0, size=(n, k)), axis=1)
+        want, got = mixed_script_before(topk, costs), _mixed_script(topk, costs)
+        assert (want is None) == (got is None)
+        if want is not None and got is not None:
+            tries += 1
+            assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
+            assert np.array_equal(got[1], want[1]) and got[2] == want[2]
+    assert tries > 100
