@@ -130,17 +130,19 @@ def search(args: argparse.Namespace) -> None:
                   f"total {sum(spent):7.1f} over {len(spent)} pages")  # fmt: skip
 
 
-_MODULES = ("verify", "term_guide", "word_search", "transcribe")
+_MODULES = ("verify", "term_guide", "word_search", "escapes", "transcribe")
 
 
 def _load_commit(commit: str, folder: Path) -> Any:
-    """`commit`'s verification modules as `old_verify`, ... (imports among them renamed); its transcribe."""
+    """`commit`'s verification modules as `old_verify`, ... (imports among them renamed); its transcribe.
+    A module the commit does not have (escapes before it was split from verify) its modules do not import."""
     pattern = re.compile(r"optical_memory\.(" + "|".join(_MODULES) + r")\b")
     for name in _MODULES:
-        source = subprocess.run(
-            ["git", "show", f"{commit}:optical_memory/{name}.py"], check=True, capture_output=True, text=True
-        ).stdout
-        (folder / f"old_{name}.py").write_text(pattern.sub(r"old_\1", source))
+        shown = subprocess.run(["git", "show", f"{commit}:optical_memory/{name}.py"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            (folder / f"old_{name}.py").write_text(pattern.sub(r"old_\1", shown.stdout))
+        elif name == "verify":
+            sys.exit(f"no verification code at {commit}: {shown.stderr.strip()}")
     sys.path.insert(0, str(folder))
     return importlib.import_module("old_transcribe")
 

@@ -36,6 +36,7 @@ import numpy as np
 from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.archive import ArchiveTxn, u64
 from optical_memory.errors import ArchiveError
+from optical_memory.escapes import canonical_text
 from optical_memory.postings import TERMS_DB, parse_page_entry
 from optical_memory.terms import MAX_TERM, TermHasher, terms
 from optical_memory.word_search import Option, best_first, segment_options, spellings
@@ -245,8 +246,6 @@ def term_candidates(topk: np.ndarray, costs: np.ndarray, prefix: int, guide: Lin
     the line's cells laid out as its rows are (full rows, `prefix` cells of them). Well-formed
     (escapes) and each cell string at most once.
     """
-    from optical_memory.verify import _canonical_text
-
     options, constrained = _line_options(topk, costs, prefix, guide.page)
     base_cost = sum(found[0].cost for found in options)
     table = [[option.cost - found[0].cost for option in found] for found in options]
@@ -260,7 +259,7 @@ def term_candidates(topk: np.ndarray, costs: np.ndarray, prefix: int, guide: Lin
             continue
         flat = "".join(option.cells for option in chosen)
         cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
-        if cells in seen or _canonical_text(cells) is None:
+        if cells in seen or canonical_text(cells) is None:
             continue
         seen.add(cells)
         yield cells

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from optical_memory.alphabet import ALPHABET, ESCAPE
+from optical_memory.escapes import canonical_text
 from optical_memory.terms import MAX_TERM, terms
 
 if TYPE_CHECKING:
@@ -193,14 +194,12 @@ def segment_options(
     SEGMENT_CELLS least certain cells with every alternative. `argmax` (the cells' best classes as a
     string) and `limited` (`costs` where `allowed`, else inf) may be given where the caller has them.
     """
-    from optical_memory.verify import _canonical_text
-
     if argmax is None:
         argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
     second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
     if limited is None:
         limited = np.where(allowed, costs, np.inf)
-    text = _canonical_text(argmax)
+    text = canonical_text(argmax)
     checked = page.check(text) if text is not None else _MISSED
     if checked[0]:  # most words read right: look a little way for others
         if not len(doubtful) and page.spelled < PAGE_SPELLINGS:  # nowhere to look: the reading is its one spelling
@@ -228,7 +227,7 @@ def segment_options(
             looked += 1
             if cost > margin:
                 break
-            text = _canonical_text(spelled) if ESCAPE in spelled else spelled
+            text = canonical_text(spelled) if ESCAPE in spelled else spelled
             if text is None:
                 continue
             ok, count = check(text)

@@ -14,7 +14,8 @@ from collections import Counter
 import numpy as np
 
 from optical_memory.alphabet import ALPHABET, ESCAPE
-from optical_memory.verify import MAX_COST, _canonical_text, _canonical_with, _ranked_assignments
+from optical_memory.escapes import canonical_text, canonical_with
+from optical_memory.verify import MAX_COST, _ranked_assignments
 from optical_memory.word_search import SEGMENT_BUDGET, _mixed_script, _script
 
 
@@ -82,7 +83,7 @@ def test_ranked_assignments_are_the_replaced_codes_exactly() -> None:
 
 
 def test_escapes_decoded_once_a_line_decode_as_every_time() -> None:
-    """`_canonical_with` and its kept pieces: a line's candidates share most pieces, some valid, some not,
+    """`escapes.canonical_with` and its kept pieces: a line's candidates share most pieces, some valid, some not,
     a space escape ending one candidate and inside the next."""
     rng = random.Random(16)
     marks = ["¤", ";", "0", "2", "3", "A", "F", "a", "G", " ", "x", "é", "¤20;", "¤301;", "¤41;", "¤E9;", "¤110000;"]
@@ -98,8 +99,8 @@ def test_escapes_decoded_once_a_line_decode_as_every_time() -> None:
             if rng.random() < 0.2:
                 cells.append("¤20;")
             text = "".join(cells)
-            got = _canonical_with(text, kept)
-            assert got == _canonical_text(text), text
+            got = canonical_with(text, kept)
+            assert got == canonical_text(text), text
             outcomes["space" if got is not None and text.endswith("¤20;") else None if got is None else "text"] += 1
     assert min(outcomes.values()) > 200, outcomes  # each kind was met often
     assert ESCAPE not in "".join(kept)  # pieces are what follows a mark
