@@ -27,6 +27,7 @@ old-layout entry) there is no guide and `verify` searches as before.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -219,12 +220,15 @@ def _line_options(topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTe
     # the argmax, a character a cell (the code points viewed as one string: no NUL in the alphabet to lose)
     reading = str(_CODE_POINTS[topk[:, 0]].view(f"<U{end}")[0]) if end else ""
     is_cut, doubted, seconds = cut.tolist(), doubt.tolist(), second.tolist()
+    doubted_at = np.flatnonzero(doubt).tolist()  # ascending: a part's are found by bisection, not by a walk
     for start, stop in _segments(cut):
         if is_cut[start] and not doubted[start]:  # a sure separator with no choice searched: as it is read
             options.append([Option(0.0, reading[start], 0)])
             continue
         # its doubtful cells, least certain first (a stable sort: the leftmost of equals first)
-        at = sorted((i for i in range(stop - start) if doubted[start + i]), key=lambda i: seconds[start + i])
+        first = bisect_left(doubted_at, start)
+        inside = doubted_at[first : bisect_left(doubted_at, stop, first)]
+        at = [i - start for i in sorted(inside, key=seconds.__getitem__)]
         seg_doubt = np.array(at, dtype=np.intp)
         if is_cut[start]:  # a cut cell: no terms, any of its separator choices
             choices = spellings(reading[start], topk[start:stop], limited[start:stop], seg_doubt)

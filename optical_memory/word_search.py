@@ -15,7 +15,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
-from itertools import islice
+from itertools import islice, pairwise
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -105,6 +105,9 @@ def spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray
     if not len(cells):
         yield 0.0, chars  # what `best_first` gives without slots: the reading as it is
         return
+    if len(cells) == 1:  # most doubtful words and separators: no heap needed
+        yield from _one_cell_spellings(chars, int(cells[0]), topk[cells[0]].tolist(), costs[cells[0]].tolist())
+        return
     at = cells.tolist()
     letters: list[list[str]] = []
     rows: list[list[float]] = []
@@ -116,6 +119,23 @@ def spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray
         yield from _joined_spellings(chars, at, letters, rows)
         return
     yield from _grown_spellings(chars, at, letters, rows, SEGMENT_COST)
+
+
+def _one_cell_spellings(chars: str, at: int, classes: list[int], costs: list[float]) -> Iterator[tuple[float, str]]:
+    """`_grown_spellings` of one cell: its finite choices in rank order while within SEGMENT_COST, each cost
+    summed as the heap's walk sums it (the previous cost, plus this rank's, minus the previous rank's)."""
+    yield 0.0, chars
+    ranks = [rank for rank in range(1, len(costs)) if costs[rank] != math.inf]
+    if not ranks or costs[ranks[0]] > SEGMENT_COST:
+        return
+    before, after = chars[:at], chars[at + 1 :]
+    cost = costs[ranks[0]]
+    yield cost, before + ALPHABET[classes[ranks[0]]] + after
+    for previous, rank in pairwise(ranks):
+        cost = cost + costs[rank] - costs[previous]
+        if cost > SEGMENT_COST:
+            return
+        yield cost, before + ALPHABET[classes[rank]] + after
 
 
 def _joined_spellings(

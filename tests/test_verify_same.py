@@ -16,7 +16,7 @@ import numpy as np
 from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.escapes import canonical_text, canonical_with
 from optical_memory.verify import MAX_COST, _ranked_assignments
-from optical_memory.word_search import SEGMENT_BUDGET, _mixed_script, _script
+from optical_memory.word_search import SEGMENT_BUDGET, SEGMENT_COST, _grown_spellings, _mixed_script, _script, spellings
 
 
 def ranked_assignments_before(costs: np.ndarray, budget: int, max_cost: float = MAX_COST) -> np.ndarray:
@@ -145,3 +145,25 @@ def test_mixed_script_words_get_the_replaced_codes_try() -> None:
             assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
             assert np.array_equal(got[1], want[1]) and got[2] == want[2]
     assert tries > 100
+
+
+def test_a_single_cells_spellings_are_the_heaps() -> None:
+    """`spellings` of one doubtful cell (its own short path) against the heap walk every other segment takes:
+    the same spellings, in the same order, with the same float costs, near the cost limit too."""
+    rng = np.random.default_rng(16)
+    for _ in range(2000):
+        n, k = int(rng.integers(1, 12)), int(rng.choice([1, 2, 3, 8]))
+        topk = rng.choice(len(ALPHABET), size=(n, k), replace=True)
+        costs = np.sort(
+            rng.choice([rng.exponential(4.0), SEGMENT_COST, 7.0, 19.9], size=(n, k)) * rng.random((n, k)) * 2, axis=1
+        )
+        costs[:, 0] = 0.0
+        costs[rng.random((n, k)) < 0.2] = np.inf
+        costs[:, 0] = 0.0
+        chars = "".join(ALPHABET[c] for c in topk[:, 0])
+        cell = int(rng.integers(0, n))
+        finite = [r for r in range(k) if costs[cell, r] != np.inf]
+        letters = [[ALPHABET[topk[cell, r]] for r in finite]]
+        rows = [[0.0, *(float(costs[cell, r]) for r in finite[1:])]]
+        want = list(_grown_spellings(chars, [cell], letters, rows, SEGMENT_COST))
+        assert list(spellings(chars, topk, costs, np.array([cell]))) == want
