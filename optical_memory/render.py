@@ -121,7 +121,12 @@ class Ink:
     band: int  # the header band's value
     margin: int  # the canvas column where the gutter begins
     cell: int  # canvas columns a cell
-    marks: dict[int, np.ndarray] = field(default_factory=dict)  # a line number's gutter (a page has a few dozen)
+    # the three tile sets one after the other, each tile's rows apart: (cell_height, 3 x characters, cell)
+    atlas: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        tiles = np.concatenate([self.text, self.header, self.gutter])
+        self.atlas = np.ascontiguousarray(tiles.transpose(1, 0, 2))
 
 
 class Renderer:
@@ -132,6 +137,9 @@ class Renderer:
         self._tiles, self._index, cell_width, cell_height = _atlas(font_size)
         self._header_tiles = (self._tiles.astype(np.float32) * _HEADER_INK).astype(np.uint8)
         self._gutter_tiles = (255 - (255 - self._tiles.astype(np.float32)) * _GUTTER_INK).astype(np.uint8)
+        # code point -> atlas index (-1: not drawable): a page's text becomes indices in three array passes
+        self._lookup = np.full(max(map(ord, self._index)) + 1, -1, dtype=np.intp)
+        self._lookup[[ord(ch) for ch in self._index]] = list(self._index.values())
         hot = Geometry(font_size, cell_width, cell_height, margin, GUTTER_CELLS, fmt.columns, fmt.rows, 0, 0)
         self.geometry = hot.scaled(1.0)
         band = int(255 * _HEADER_INK)
@@ -150,45 +158,64 @@ class Renderer:
         # map with the dict's own lookup: a third of the time of a generator expression (bulk import's hot loop)
         return np.fromiter(map(self._index.__getitem__, cells), dtype=np.int32, count=len(cells))
 
-    def _draw_cells(self, strip: np.ndarray, tiles: np.ndarray, width: int, cells: str) -> None:
-        """Draw `cells` from the left of `strip` (a row's canvas from its first cell on), `width` columns a cell."""
-        if not cells:
-            return
-        n = len(cells)
-        # the row's pixels seen as (h, n, w) cells: the tiles are copied in once, with no strip in between
-        cells_view = strip[:, : n * width].reshape(strip.shape[0], n, width)
-        if cells_view.flags.owndata:  # a reshape that had to copy would draw nothing
-            raise AssertionError("canvas rows are not contiguous")
-        cells_view[...] = tiles[self.codes(cells)].transpose(1, 0, 2)
-
-    def _gutter_mark(self, ink: Ink, code: int) -> np.ndarray:
-        """The canvas of a row's gutter mark (its line number, or the continuation mark), made once per mark."""
-        pixels = ink.marks.get(code)
-        if pixels is None:
-            mark = f"{code:>3}" if code > 0 else f"{CONTINUATION_MARK:>3}"
-            strip = ink.gutter[self.codes(mark)]  # (3, h, w)
-            pixels = ink.marks[code] = strip.transpose(1, 0, 2).reshape(strip.shape[1], -1)
-        return pixels
+    def _indices(self, text: str) -> np.ndarray:
+        """`codes` of a whole page's text at once, through a code point table; KeyError as `codes`."""
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if points.size and int(points.max()) >= self._lookup.size:
+            raise KeyError(chr(int(points.max())))
+        indices = self._lookup[points]
+        if points.size and int(indices.min()) < 0:
+            raise KeyError(text[int(np.argmin(indices))])
+        return indices
 
     def draw_rows(self, canvas: np.ndarray, first_row: int, rows: Sequence[PlannedRow], ink: Ink | None = None) -> None:
-        """Draw planned rows onto a hot page canvas, starting at physical row `first_row`: in grey pixels,
-        or with `ink` onto a canvas of its form."""
+        """Draw planned rows onto blank rows of a hot page canvas from physical row `first_row` on: in grey
+        pixels, or with `ink` onto a canvas of its form.
+
+        All the rows at once: one gather of tiles for their text and one for their gutters (a row at a
+        time, the calls cost more than the copying). A row's cells past its text and a header row's
+        gutter are drawn blank, as they are on a blank row.
+        """
+        if not rows:
+            return
         ink = ink or self.grey
         g = self.geometry
-        height, text_left = g.cell_height, ink.margin + g.gutter * ink.cell
-        for offset, planned in enumerate(rows):
-            top = g.margin + (first_row + offset) * height
-            if planned.code == HEADER:
-                canvas[top : top + height, text_left : text_left + g.columns * ink.cell] = ink.band
-                cells = display_text(planned.cells)[: g.columns]
-                self._draw_cells(canvas[top : top + height, text_left:], ink.header, ink.cell, cells)
-                continue
-            gutter = self._gutter_mark(ink, planned.code)
-            canvas[top : top + height, ink.margin : ink.margin + gutter.shape[1]] = gutter
-            self._draw_cells(canvas[top : top + height, text_left:], ink.text, ink.cell, planned.cells)
+        count, columns = len(rows), g.columns
+        header = [n for n, planned in enumerate(rows) if planned.code == HEADER]
+        text = "".join(
+            (display_text(planned.cells)[:columns] if planned.code == HEADER else planned.cells).ljust(columns)
+            for planned in rows
+        )
+        if len(text) != count * columns:
+            raise ValueError(f"a row holds at most {columns} cells")
+        cells = self._indices(text).reshape(count, columns)
+        cells[header] += len(self._index)  # the header band's tiles
+        marks = "".join("   " if planned.code == HEADER else _mark(planned.code) for planned in rows)
+        if len(marks) != count * 3:
+            raise ValueError(f"a page of over 999 lines has no room for its line numbers: {g.rows} rows")
+        gutter = self._indices(marks).reshape(count, 3) + 2 * len(self._index)
+        top, height = g.margin + first_row * g.cell_height, count * g.cell_height
+        left = ink.margin + g.gutter * ink.cell
+        _paste(canvas[top : top + height, left : left + columns * ink.cell], ink.atlas, cells)
+        _paste(canvas[top : top + height, ink.margin : ink.margin + 3 * ink.cell], ink.atlas, gutter)
 
     def render(self, rows: Sequence[PlannedRow]) -> np.ndarray:
         """A hot page holding `rows` from its first row."""
         canvas = self.blank()
         self.draw_rows(canvas, 0, rows)
         return canvas
+
+
+def _mark(code: int) -> str:
+    """A row's gutter mark: its line number, or the continuation mark, right-aligned in three cells."""
+    return f"{code:>3}" if code > 0 else f"{CONTINUATION_MARK:>3}"
+
+
+def _paste(region: np.ndarray, atlas: np.ndarray, cells: np.ndarray) -> None:
+    """Copy the tiles `cells` (rows x cells of atlas indices) into `region`, a block of whole canvas rows."""
+    count, height = len(cells), atlas.shape[0]
+    tiles = np.take(atlas, cells, axis=1)  # (tile row, row, cell, columns): each tile row's cells side by side
+    view = region.reshape(count, height, -1)
+    if view.flags.owndata:  # a reshape that had to copy would draw nothing
+        raise AssertionError("canvas rows are not contiguous")
+    view[...] = tiles.reshape(height, count, -1).transpose(1, 0, 2)

@@ -36,11 +36,11 @@ from optical_memory.archive import Archive, ArchiveTxn
 from optical_memory.checkcode import codes_for, line_key
 from optical_memory.config import Config
 from optical_memory.errors import TextTooLarge
-from optical_memory.pages import PagePlan, plan_entry
+from optical_memory.pages import PagePlan, PlannedRow, plan_entry
 from optical_memory.records import EntryRecord, PageRecord, SessionRecord, apply_plan, check_image
 from optical_memory.render import Renderer
 from optical_memory.results import RememberResult, Span
-from optical_memory.scanlines import page_canvases
+from optical_memory.scanlines import PageCanvases, page_canvases
 from optical_memory.search import IndexBatch
 from optical_memory.tiers import decode_image
 from optical_memory.tokens import estimate_text_tokens
@@ -125,6 +125,20 @@ class _Touched:
 
     record: PageRecord
     canvas: np.ndarray
+    first_row: int = 0  # of the rows laid out on it and not drawn yet: drawn together, before it is encoded
+    rows: list[PlannedRow] = field(default_factory=list)
+
+    def lay(self, first_row: int, rows: Sequence[PlannedRow], pages: PageCanvases) -> None:
+        """Note rows to draw from `first_row` on (drawing what was noted first unless they follow it)."""
+        if self.rows and first_row != self.first_row + len(self.rows):
+            self.draw(pages)
+        if not self.rows:
+            self.first_row = first_row
+        self.rows.extend(rows)
+
+    def draw(self, pages: PageCanvases) -> None:
+        pages.draw_rows(self.canvas, self.first_row, self.rows)
+        self.rows = []
 
 
 @dataclass
@@ -236,7 +250,7 @@ class Writer:
         entry_id: str | None = None
         for plan in plans:
             page = self._page_for(batch, plan, sess, entry.session, open_page)
-            self.pages.draw_rows(page.canvas, plan.first_row, plan.rows)
+            page.lay(plan.first_row, plan.rows, self.pages)
             record = page.record
             if entry_id is None and plan.first_line:  # where its first line lies (a plan may hold a header only)
                 entry_id = f"{record.id}:{plan.first_line}"
@@ -283,6 +297,7 @@ class Writer:
     def _encode(self, batch: _Batch, page: _Touched, fast: bool) -> None:
         """Start encoding a page on the encoder's threads: zlib and WebP release the GIL, so it encodes
         on another core while this thread lays out the next entries."""
+        page.draw(self.pages)
         batch.encoding[page.record.id] = encoder_pool().submit(self.pages.encode, page.canvas, fast)
 
     def _added(self, batch: _Batch, page: _Touched) -> None:
@@ -303,6 +318,7 @@ class Writer:
         left = [page for page in pages if page.record.id not in batch.encoding]
         if len(left) == 1 and not batch.encoding:  # a remember's one page: encoded here, no hand-off
             page = left[0]
+            page.draw(self.pages)
             encoded = {page.record.id: self.pages.encode(page.canvas, fast=not page.record.sealed)}
         else:  # the newest pages of each session: sealed ones stay hot a while, encode well
             for page in left:

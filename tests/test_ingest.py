@@ -395,6 +395,38 @@ def _rows_the_old_way(renderer: Any, canvas: Any, first_row: int, rows: Any) -> 
         _strip_per_row(renderer, canvas, renderer._tiles, row, g.gutter, planned.cells)
 
 
+def test_rows_drawn_together_are_the_pixels_of_rows_drawn_one_by_one() -> None:
+    """Every glyph, header rows (undrawable characters shown as '?'), continuation marks and rows of any
+    length: drawn in one call or a few, the pixels the row-by-row drawing gave; a row too long is refused."""
+    import random
+
+    import numpy as np
+
+    from optical_memory.alphabet import ALPHABET
+    from optical_memory.pages import HEADER, PageFormat, PlannedRow
+    from optical_memory.render import Renderer
+
+    renderer = Renderer(PageFormat(columns=100, rows=64))
+    rng = random.Random(4)
+    glyphs = "".join(ALPHABET)
+    rows = [PlannedRow(HEADER, "assistant · s · 2026-11-27 03:00:00Z · 漢字 title " + "x" * 90)]
+    for n in range(1, 64):
+        start = rng.randrange(len(glyphs))
+        cells = (glyphs[start:] + glyphs)[: rng.choice((0, 1, 37, 99, 100))]
+        rows.append(PlannedRow(HEADER, cells) if n % 9 == 0 else PlannedRow(n if n % 4 else -n, cells))
+    before = renderer.blank()
+    _rows_the_old_way(renderer, before, 0, rows)
+    assert np.array_equal(renderer.render(rows), before)
+    together = renderer.blank()
+    for first, last in ((0, 1), (1, 30), (30, 31), (31, 64)):
+        renderer.draw_rows(together, first, rows[first:last])
+    assert np.array_equal(together, before)
+    with pytest.raises(ValueError, match="at most 100 cells"):
+        renderer.draw_rows(renderer.blank(), 0, [PlannedRow(1, "x" * 101)])
+    with pytest.raises(KeyError):
+        renderer.draw_rows(renderer.blank(), 0, [PlannedRow(1, "ok \u4e00")])
+
+
 @pytest.mark.parametrize("levels", [16, 256, 4])
 def test_imported_pages_are_the_bytes_the_row_by_row_drawing_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, levels: int
