@@ -5,6 +5,7 @@
     python -m bench.bench_search_same search /tmp/inputs.pkl /tmp/new.pkl
     python -m bench.bench_search_same compare /tmp/old.pkl /tmp/new.pkl
     python -m bench.bench_search_same reads --against 1404233 --pin           # full reads, old and new in turn
+    python -m bench.bench_search_same searches /tmp/inputs.pkl --against 1963f6f --pin  # the search alone, in turn
 
 `record` reads bench_verify's held-out pages (both mixes, the cold and frost tiers by default, and
 one colder, where budgets run out) with the shipped reader and saves what `transcribe_lines` hands
@@ -16,7 +17,10 @@ was computed, in order; it prints how long the searches took (median of --reps, 
 `compare` says whether two such runs agree exactly: the same `verified`, text, `uncertain` and
 `alternative` for every line, and the same candidates hashed in the same order (so the same budgets
 were spent on the same readings, and the false-verify bound and the accuracy figures still hold).
-Only the verification search is timed here (the reader is left out); bench_read_speed times whole reads.
+`searches` times only `verify_lines` on recorded inputs, `--against`'s code and this checkout's alternating
+page by page (guided as `transcribe_lines` calls it; `--plain`: as a page without an index entry): at cold
+the reader's time is many times the search's, and a full read's noise on a shared machine hides a change
+to the search. `reads` times full page reads (reader and verification); bench_read_speed times whole reads.
 """
 
 from __future__ import annotations
@@ -192,6 +196,49 @@ def reads(args: argparse.Namespace) -> None:
             print(f"{tier:6s} {mix:12s} full read p50/p95 ms: " + "   ".join(cells))
 
 
+def _line_guide(terms: Any, lines: list[int], index: int) -> Any:
+    return terms.line(lines[index])  # as transcribe's: the guide of the index-th line read
+
+
+def searches(args: argparse.Namespace) -> None:
+    """`verify_lines` alone on recorded inputs with `--against`'s code and this checkout's, alternating page by
+    page in one process (each way with its own PageTerms: the term check is part of the search)."""
+    if args.pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0, 1})
+    pages = pickle.loads(Path(args.inputs).read_bytes())
+    term_hasher = TermHasher(cast(ArchiveTxn, _Archive()))
+    times: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        _load_commit(args.against, Path(folder))
+        ways = {
+            args.against[:7]: (sys.modules["old_verify"].verify_lines, sys.modules["old_term_guide"].PageTerms),
+            "this checkout": (verify_lines, PageTerms),
+        }
+        for rep in range(args.reps + 1):  # the first round warms (caches, imports) and is not timed
+            for page in pages:
+                for label, (verify, page_terms) in list(ways.items())[:: 1 if rep % 2 else -1]:
+                    terms = None if args.plain else page_terms.of(page["entry"], term_hasher)
+                    lines = page["lines"]
+                    guides = partial(_line_guide, terms.new_reading(), lines) if terms is not None else None
+                    started = time.perf_counter_ns()
+                    verify(page["items"], LineHasher(page["key"]), guides=guides)
+                    if rep:
+                        times.setdefault((label, page["page"]), []).append((time.perf_counter_ns() - started) / 1e6)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{cores} cores, load average {os.getloadavg()[0]:.1f}; {'plain' if args.plain else 'guided'} search, "
+          f"median of {args.reps} a page")  # fmt: skip
+    old_label, new_label = ways
+    names = [page["page"] for page in pages]
+    for tier in dict.fromkeys(name.split()[-1] for name in names):
+        for mix in dict.fromkeys(name.split()[0] for name in names):
+            chosen = [name for name in names if name.split()[0] == mix and name.split()[-1] == tier]
+            old = [statistics.median(times[(old_label, name)]) for name in chosen]
+            new = [statistics.median(times[(new_label, name)]) for name in chosen]
+            print(f"{tier:6s} {mix:12s} search ms a page, median / total: {old_label} {statistics.median(old):6.2f} / "
+                  f"{sum(old):7.1f}   this checkout {statistics.median(new):6.2f} / {sum(new):7.1f}   "
+                  f"total {sum(new) / sum(old):.2f}x")  # fmt: skip
+
+
 def compare(args: argparse.Namespace) -> None:
     old, new = (pickle.loads(Path(p).read_bytes()) for p in (args.old, args.new))
     if [p["page"] for p in old] != [p["page"] for p in new]:
@@ -232,11 +279,18 @@ def main() -> None:
     timed.add_argument("--seed", type=int, default=7011000)
     timed.add_argument("--tiers", nargs="*", default=["cold", "frost"])
     timed.add_argument("--pin", action="store_true", help="run on CPUs 0 and 1 only (2 cores)")
+    alone = sub.add_parser("searches", help="time the search alone with another commit's code and this one's")
+    alone.add_argument("inputs")
+    alone.add_argument("--against", required=True, help="a commit (its verify, term_guide, word_search, escapes)")
+    alone.add_argument("--reps", type=int, default=3)
+    alone.add_argument("--plain", action="store_true", help="search as a page without an index entry")
+    alone.add_argument("--pin", action="store_true", help="run on CPUs 0 and 1 only (2 cores)")
     cmp = sub.add_parser("compare", help="do two searches agree exactly")
     cmp.add_argument("old")
     cmp.add_argument("new")
     args = parser.parse_args()
-    {"record": record, "search": search, "reads": reads, "compare": compare}[args.mode](args)
+    modes = {"record": record, "search": search, "reads": reads, "searches": searches, "compare": compare}
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":

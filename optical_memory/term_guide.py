@@ -255,13 +255,21 @@ def term_candidates(topk: np.ndarray, costs: np.ndarray, prefix: int, guide: Lin
     table = [[option.cost - found[0].cost for option in found] for found in options]
     limit = (LINE_COST if constrained else UNCHECKED_COST) - base_cost
     seen: set[str] = set()
+    # a combination changes a part or two of the most probable: its term count and cells are the first
+    # options' with those parts changed (not summed and joined from every part's option anew)
+    first_cells = [found[0].cells for found in options]
+    first_terms = sum(found[0].terms for found in options)
     for _, changes in islice(best_first(table, limit), COMBINATIONS):
-        chosen = [found[0] for found in options]
+        if constrained:
+            count = first_terms
+            for part, rank in changes:
+                count += options[part][rank].terms - options[part][0].terms
+            if count != guide.count:
+                continue
+        chosen = first_cells.copy()
         for part, rank in changes:
-            chosen[part] = options[part][rank]
-        if constrained and sum(option.terms for option in chosen) != guide.count:
-            continue
-        flat = "".join(option.cells for option in chosen)
+            chosen[part] = options[part][rank].cells
+        flat = "".join(chosen)
         cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
         if cells in seen or canonical_text(cells) is None:
             continue
