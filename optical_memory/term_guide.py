@@ -92,6 +92,7 @@ class PageTerms:
         self._segments: dict[str, tuple[bool, int]] = {}
         self._known: dict[str, bool] = {}
         self.spelled = 0  # segment spellings looked at on this page's reading, at most PAGE_SPELLINGS
+        self.pieces: dict[str, str] = {}  # escape pieces the reading's spellings decoded (`escapes.canonical_with`)
 
     @classmethod
     def of(cls, entry: bytes | None, hasher: Callable[[str], bytes]) -> PageTerms | None:
@@ -114,6 +115,7 @@ class PageTerms:
     def new_reading(self) -> PageTerms:
         """Start one reading of the page: its spelling budget (`word_search.PAGE_SPELLINGS`) is its own."""
         self.spelled = 0
+        self.pieces = {}
         return self
 
     def line(self, number: int) -> LineGuide | None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from optical_memory.alphabet import ALPHABET, ESCAPE
-from optical_memory.escapes import canonical_text
+from optical_memory.escapes import canonical_text, canonical_with
 from optical_memory.terms import MAX_TERM, terms
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def segment_options(
             local = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
             tries[:0] = local
     plain: list[Option] = []
-    check = page.check
+    check, pieces = page.check, page.pieces
     for cells, choices, budget in tries:
         kept: list[Option] = []
         budget = max(0, min(budget, PAGE_SPELLINGS - page.spelled))
@@ -247,7 +247,7 @@ def segment_options(
             looked += 1
             if cost > margin:
                 break
-            text = canonical_text(spelled) if ESCAPE in spelled else spelled
+            text = canonical_with(spelled, pieces) if ESCAPE in spelled else spelled
             if text is None:
                 continue
             ok, count = check(text)
