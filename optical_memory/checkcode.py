@@ -70,7 +70,7 @@ class LineHasher:
 
     def code(self, text: str) -> bytes:
         h = self._keyed.copy()
-        h.update(_text_bytes(text))
+        h.update(text.encode("utf-8", "surrogatepass"))  # `_text_bytes`, inlined: verify calls this per candidate
         return h.digest()
 
 

@@ -76,6 +76,15 @@ def test_hasher_and_page_codes_agree_with_line_code() -> None:
         assert code_at(codes, i) == line_code(key, piece) == hasher.code(piece)
 
 
+def test_codes_are_the_ones_stored_pages_keep() -> None:
+    """Archives keep these codes: a faster hasher must give the very bytes the first one did (these values
+    were made by the code of 1963f6f), lone surrogates and escapes included."""
+    key = line_key(ARCHIVE_KEY)
+    hasher = LineHasher(key)
+    for text, stored in [("Dröge \ud800 ¤301; x", "98f2914b454d"), ("", "591d1bc6e85c")]:
+        assert hasher.code(text) == line_code(key, text) == bytes.fromhex(stored)
+
+
 def test_code_at_refuses_what_is_not_there() -> None:
     codes = codes_for(line_key(ARCHIVE_KEY), ["a", "b"])
     with pytest.raises(IndexError, match=r"indices 0\.\.1"):
