@@ -4,6 +4,7 @@
     python bench/bench_storage.py --mix identifiers      # keys, hex, UUIDs, paths, accented names
     python bench/bench_storage.py --before-model old.onnx   # read "before" with another reader
     python bench/bench_storage.py --colder 0.18          # also one tier colder than the coldest
+    python bench/bench_storage.py --tier cold=0.32/12    # "after" with cold changed (frost faded from it)
 
 "Before" is the lossless chain that archives written before issue 13 hold (8-bit PNG at hot, then
 8-bit lossless WebP: `generate.LOSSLESS_TIERS`); "after" is config/default.toml's [[tiers]]. Both
@@ -29,6 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.bench_verify import changed_tiers
 from optical_memory.readers.trained import TrainedReader
 from optical_memory.tiers import Tier
 from optical_memory.training.evaluate import (
@@ -82,10 +84,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[TierScore]]:
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED + 5000)
     parser.add_argument("--model", default=None, help="reader.onnx for both chains (default: the shipped one)")
     parser.add_argument("--before-model", default=None, help="reader.onnx for the lossless chain (default: --model)")
+    parser.add_argument(
+        "--tier",
+        action="append",
+        default=[],
+        metavar="NAME=SCALE/LEVELS",
+        help="'after' with that tier's scale and grey levels changed, e.g. cold=0.32/12 (repeatable)",
+    )
     parser.add_argument("--colder", type=float, default=None, help="also measure a tier at this scale below the last")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="write {'evaluation': ...} here (for training.export --meta)")
     args = parser.parse_args(argv)
+    try:
+        after_chain = changed_tiers(CHAINS["config"], args.tier)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     after_reader = TrainedReader(args.model, threads=args.threads)
     before_reader = TrainedReader(args.before_model, threads=args.threads) if args.before_model else after_reader
@@ -96,10 +109,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[TierScore]]:
     )
     results: dict[str, list[TierScore]] = {}
     for label, reader in (("lossless", before_reader), ("config", after_reader)):
-        chain = CHAINS[label] if args.colder is None else colder(CHAINS[label], args.colder)
+        chain = after_chain if label == "config" else CHAINS[label]
+        chain = chain if args.colder is None else colder(chain, args.colder)
         pages = sample(args.pages, chain, args.seed, mix=MIXES[args.mix])
         results[label] = score(reader, pages)
         name = "before: lossless chain (archives from before issue 13)" if label == "lossless" else "after: config"
+        name += " with " + ", ".join(args.tier) if label == "config" and args.tier else ""
         table(name, results[label], args.pages)
         larger = larger_than_above(pages)
         print(f"  pages where a tier is larger than the tier above: {len(larger)}", *larger[:5], sep="\n    ")
