@@ -71,6 +71,20 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def _said_texts(moment: datetime) -> tuple[str, str]:
+    """How an entry's time is written: in its header ("2026-11-27 03:00:00Z") and in its record (`iso`).
+
+    Formatted from the fields: strftime took a twentieth of a bulk import's layout. A year before 1000
+    is left to strftime, whose leading zeros there differ between platforms (glibc writes none).
+    """
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:
+        return utc.strftime("%Y-%m-%d %H:%M:%SZ"), iso(utc)
+    day = f"{utc.year}-{utc.month:02}-{utc.day:02}"
+    time = f"{utc.hour:02}:{utc.minute:02}:{utc.second:02}Z"
+    return f"{day} {time}", f"{day}T{time}"
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -228,7 +242,7 @@ class Writer:
     def _lay_out(self, batch: _Batch, entry: NewEntry) -> RememberResult:
         said = entry.said_at or now()
         sess = self._session(batch, entry.session)
-        header_time = said.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        header_time, said_iso = _said_texts(said)
         parts = [entry.role or "note", entry.session, header_time, *([entry.title] if entry.title else [])]
         base = " · ".join(parts)
         open_page = sess.open_page
@@ -255,14 +269,19 @@ class Writer:
             if entry_id is None and plan.first_line:  # where its first line lies (a plan may hold a header only)
                 entry_id = f"{record.id}:{plan.first_line}"
             entry_record = EntryRecord(
-                entry.role, iso(said), entry.title, plan.first_line, plan.last_line, entry.recalled_from, entry_id
+                entry.role, said_iso, entry.title, plan.first_line, plan.last_line, entry.recalled_from, entry_id
             )
             if entry.recalled_from is not None and record.recalled_from is None:
                 record.recalled_from = entry.recalled_from
             codes = codes_for(batch.key, plan.pieces)
             apply_plan(record, plan, entry_record, codes, batch.stamp)
             batch.index.add(sess.sid, record.number, plan.first_line, plan.pieces)
-            spans.append(Span(page_id=record.id, start=plan.first_line, end=plan.last_line, continues=plan.continues))
+            # built from values of the right types, unvalidated: validating was a twentieth of bulk import's layout
+            spans.append(
+                Span.model_construct(
+                    page_id=record.id, start=plan.first_line, end=plan.last_line, continues=plan.continues
+                )
+            )
             if plan.sealed:
                 sealed.append(record.id)
             if record.sealed:
@@ -271,7 +290,7 @@ class Writer:
                 sess.open_page, sess.open_rows, sess.open_lines = record.id, len(record.rows), record.lines
             open_page = sess.open_page
         sess.updated = batch.stamp
-        return RememberResult(
+        return RememberResult.model_construct(
             session=entry.session,
             spans=spans,
             characters=len(entry.text),
