@@ -74,7 +74,7 @@ def now() -> datetime:
 def _said_texts(moment: datetime) -> tuple[str, str]:
     """How an entry's time is written: in its header ("2026-11-27 03:00:00Z") and in its record (`iso`).
 
-    Formatted from the fields: strftime took a twentieth of a bulk import's layout. A year before 1000
+    Formatted from the fields: 1.3 us an entry instead of 3.7 for two strftime calls. A year before 1000
     is left to strftime, whose leading zeros there differ between platforms (glibc writes none).
     """
     utc = moment.astimezone(UTC)
@@ -276,12 +276,7 @@ class Writer:
             codes = codes_for(batch.key, plan.pieces)
             apply_plan(record, plan, entry_record, codes, batch.stamp)
             batch.index.add(sess.sid, record.number, plan.first_line, plan.pieces)
-            # built from values of the right types, unvalidated: validating was a twentieth of bulk import's layout
-            spans.append(
-                Span.model_construct(
-                    page_id=record.id, start=plan.first_line, end=plan.last_line, continues=plan.continues
-                )
-            )
+            spans.append(Span(page_id=record.id, start=plan.first_line, end=plan.last_line, continues=plan.continues))
             if plan.sealed:
                 sealed.append(record.id)
             if record.sealed:
@@ -290,7 +285,7 @@ class Writer:
                 sess.open_page, sess.open_rows, sess.open_lines = record.id, len(record.rows), record.lines
             open_page = sess.open_page
         sess.updated = batch.stamp
-        return RememberResult.model_construct(
+        return RememberResult(
             session=entry.session,
             spans=spans,
             characters=len(entry.text),
