@@ -112,9 +112,13 @@ def spellings(chars: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray
     letters: list[list[str]] = []
     rows: list[list[float]] = []
     for choice_costs, choice_classes in zip(costs[cells].tolist(), topk[cells].tolist(), strict=True):
-        ranks = [0, *(r for r in range(1, len(choice_costs)) if choice_costs[r] != math.inf)]
-        letters.append([ALPHABET[choice_classes[r]] for r in ranks])
-        rows.append([0.0, *(choice_costs[r] for r in ranks[1:])])
+        row, chosen = [0.0], [ALPHABET[choice_classes[0]]]  # one walk over the ranks, not three
+        for rank in range(1, len(choice_costs)):
+            if choice_costs[rank] != math.inf:
+                row.append(choice_costs[rank])
+                chosen.append(ALPHABET[choice_classes[rank]])
+        letters.append(chosen)
+        rows.append(row)
     if len(set(at)) < len(at):  # a cell named twice: the general path applies the changes in order
         yield from _joined_spellings(chars, at, letters, rows)
         return
