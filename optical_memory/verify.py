@@ -191,7 +191,8 @@ def _candidates(flat: np.ndarray, topk: np.ndarray, cells: np.ndarray, ranks: np
     length = len(flat)
     grid = np.broadcast_to(flat, (len(ranks), length)).copy()
     grid[:, cells] = topk[cells[None, :], ranks]
-    return [str(s) for s in _CODE_POINTS[grid].view(f"<U{length}")[:, 0].tolist()]
+    strings: list[str] = _CODE_POINTS[grid].view(f"<U{length}")[:, 0].tolist()  # Python strings already
+    return strings
 
 
 class _Search:
@@ -269,15 +270,17 @@ class _Search:
             return
         ranks = _ranked_assignments(self.costs, budget)
         prefix, code, code_of, pieces = self.prefix, self.code, self.hasher.code, self._pieces
+        runner_up = self.runner_up  # a local in the loop, the attribute set once after it
         for flat in _candidates(self.topk[: self.end, 0], self.topk, self.cells, ranks[self.tried :]):
             cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
             text = _canonical_with(cells, pieces)
             if text is None:
                 continue
-            self.runner_up = self.runner_up or cells
+            runner_up = runner_up or cells
             if code_of(text) == code:
                 self.found = cells
                 break
+        self.runner_up = runner_up
         self.tried = len(ranks)
         self.exhausted = len(ranks) < budget
 
