@@ -12,7 +12,9 @@ GIL). A sealed page that already has as many newer pages in its session as the n
 (a bulk import writes many) is due to fade: its hot image is transient, so it is encoded quickly
 (zlib level 1) as soon as that is known; the newest pages of each session, which stay hot, are
 encoded well at the end of the batch. Where the hot tier allows (the default 4-bit PNG), pages are
-drawn straight into the rows their PNG compresses (`scanlines`): encoding one is zlib alone.
+drawn straight into the rows their PNG compresses (`scanlines`): encoding one is zlib alone. A page's
+rows are drawn together just before it is encoded (one gather of tiles a page, not four numpy calls
+a row).
 
 The pixels of open pages this process wrote last are kept in a small LRU (`CanvasCache`), keyed by
 the page's stored version, so the next entry draws on them instead of decoding the stored image.
