@@ -2,10 +2,11 @@
 
 Pillow (13) decodes every WebP through libwebp's animation decoder, which composites RGBA frames:
 7-10 ms for a warm page (792 x 924), up to a sixth of a verified full-page read. `WebPDecodeRGBInto`
-on the same bytes, then Pillow's own RGB -> L conversion, takes about 2.3 ms. Every page below hot is stored as a simple lossless WebP (one
-`VP8L` chunk, no alpha), for which both paths give the same RGB pixels; anything else (lossy, extended,
-alpha, animation, damaged, larger than Pillow's decompression-bomb limit) returns None and the caller
-decodes it with Pillow as before, errors included.
+on the same bytes, then Pillow's own RGB -> L conversion, takes about 2.3 ms. Every page below hot
+is stored as a simple lossless WebP (one `VP8L` chunk, no alpha), for which both paths give the same
+RGB pixels; anything else (lossy, extended, alpha, animation, damaged, larger than Pillow's
+decompression-bomb limit) returns None and the caller decodes it with Pillow as before, errors
+included.
 
 The library is the one Pillow was built with (its wheels ship it beside the package) or the system's
 `libwebp`; where neither loads, every call returns None.
