@@ -89,8 +89,9 @@ class Line(BaseModel):
     )
     uncertain: list[int] = Field(
         default_factory=list,
-        description="0-based indices into `text` of the characters the reader doubts (when verified is false); "
-        "an index >= len(text) means a character may be missing at the end",
+        description="0-based indices into `text` of the characters the reader doubts: when verified is false, "
+        "where the reading may be wrong; when verified is null, the characters the reader is unsure of (empty "
+        "when it is sure of all); an index >= len(text) means a character may be missing at the end",
     )
     alternative: str | None = Field(default=None, description="the reader's runner-up reading (when verified is false)")
     role: str | None = Field(default=None, description="who said the entry this line belongs to (user, assistant, ...)")

@@ -59,7 +59,8 @@ def transcribe_lines(
 
     `key` is the key the page's check codes were made with (`checkcode.line_key(archive_key)`, or
     the source archive's for an imported page); without it, or without codes on the page, every
-    line has `verified` None. `terms`, the page's entry in this archive's search index, lets a line
+    line has `verified` None (with a reader that gives per-cell probabilities, `uncertain` then names
+    the characters it is unsure of). `terms`, the page's entry in this archive's search index, lets a line
     that fails its code be searched word by word (`term_guide`); without it the search is plain.
     """
     rows_of = rows_of_lines(record.rows, numbers)
@@ -68,7 +69,7 @@ def transcribe_lines(
     picture = decode_image(image)
     hasher = LineHasher(key) if key is not None and record.codes is not None else None
     read: dict[int, Verified] = {}
-    if hasher is not None and isinstance(reader, TopKReader):
+    if isinstance(reader, TopKReader):
         classes, probs = reader.read_rows_topk(picture, geometry, wanted)
         index = {row: i for i, row in enumerate(wanted)}
         lines = [n for n in numbers if rows_of[n]]

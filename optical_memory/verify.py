@@ -21,10 +21,13 @@ whose cells are not a well-formed page encoding (a stray escape mark, lower-case
 escape for a character that is drawn as itself) cannot be what was written, so it is dropped unhashed.
 
 Columns. `uncertain` holds 0-based indices into the returned `text`: the characters whose cells the
-reader doubts. A doubted cell inside an escape (``¤301;``) names the one character the escape
-decodes to; a doubted blank cell past the end of the text names where a character may be missing
-(len(text) and beyond). For lines without escapes, this is the cell's column in the line as laid
-out: row offset x columns + cell.
+reader doubts: for a line that fails its code, the cells below DOUBT (else the three least certain:
+one of its cells is wrong); for a line with no code to check (verified None: a page remembered
+before codes existed), the cells below DOUBT alone, none where the reader is sure of every cell, so
+an old page still says where its reading may be wrong. A doubted cell inside an escape (``¤301;``)
+names the one character the escape decodes to; a doubted blank cell past the end of the text names
+where a character may be missing (len(text) and beyond). For lines without escapes, this is the
+cell's column in the line as laid out: row offset x columns + cell.
 
 The chance that a wrong reading is marked verified is at most (candidates tried) / 2^(8 x CODE_BYTES):
 (MAX_CANDIDATES + 1) / 2^48 = 1.5e-11 per line (see `checkcode`).
@@ -90,7 +93,7 @@ class Verified:
 
     text: str
     verified: bool | None  # None: no check code to compare with
-    uncertain: list[int] = field(default_factory=list)  # indices into `text`; only when verified is False
+    uncertain: list[int] = field(default_factory=list)  # indices into `text`: verified False, or None and unsure
     alternative: str | None = None  # the runner-up reading; only when verified is False
 
 
@@ -132,11 +135,16 @@ def text_columns(cells: str, positions: Sequence[int]) -> list[int]:
     return sorted({to_char[p] if p < end else index + (p - end) for p in positions})
 
 
-def _doubtful(confidence: np.ndarray) -> np.ndarray:
-    """Positions of the cells to report: below DOUBT (the least certain first, at most 16), else the 3 least certain."""
+def _unsure(confidence: np.ndarray) -> np.ndarray:
+    """Positions of the cells below DOUBT, the least certain first, at most 16 (none where the reader is sure)."""
     order = np.argsort(confidence, kind="stable")
-    below = order[confidence[order] < DOUBT][:_MAX_UNCERTAIN]
-    return below if len(below) else order[:_MIN_UNCERTAIN]
+    return order[confidence[order] < DOUBT][:_MAX_UNCERTAIN]
+
+
+def _doubtful(confidence: np.ndarray) -> np.ndarray:
+    """Positions of the cells to report for a failing line: `_unsure`'s, else the 3 least certain."""
+    below = _unsure(confidence)
+    return below if len(below) else np.argsort(confidence, kind="stable")[:_MIN_UNCERTAIN]
 
 
 def _ranked_assignments(costs: np.ndarray, budget: int, max_cost: float = MAX_COST) -> np.ndarray:
@@ -312,7 +320,7 @@ def verify_lines(
     of `page_budget` is shared among the lines still failing, at most `budget` candidates each
     (term-consistent ones included), so a page of hopeless lines costs a bounded time
     (`page_budget`, default `PAGE_CANDIDATES`). Without a code (or hasher) a line is returned with
-    verified None.
+    verified None and, as `uncertain`, the characters whose cells the reader is unsure of.
     """
     results: list[Verified | None] = []
     searches: dict[int, _Search] = {}
@@ -322,8 +330,9 @@ def verify_lines(
                 f"classes and probs must both be (rows, columns, K); got {classes.shape} and {probs.shape}"
             )
         best = cells_of_rows(classes[..., 0])
-        if code is None or hasher is None:
-            results.append(Verified(decode(best), None))
+        if code is None or hasher is None:  # nothing to check against: say where the reader is unsure
+            unsure = _unsure(probs[..., 0].reshape(-1)).tolist()
+            results.append(Verified(decode(best), None, text_columns(best, unsure) if unsure else []))
         elif (text := _canonical_text(best)) is not None and hasher.code(text) == code:
             results.append(Verified(decode(best), True))
         else:

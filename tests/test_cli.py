@@ -270,6 +270,25 @@ def test_a_line_that_does_not_verify_is_marked_for_the_person_reading(run: Run, 
     assert found["hits"][0]["lines"][-1]["verified"] is False
 
 
+def test_a_line_without_a_code_is_marked_only_where_the_reader_is_unsure(capsys: pytest.CaptureFixture[str]) -> None:
+    """Old pages have no codes: the person sees the lines the reader doubts, not every line of the page."""
+    from optical_memory.results import Line
+    from optical_memory_mcp.cli.commands import warn_unverified
+
+    warn_unverified(
+        "p7",
+        [
+            Line(number=1, text="sure of every cell", verified=None),
+            Line(number=2, text="kůñ at 7Θ km", verified=None, uncertain=[2, 7]),
+            Line(number=3, text="exact", verified=True),
+        ],
+    )
+    err = capsys.readouterr().err
+    assert "p7 line 2 has no check code and the reader is unsure (doubtful characters at 2, 7)" in err
+    assert "  ^    ^" in err  # the marks sit under the doubted characters
+    assert "line 1" not in err and "line 3" not in err
+
+
 def test_output_piped_into_a_reader_that_leaves_early_is_no_error(archive_path: Path, config_file: Path) -> None:
     """`optical-memory list | head -1`: the reader closes the pipe; the command must not print a traceback."""
     common = ["--archive", str(archive_path), "--config", str(config_file)]

@@ -171,6 +171,29 @@ def test_faded_pages_read_unverified_and_close_to_what_was_remembered(memory: Me
         assert cer_per_line(pairs) <= MAX_CER[tier], tier
 
 
+def test_every_misread_line_of_an_old_page_names_the_characters_the_reader_doubts(
+    memory: Memory, round1: Round1
+) -> None:
+    """No check codes, so nothing verifies: `uncertain` is what tells the user where a line may be wrong.
+
+    Measured on this fixture: every misread line (1 at cool, 4 at frost) names its doubtful characters,
+    and no line of a hot page names any (they read exactly, and the reader is sure of every cell).
+    """
+    misread = 0
+    for tier in TIERS:
+        for page_id in round1.pages_at(tier):
+            expected = round1.expected["pages"][page_id]["lines"]
+            for line in memory.read_lines(page_id).lines:
+                assert line.verified is None
+                if line.text != expected[str(line.number)]:
+                    misread += 1
+                    assert line.uncertain, (tier, page_id, line.number, line.text)
+                    assert all(0 <= i <= len(line.text) + 16 for i in line.uncertain)
+                elif tier == "hot":
+                    assert line.uncertain == [], (page_id, line.number)
+    assert misread > 0  # the fixture's faded pages do hold misread lines: the check above ran
+
+
 def test_read_entry_of_an_entry_without_an_id_returns_its_part_unverified(memory: Memory, round1: Round1) -> None:
     identifiers = next(e for e in round1.expected["entries"] if e["title"] == "keys and hosts")
     part = identifiers["parts"][0]

@@ -105,6 +105,18 @@ def test_without_a_code_the_reading_is_returned_unverified() -> None:
     assert (line.text, line.verified, line.uncertain, line.alternative) == ("anything at all", None, [], None)
 
 
+def test_without_a_code_the_characters_the_reader_is_unsure_of_are_named() -> None:
+    """A page remembered before codes existed cannot be verified, but it still says where it may be wrong."""
+    text = "kůň at 70 km"
+    classes, probs = reading(text, {2: [("ň", 0.6), ("ñ", 0.4)], 7: [("7", 0.9), ("Θ", 0.1)]})
+    for hasher in (HASHER, None):
+        line = verify_line(classes, probs, None, hasher)
+        assert (line.text, line.verified, line.alternative) == (text, None, None)
+        assert line.uncertain == [2, 7]  # least certain first in the search, reported in text order
+    sure = verify_line(*reading(text), None, HASHER)
+    assert sure.uncertain == []  # sure of every cell: nothing named (no fallback, unlike a failing line)
+
+
 def test_escapes_are_decoded_as_a_unit_and_verified() -> None:
     truth = "a\tb 日本 e\u0301!"
     cells = encode_piece(truth)

@@ -77,7 +77,8 @@ tokens to view; a page's (or search hit's) `tier` says how far it has faded:
 Verified: every line read back carries `verified`. true: the text matches the check code kept when it
 was remembered, so it is exact. false: no reading matched; the text is the reader's best guess and
 the characters at its `uncertain` columns are doubtful. null: the page has no check codes (remembered
-before they existed), so exactness is unknown. Hot pages read back exactly.
+before they existed), so exactness is unknown; its `uncertain` columns, if any, are where the reader
+is unsure. Hot pages read back exactly.
 
 Resources: {INFO_URI} (a page's metadata) and {IMAGE_URI} (its image, in the page's image_format).
 """

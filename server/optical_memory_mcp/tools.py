@@ -189,7 +189,8 @@ def read_lines(
     matches the check code kept when it was remembered; false means no reading matched, the
     text is the reader's best guess and the characters at the `uncertain` columns (0-based) are
     doubtful (`alternative` is the runner-up reading); null means the page has no check codes
-    (remembered before they existed). Hot pages read back exactly; faded ones may not.
+    (remembered before they existed), and `uncertain` lists the characters the reader is unsure
+    of. Hot pages read back exactly; faded ones may not.
     """
     with tool_errors():
         return _memory(ctx).read_lines(page_id, start=start, end=end)

@@ -97,19 +97,21 @@ def _view(memory: Memory, args: argparse.Namespace) -> Any:
 
 
 def warn_unverified(page_id: str, lines: Sequence[Line]) -> None:
-    """One line on stderr for each line read that did not verify, marking its doubtful characters.
+    """One line on stderr for each line read that did not verify, or has no code and doubtful characters, marked.
 
     The JSON on stdout says the same (`verified`, `uncertain`); this is for the person at the terminal.
     """
     for line in lines:
-        if line.verified is False:
-            marks = "".join("^" if i in line.uncertain else " " for i in range(len(line.text) + 1)).rstrip()
-            where = ", ".join(str(i) for i in line.uncertain) or "unknown"
-            print(
-                f"{PROG}: ? {page_id} line {line.number} is NOT verified (doubtful characters at {where}); "
-                f"it may not be what was remembered:\n    {line.text}\n    {marks}",
-                file=sys.stderr,
-            )
+        if line.verified is True or (line.verified is None and not line.uncertain):
+            continue
+        marks = "".join("^" if i in line.uncertain else " " for i in range(len(line.text) + 1)).rstrip()
+        where = ", ".join(str(i) for i in line.uncertain) or "unknown"
+        what = "is NOT verified" if line.verified is False else "has no check code and the reader is unsure"
+        print(
+            f"{PROG}: ? {page_id} line {line.number} {what} (doubtful characters at {where}); "
+            f"it may not be what was remembered:\n    {line.text}\n    {marks}",
+            file=sys.stderr,
+        )
 
 
 def _read(memory: Memory, args: argparse.Namespace) -> Any:
