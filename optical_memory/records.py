@@ -112,10 +112,19 @@ class EntryRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for optional in ("recalled_from", "entry"):
-            if data[optional] is None:
-                del data[optional]
+        # Spelled out, not asdict (which copies recursively: 11.5 against 0.4 us an entry, a bulk import
+        # writes one per message); tests/test_records.py checks it against asdict, key order included.
+        data: dict[str, Any] = {
+            "role": self.role,
+            "time": self.time,
+            "title": self.title,
+            "first_line": self.first_line,
+            "last_line": self.last_line,
+        }
+        if self.recalled_from is not None:
+            data["recalled_from"] = self.recalled_from
+        if self.entry is not None:
+            data["entry"] = self.entry
         return data
 
 

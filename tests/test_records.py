@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from optical_memory.archive import ArchiveTxn
@@ -11,7 +11,7 @@ from optical_memory.checkcode import NO_CODE, stored_code
 from optical_memory.config import load_config
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
-from optical_memory.records import PageRecord
+from optical_memory.records import EntryRecord, PageRecord
 from optical_memory.tiers import Tier
 
 LEAF_LIMIT = 2000  # LMDB keeps a value in its leaf up to about half a 4 KB page; past it, a page of its own
@@ -62,3 +62,14 @@ def test_a_line_without_a_code_reads_as_having_none() -> None:
     assert stored_code(codes, 0) is None  # written before codes existed
     assert stored_code(codes, 1) == b"\x01" * len(NO_CODE)
     assert stored_code(codes, 2) is None and stored_code(None, 0) is None
+
+
+def test_an_entry_record_is_written_with_every_field_in_order_and_none_left_out() -> None:
+    """to_json is spelled out for speed: it must stay what asdict gives, less the optional fields left None."""
+    optional = {"recalled_from", "entry"}
+    for recalled, entry in ((None, None), ("p3:4", None), (None, "p9:1"), ("p3:4", "p9:1")):
+        record = EntryRecord("user", "2026-11-27T03:00:00Z", "a title", 1, 7, recalled_from=recalled, entry=entry)
+        expected = {k: v for k, v in asdict(record).items() if k not in optional or v is not None}
+        assert list(record.to_json().items()) == list(expected.items())
+        assert EntryRecord.from_json(record.to_json()) == record
+    assert {f.name for f in fields(EntryRecord)} - optional == {"role", "time", "title", "first_line", "last_line"}
