@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from optical_memory.config import Config, load_config
 from optical_memory.memory import Memory
-from tests.test_stdio import BACKLOG_CONFIG, fades_on
+from tests.test_stdio import BACKLOG_CONFIG, BACKLOG_TEXT, fades_on
 
 TOKEN = "test-token-4f9a-5e6b"
 INIT = {
@@ -233,7 +233,7 @@ def test_http_serving_stops_at_once_with_a_fading_backlog(
     config_path.write_text(BACKLOG_CONFIG, encoding="utf-8")
     config = load_config(config_path, archive=archive_path, environ={})
     memory = Memory(config)
-    memory.remember("\n".join(f"line {i} " + "lorem ipsum dolor sit amet " * 3 for i in range(63 * 48)), fade=False)
+    memory.remember(BACKLOG_TEXT, fade=False)
     memory.close()
 
     proc = start(archive_path, free_port(), TOKEN, "--config", str(config_path))

@@ -254,6 +254,11 @@ name = "template"
 )
 
 
+# A backlog that outlasts the wait before the stop signal on any machine: 320 pages fade in about 8 s
+# here (48 pages did in 1.2 s once stored images decoded through libwebp, and a test stopped too late).
+BACKLOG_TEXT = "\n".join(f"line {i} " + "lorem ipsum dolor sit amet " * 3 for i in range(63 * 320))
+
+
 def fades_on(memory: Memory) -> bool:
     """Whether a demotion is still due: one page is faded (not the whole backlog, which takes seconds).
 
@@ -274,7 +279,7 @@ def test_serve_stops_at_once_with_a_fading_backlog(tmp_path: Path, archive_path:
     config_path.write_text(BACKLOG_CONFIG, encoding="utf-8")
     config = load_config(config_path, archive=archive_path, environ={})
     memory = Memory(config)
-    memory.remember("\n".join(f"line {i} " + "lorem ipsum dolor sit amet " * 3 for i in range(63 * 48)), fade=False)
+    memory.remember(BACKLOG_TEXT, fade=False)
     memory.close()
 
     server = RawServer(archive_path, config_path, tmp_path)
@@ -286,8 +291,7 @@ def test_serve_stops_at_once_with_a_fading_backlog(tmp_path: Path, archive_path:
 
     memory = Memory(config)
     try:
-        tiers = {page.id: page.tier for page in memory.list_pages(limit=200).pages}
-        assert "warm" in tiers.values() or "cool" in tiers.values() or "cold" in tiers.values()  # fading had begun
+        assert memory.page_info("p1").tier != "hot"  # fading had begun, oldest page first
         assert fades_on(memory)  # and the rest was left for the next start, which takes it up again
     finally:
         memory.close()
