@@ -74,6 +74,7 @@ def decode_lossless_webp(data: bytes) -> Image.Image | None:
     lib = library()
     if lib is None or not _simple_lossless_without_alpha(data):
         return None
+    data = bytes(data)  # ctypes passes bytes only: a memoryview or bytearray from a database driver is copied
     width, height = ctypes.c_int(), ctypes.c_int()
     if not lib.WebPGetInfo(data, len(data), ctypes.byref(width), ctypes.byref(height)):
         return None

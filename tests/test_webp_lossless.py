@@ -38,6 +38,12 @@ def faded_pages() -> list[tuple[str, bytes]]:
     return images
 
 
+def test_a_page_handed_over_as_a_memoryview_or_bytearray_decodes_the_same() -> None:
+    _, data = faded_pages()[-1]
+    for view in (memoryview(data), bytearray(data)):
+        np.testing.assert_array_equal(np.asarray(decode_image(view)), pillow(data))  # type: ignore[arg-type]
+
+
 def test_libwebp_is_found_where_pillow_has_it() -> None:
     assert library() is not None, "no libwebp beside Pillow nor on the system: pages below hot decode 5x slower"
 
