@@ -20,6 +20,7 @@ import functools
 import glob
 import os
 import struct
+from collections.abc import Iterator
 
 from PIL import Image
 
@@ -29,13 +30,17 @@ _HEADER = struct.Struct("<4sI4s4sI")  # RIFF, size, WEBP, chunk tag, chunk size
 _VP8L_SIGNATURE = 0x2F
 
 
-def _candidates() -> list[str]:
-    """Where libwebp may be: Pillow's own copy first (the one it decodes with), then the system's."""
-    package = os.path.dirname(os.path.dirname(Image.__file__))
-    found = sorted(glob.glob(os.path.join(package, "pillow.libs", "libwebp-*.so*")))  # manylinux wheels
-    found += sorted(glob.glob(os.path.join(os.path.dirname(Image.__file__), ".dylibs", "libwebp*.dylib")))  # macOS
+def _candidates() -> Iterator[str]:
+    """Where libwebp may be: Pillow's own copy first (the one it decodes with), then the system's.
+
+    A generator: the system lookup (`find_library` runs `ldconfig -p`) happens only if Pillow's fails.
+    """
+    here = os.path.dirname(Image.__file__)
+    yield from sorted(glob.glob(os.path.join(os.path.dirname(here), "pillow.libs", "libwebp-*.so*")))  # manylinux
+    yield from sorted(glob.glob(os.path.join(here, ".dylibs", "libwebp*.dylib")))  # macOS wheels
     system = ctypes.util.find_library("webp") or ctypes.util.find_library("libwebp")
-    return found + ([system] if system else [])
+    if system:
+        yield system
 
 
 @functools.cache
