@@ -135,16 +135,13 @@ def text_columns(cells: str, positions: Sequence[int]) -> list[int]:
     return sorted({to_char[p] if p < end else index + (p - end) for p in positions})
 
 
-def _unsure(confidence: np.ndarray) -> np.ndarray:
-    """Positions of the cells below DOUBT, the least certain first, at most 16 (none where the reader is sure)."""
+def _doubtful(confidence: np.ndarray, at_least: int = _MIN_UNCERTAIN) -> np.ndarray:
+    """Positions of the cells to report: below DOUBT (the least certain first, at most 16), else the
+    `at_least` least certain (3 for a line that fails its code: one of its cells is wrong; 0 for a line
+    with no code, where a reader sure of every cell names none)."""
     order = np.argsort(confidence, kind="stable")
-    return order[confidence[order] < DOUBT][:_MAX_UNCERTAIN]
-
-
-def _doubtful(confidence: np.ndarray) -> np.ndarray:
-    """Positions of the cells to report for a failing line: `_unsure`'s, else the 3 least certain."""
-    below = _unsure(confidence)
-    return below if len(below) else np.argsort(confidence, kind="stable")[:_MIN_UNCERTAIN]
+    below = order[confidence[order] < DOUBT][:_MAX_UNCERTAIN]
+    return below if len(below) else order[:at_least]
 
 
 def _ranked_assignments(costs: np.ndarray, budget: int, max_cost: float = MAX_COST) -> np.ndarray:
@@ -331,7 +328,7 @@ def verify_lines(
             )
         best = cells_of_rows(classes[..., 0])
         if code is None or hasher is None:  # nothing to check against: say where the reader is unsure
-            unsure = _unsure(probs[..., 0].reshape(-1)).tolist()
+            unsure = _doubtful(probs[..., 0].reshape(-1), at_least=0).tolist()
             results.append(Verified(decode(best), None, text_columns(best, unsure) if unsure else []))
         elif (text := _canonical_text(best)) is not None and hasher.code(text) == code:
             results.append(Verified(decode(best), True))
