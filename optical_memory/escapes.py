@@ -25,31 +25,12 @@ def canonical_text(cells: str) -> str | None:
     candidates): every escape mark starts an escape, its hex has no leading zero and names a
     character that is not drawn as itself, and ``¤20;`` (a space) only ends the piece.
     """
-    if ESCAPE not in cells:
-        return cells
-    # split at the marks, not a regex's matches: the same test, and the search's hottest path with escapes
-    pieces = cells.split(ESCAPE)
-    parts = [pieces[0]]
-    last = len(pieces) - 1
-    for index in range(1, last + 1):
-        piece = pieces[index]
-        end = piece.find(";")
-        digits = piece[:end]
-        if not 1 <= end <= 6 or digits.strip(_HEX_DIGITS) or (digits[0] == "0" and end > 1):
-            return None
-        value = int(digits, 16)
-        if value > 0x10FFFF:
-            return None
-        char = chr(value)
-        if char in _DRAWN and not (value == 0x20 and index == last and end == len(piece) - 1):
-            return None
-        parts += (char, piece[end + 1 :])
-    return "".join(parts)
+    return canonical_with(cells, {}) if ESCAPE in cells else cells
 
 
 def _escape_text(piece: str) -> str:
-    """What one piece after an escape mark (up to the next) decodes to, as `canonical_text` decodes a piece that
-    is not the last: the escaped character and the text after it, or "" where the escape is not well formed."""
+    """What one piece after an escape mark (up to the next) decodes to: the escaped character and the text
+    after it, or "" where the escape is not well formed (a last piece ``20;`` is `canonical_with`'s case)."""
     end = piece.find(";")
     digits = piece[:end]
     if not 1 <= end <= 6 or digits.strip(_HEX_DIGITS) or (digits[0] == "0" and end > 1):
