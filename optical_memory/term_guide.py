@@ -34,13 +34,14 @@ from itertools import islice
 
 import numpy as np
 
+from optical_memory import word_search
 from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.archive import ArchiveTxn, u64
 from optical_memory.errors import ArchiveError
 from optical_memory.escapes import canonical_text
 from optical_memory.postings import TERMS_DB, parse_page_entry
 from optical_memory.terms import MAX_TERM, TermHasher, terms
-from optical_memory.word_search import Option, best_first, segment_options, spellings
+from optical_memory.word_search import Option, SegmentSearch, best_first, spellings
 
 __all__ = ["LineGuide", "PageTerms", "best_first", "page_terms", "term_candidates"]
 
@@ -93,6 +94,8 @@ class PageTerms:
         self._known: dict[str, bool] = {}
         self.spelled = 0  # segment spellings looked at on this page's reading, at most PAGE_SPELLINGS
         self.pieces: dict[str, str] = {}  # escape pieces the reading's spellings decoded (`escapes.canonical_with`)
+        self._owed: dict[SegmentSearch, int] = {}  # unfinished searches: the most each may still look at
+        self._owed_most = 0
 
     @classmethod
     def of(cls, entry: bytes | None, hasher: Callable[[str], bytes]) -> PageTerms | None:
@@ -116,7 +119,33 @@ class PageTerms:
         """Start one reading of the page: its spelling budget (`word_search.PAGE_SPELLINGS`) is its own."""
         self.spelled = 0
         self.pieces = {}
+        self._owed, self._owed_most = {}, 0
         return self
+
+    def room(self, budget: int) -> int:
+        """How many of `budget` spellings a search may look at now: at most what is left of PAGE_SPELLINGS.
+
+        Searches not yet finished (`owe`) may look at more before it, as they would have had they run
+        to their end at once: where that could change this answer, they are finished first. (What they
+        look at does not depend on the page's budget: that was read when their try began.)
+        """
+        cap = word_search.PAGE_SPELLINGS
+        if self._owed_most and self.spelled + self._owed_most + budget > cap:
+            for search in list(self._owed):
+                search.finish()
+        return max(0, min(budget, cap - self.spelled))
+
+    def owe(self, search: SegmentSearch, most: int) -> None:
+        """`search` stopped early and may still look at up to `most` spellings (`SegmentSearch.finish`)."""
+        self._owed[search] = most
+        self._owed_most += most
+
+    def repay(self, search: SegmentSearch, looked: int) -> None:
+        """`search` finished, having looked at `looked` more spellings (a search of an earlier reading: none)."""
+        most = self._owed.pop(search, None)
+        if most is not None:
+            self._owed_most -= most
+            self.spelled += looked
 
     def line(self, number: int) -> LineGuide | None:
         """The guide for line `number`, or None if the index holds no term count for it."""
@@ -194,9 +223,12 @@ def _segments(cut: np.ndarray) -> list[tuple[int, int]]:
     return parts
 
 
-def _line_options(topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTerms) -> tuple[list[list[Option]], bool]:
+def _line_options(
+    topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTerms
+) -> tuple[list[list[Option] | SegmentSearch], bool]:
     """Each part's spellings over the line's cells (a sure part has one), and whether all are checked.
 
+    A word part's is a `SegmentSearch` that has its most probable option so far (`finish` for the rest).
     A cell is a cut when every choice within CUT_COST is a separator; it then keeps only its
     separator choices (a cut's choice changes no term, so only the line code can tell them apart).
     A word cell is doubtful when its second choice is within DOUBT_COST (at most TERM_CELLS a line).
@@ -215,7 +247,7 @@ def _line_options(topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTe
     doubt[words[np.argsort(second[words], kind="stable")][:TERM_CELLS]] = True
     separators = np.flatnonzero(cut & allowed[:, 1:].any(axis=1))
     doubt[separators[np.argsort(second[separators], kind="stable")][:CUT_CELLS]] = True
-    options: list[list[Option]] = []
+    options: list[list[Option] | SegmentSearch] = []
     constrained = True
     # per line, not per part: a line has tens of parts and numpy's calls cost more than their work here
     limited = np.where(allowed, costs, np.inf)
@@ -237,11 +269,9 @@ def _line_options(topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTe
             options.append([Option(c, s, 0) for c, s in choices])
             continue
         seg = slice(start, stop)
-        found, checked = segment_options(
-            topk[seg], costs[seg], allowed[seg], seg_doubt, page, reading[seg], limited[seg]
-        )
-        constrained &= checked
-        options.append(found)
+        search = SegmentSearch(topk[seg], costs[seg], allowed[seg], seg_doubt, page, reading[seg], limited[seg])
+        constrained &= search.checked
+        options.append(search)
     return options, constrained
 
 
@@ -251,22 +281,47 @@ def term_candidates(topk: np.ndarray, costs: np.ndarray, prefix: int, guide: Lin
     `topk` (L, K) class indices and `costs` (L, K) (-log probability relative to each cell's best) of
     the line's cells laid out as its rows are (full rows, `prefix` cells of them). Well-formed
     (escapes) and each cell string at most once.
+
+    The most probable (every part at its first option) comes before the parts' other options are
+    searched for: most failing lines verify there (`word_search.SegmentSearch`).
     """
-    options, constrained = _line_options(topk, costs, prefix, guide.page)
+    parts, constrained = _line_options(topk, costs, prefix, guide.page)
+    firsts = [part[0] if isinstance(part, list) else part.options[0] for part in parts]
+    first = _most_probable(firsts, constrained, prefix, guide.count)
+    if first is not None:
+        yield first
+    options = [part if isinstance(part, list) else part.finish()[0] for part in parts]
+    yield from _combinations(options, constrained, prefix, guide.count, {first} if first is not None else set())
+
+
+def _most_probable(firsts: list[Option], constrained: bool, prefix: int, count: int) -> str | None:
+    """The first of `_combinations`: every part at its first option, if it has the line's term count and
+    is well formed."""
+    if constrained and sum(option.terms for option in firsts) != count:
+        return None
+    flat = "".join(option.cells for option in firsts)
+    cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
+    return cells if canonical_text(cells) is not None else None
+
+
+def _combinations(
+    options: list[list[Option]], constrained: bool, prefix: int, count: int, seen: set[str]
+) -> Iterator[str]:
+    """The parts' options combined, most probable first (those with another term count than the line's left
+    out where every part is checked), each cell string once: none in `seen`, which is added to."""
     base_cost = sum(found[0].cost for found in options)
     table = [[option.cost - found[0].cost for option in found] for found in options]
     limit = (LINE_COST if constrained else UNCHECKED_COST) - base_cost
-    seen: set[str] = set()
     # a combination changes a part or two of the most probable: its term count and cells are the first
     # options' with those parts changed (not summed and joined from every part's option anew)
     first_cells = [found[0].cells for found in options]
     first_terms = sum(found[0].terms for found in options)
     for _, changes in islice(best_first(table, limit), COMBINATIONS):
         if constrained:
-            count = first_terms
+            terms_of = first_terms
             for part, rank in changes:
-                count += options[part][rank].terms - options[part][0].terms
-            if count != guide.count:
+                terms_of += options[part][rank].terms - options[part][0].terms
+            if terms_of != count:
                 continue
         chosen = first_cells.copy()
         for part, rank in changes:

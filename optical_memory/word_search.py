@@ -27,7 +27,7 @@ from optical_memory.terms import MAX_TERM, terms
 if TYPE_CHECKING:
     from optical_memory.term_guide import PageTerms
 
-__all__ = ["Option", "best_first", "segment_options", "spellings"]
+__all__ = ["Option", "SegmentSearch", "best_first", "segment_options", "spellings"]
 
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")  # what `terms` cuts a text into before its variants
 _CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
@@ -55,6 +55,7 @@ class Option(NamedTuple):  # a tuple: a page's reading makes tens of thousands
 
 
 Changes = tuple[tuple[int, int], ...]  # (slot, rank) of the slots not at their rank 0
+_Try = tuple[np.ndarray, np.ndarray, int]  # cells searched, their costs (inf: not a choice), spellings looked at
 
 
 def best_first(costs: Sequence[Sequence[float]], max_cost: float) -> Iterator[tuple[float, Changes]]:
@@ -209,7 +210,14 @@ def segment_options(
     limited: np.ndarray | None = None,
 ) -> tuple[list[Option], bool]:
     """A word segment's term-consistent spellings (at most SEGMENT_KEEP, most probable first), and
-    whether they are checked: where no spelling is consistent, its few most probable, unchecked.
+    whether they are checked: where no spelling is consistent, its few most probable, unchecked
+    (`SegmentSearch`, run to its end)."""
+    return SegmentSearch(topk, costs, allowed, doubtful, page, argmax, limited).finish()
+
+
+class SegmentSearch:
+    """A word segment's spellings on the page, searched in two steps: made, it has its most probable option
+    (`options[0]`, all that a line's most probable candidate needs); `finish` looks for the rest.
 
     A segment read as a spelling on the page looks CONSISTENT_BUDGET spellings further (a case or
     look-alike word may be the one). One that is not tries in turn, until a try finds spellings on
@@ -217,37 +225,80 @@ def segment_options(
     look-alikes in its own script, its doubtful cells, then (the reader was sure of a wrong cell) its
     SEGMENT_CELLS least certain cells with every alternative. `argmax` (the cells' best classes as a
     string) and `limited` (`costs` where `allowed`, else inf) may be given where the caller has them.
+
+    Why two steps: most failing lines verify at their most probable candidate, and the search past a
+    segment's first option on the page (up to SEGMENT_KEEP, or its try's budget) was most of their
+    cost. What the rest may still look at is owed to the page's spelling budget (`PageTerms.owe`),
+    which finishes it before that could change another segment's budget: the same options and budgets.
     """
-    if argmax is None:
-        argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
-    second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
-    if limited is None:
-        limited = np.where(allowed, costs, np.inf)
-    text = canonical_text(argmax)
-    checked = page.check(text) if text is not None else _MISSED
-    if checked[0]:  # most words read right: look a little way for others
-        if not len(doubtful) and page.spelled < PAGE_SPELLINGS:  # nowhere to look: the reading is its one spelling
+
+    def __init__(
+        self,
+        topk: np.ndarray,
+        costs: np.ndarray,
+        allowed: np.ndarray,
+        doubtful: np.ndarray,
+        page: PageTerms,
+        argmax: str | None = None,
+        limited: np.ndarray | None = None,
+    ) -> None:
+        if argmax is None:
+            argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
+        if limited is None:
+            limited = np.where(allowed, costs, np.inf)
+        self._page = page
+        self._rest: Iterator[tuple[float, str]] | None = None  # the spellings left of the try that found one
+        self._margin = math.inf  # past this cost no spelling is kept (KEEP_MARGIN past the first kept)
+        text = canonical_text(argmax)
+        checked = page.check(text) if text is not None else _MISSED
+        if checked[0] and not len(doubtful) and page.room(1):  # nowhere to look: the reading is its one spelling
             page.spelled += 1
-            return [Option(0.0, argmax, checked[1])], True
-        tries = [(doubtful, limited, CONSISTENT_BUDGET)]
-    else:
-        wider = np.argsort(second, kind="stable")
-        tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, WIDER * SEGMENT_BUDGET)]
-        mixed = _mixed_script(topk, costs)
-        if mixed is not None:  # a letter of another script inside a Greek or Cyrillic word: its look-alikes first
-            tries.insert(0, mixed)
-        wrong = _misread(argmax, page)
-        if wrong is not None:  # search where the terms that are not on the page lie first
-            local = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
-            tries[:0] = local
-    plain: list[Option] = []
-    check, pieces = page.check, page.pieces
-    for cells, choices, budget in tries:
-        kept: list[Option] = []
-        budget = max(0, min(budget, PAGE_SPELLINGS - page.spelled))
+            self.options, self.checked = [Option(0.0, argmax, checked[1])], True
+            return
+        if checked[0]:  # most words read right: look a little way for others
+            tries = [(doubtful, limited, CONSISTENT_BUDGET)]
+        else:
+            tries = _tries(topk, costs, doubtful, limited, page, argmax)
+        self.options, self.checked = self._first(tries, argmax, topk)
+
+    def _first(self, tries: list[_Try], argmax: str, topk: np.ndarray) -> tuple[list[Option], bool]:
+        """Try in turn until a spelling is on the page: that one (the rest of its try left for `finish`); where
+        none is, the few most probable spellings, unchecked (the search is then over)."""
+        page = self._page
+        plain: list[Option] = []
+        check, pieces = page.check, page.pieces
+        for cells, choices, budget in tries:
+            budget = page.room(budget)
+            ranked = islice(spellings(argmax, topk, choices, np.sort(cells[:SEGMENT_CELLS])), budget)
+            looked = 0
+            for cost, spelled in ranked:
+                looked += 1
+                text = canonical_with(spelled, pieces) if ESCAPE in spelled else spelled
+                if text is None:
+                    continue
+                ok, count = check(text)
+                if len(plain) < 4:
+                    plain.append(Option(cost, spelled, count))
+                if ok:
+                    page.spelled += looked
+                    # the rest is at most the try's other spellings: each a choice of one finite rank a cell
+                    most = min(budget, _choices(choices, cells[:SEGMENT_CELLS], budget)) - looked
+                    if SEGMENT_KEEP > 1 and most > 0:
+                        self._rest, self._margin = ranked, cost + KEEP_MARGIN
+                        page.owe(self, most)
+                    return [Option(cost, spelled, count)], True
+            page.spelled += looked
+        return plain or [Option(0.0, argmax, 0)], False
+
+    def finish(self) -> tuple[list[Option], bool]:
+        """The segment's options (at most SEGMENT_KEEP, most probable first) and whether they are on the page."""
+        ranked, self._rest = self._rest, None
+        if ranked is None:
+            return self.options, self.checked
+        kept, margin = self.options, self._margin
+        check, pieces = self._page.check, self._page.pieces
         looked = 0
-        margin = math.inf  # once a spelling is kept: the cost past which none is
-        for cost, spelled in islice(spellings(argmax, topk, choices, np.sort(cells[:SEGMENT_CELLS])), budget):
+        for cost, spelled in ranked:
             looked += 1
             if cost > margin:
                 break
@@ -255,18 +306,38 @@ def segment_options(
             if text is None:
                 continue
             ok, count = check(text)
-            if len(plain) < 4:
-                plain.append(Option(cost, spelled, count))
             if ok:
-                if not kept:
-                    margin = cost + KEEP_MARGIN
                 kept.append(Option(cost, spelled, count))
                 if len(kept) == SEGMENT_KEEP:
                     break
-        page.spelled += looked
-        if kept:
-            return kept, True
-    return plain or [Option(0.0, argmax, 0)], False
+        self._page.repay(self, looked)
+        return kept, True
+
+
+def _choices(costs: np.ndarray, cells: np.ndarray, at_most: int) -> int:
+    """How many spellings there are over `cells` (a finite rank each), or more than `at_most`."""
+    count = 1
+    for finite in np.isfinite(costs[cells]).sum(axis=1).tolist():
+        count *= finite
+        if count > at_most:
+            break
+    return count
+
+
+def _tries(
+    topk: np.ndarray, costs: np.ndarray, doubtful: np.ndarray, limited: np.ndarray, page: PageTerms, argmax: str
+) -> list[_Try]:
+    """Where a segment not read as a spelling on the page looks, in turn (`SegmentSearch`)."""
+    second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
+    wider = np.argsort(second, kind="stable")
+    tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, WIDER * SEGMENT_BUDGET)]
+    mixed = _mixed_script(topk, costs)
+    if mixed is not None:  # a letter of another script inside a Greek or Cyrillic word: its look-alikes first
+        tries.insert(0, mixed)
+    wrong = _misread(argmax, page)
+    if wrong is not None:  # search where the terms that are not on the page lie first
+        tries[:0] = [(doubtful[wrong[doubtful]], limited, SEGMENT_BUDGET), (wider[wrong[wider]], costs, SEGMENT_BUDGET)]
+    return tries
 
 
 def _script(ch: str) -> str:
