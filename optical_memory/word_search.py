@@ -251,11 +251,15 @@ class SegmentSearch:
         self._margin = math.inf  # past this cost no spelling is kept (KEEP_MARGIN past the first kept)
         text = canonical_text(argmax)
         checked = page.check(text) if text is not None else _MISSED
-        if checked[0] and not len(doubtful) and page.room(1):  # nowhere to look: the reading is its one spelling
-            page.spelled += 1
-            self.options, self.checked = [Option(0.0, argmax, checked[1])], True
-            return
         if checked[0]:  # most words read right: look a little way for others
+            budget = page.room(CONSISTENT_BUDGET if len(doubtful) else 1)  # no doubtful cell: nowhere to look
+            if budget:  # the reading is the first spelling looked at, and on the page
+                page.spelled += 1
+                self.options, self.checked = [Option(0.0, argmax, checked[1])], True
+                if SEGMENT_KEEP > 1 and budget > 1:
+                    self._rest, self._margin = _after_first(argmax, topk, limited, doubtful, budget), KEEP_MARGIN
+                    page.owe(self, budget - 1)
+                return
             tries = [(doubtful, limited, CONSISTENT_BUDGET)]
         else:
             tries = _tries(topk, costs, doubtful, limited, page, argmax)
@@ -312,6 +316,13 @@ class SegmentSearch:
                     break
         self._page.repay(self, looked)
         return kept, True
+
+
+def _after_first(
+    argmax: str, topk: np.ndarray, costs: np.ndarray, cells: np.ndarray, budget: int
+) -> Iterator[tuple[float, str]]:
+    """The spellings of a try after its first (the reading itself), up to its `budget`: made when first asked for."""
+    yield from islice(spellings(argmax, topk, costs, np.sort(cells[:SEGMENT_CELLS])), 1, budget)
 
 
 def _choices(costs: np.ndarray, cells: np.ndarray, at_most: int) -> int:

@@ -252,6 +252,7 @@ def test_the_most_probable_candidate_first_tries_what_the_eager_search_did(
         owed = len(page._owed)
         found = room(page, budget)
         settled["settled"] += owed > len(page._owed)
+        settled["owed"] += owed > 0
         return found
 
     monkeypatch.setattr(PageTerms, "room", counted_room)
@@ -273,7 +274,6 @@ def test_the_most_probable_candidate_first_tries_what_the_eager_search_did(
         assert got == want
         assert hashed == want_hashed
         # the searches left unfinished (their lines verified first), finished now, looked at what they would have
-        settled["unfinished"] += len(reading._owed)
         for search in list(reading._owed):
             search.finish()
         assert reading.spelled == eager.spelled
@@ -281,4 +281,4 @@ def test_the_most_probable_candidate_first_tries_what_the_eager_search_did(
     assert events["most probable tried"] > 100 and events["others tried"] > 20, events
     assert events["most probable: another term count"] > 3, events
     assert events["page budget cut a try"] > 100, events
-    assert settled["settled"] > 3 and settled["unfinished"] > 0, settled
+    assert settled["settled"] > 3 and settled["owed"] > 50, settled
