@@ -209,17 +209,10 @@ class _Search:
         self.code, self.hasher, self.guide = code, hasher, guide
         self.prefix = (classes.shape[0] - 1) * classes.shape[1]  # cells of the line's full rows
         self.topk = classes.reshape(-1, classes.shape[-1])  # (L, K)
-        p = probs.reshape(-1, probs.shape[-1]).astype(np.float64)
-        n = min(SEARCH_CELLS, len(p))
-        self.cells = np.argpartition(p[:, 0], n - 1)[:n] if n < len(p) else np.arange(len(p))
-        with np.errstate(divide="ignore"):
-            costs = np.log(p[self.cells, :1]) - np.log(p[self.cells])  # (n, K), rank 0 costs nothing
-        costs[~np.isfinite(costs)] = np.inf
-        self.costs = costs
-        # Cells past the last non-blank of every candidate are blank in all of them: left out of the strings.
-        nonblank = np.flatnonzero(self.topk[:, 0])
-        last = int(nonblank[-1]) + 1 if len(nonblank) else 0
-        self.end = max(last, int(self.cells.max()) + 1, self.prefix)
+        self.p = probs.reshape(-1, probs.shape[-1]).astype(np.float64)
+        # the plain search's cells and costs, made at its first `run`: most failing lines verify before it
+        self.cells, self.costs, self.end = np.zeros(0, dtype=np.intp), np.zeros((0, 0)), 0
+        self._plain_ready = False
         self.tried = 0  # candidates taken from the ranked list so far (tried or dropped as malformed)
         self.exhausted = False  # every candidate within MAX_COST was tried
         self.found: str | None = None
@@ -227,9 +220,22 @@ class _Search:
         self.guess: str | None = None  # the most probable term-consistent candidate, if any
         self.guess_runner_up: str | None = None
         self.term_tried = 0  # line codes checked in the term phase: the plain search gets the rest
-        self.p = p
         self._terms: Iterator[str] | None = None
         self._pieces: dict[str, str] = {}  # `_canonical_with`'s decoded escape pieces of this line's candidates
+
+    def _set_up_plain(self) -> None:
+        """The plain search's SEARCH_CELLS least certain cells, their choices' costs, and the cells it changes."""
+        p = self.p
+        n = min(SEARCH_CELLS, len(p))
+        cells = np.argpartition(p[:, 0], n - 1)[:n] if n < len(p) else np.arange(len(p))
+        with np.errstate(divide="ignore"):
+            costs = np.log(p[cells, :1]) - np.log(p[cells])  # (n, K), rank 0 costs nothing
+        costs[~np.isfinite(costs)] = np.inf
+        self.cells, self.costs, self._plain_ready = cells, costs, True
+        # Cells past the last non-blank of every candidate are blank in all of them: left out of the strings.
+        nonblank = np.flatnonzero(self.topk[:, 0])
+        last = int(nonblank[-1]) + 1 if len(nonblank) else 0
+        self.end = max(last, int(cells.max()) + 1, self.prefix)
 
     def run_terms(self, budget: int) -> None:
         """Check term-consistent candidates (`term_guide`) against the line code, most probable first, until
@@ -273,6 +279,8 @@ class _Search:
         """Try candidates up to the `budget`-th most probable (those before `tried` were tried already)."""
         if self.found is not None or self.exhausted or budget <= self.tried:
             return
+        if not self._plain_ready:
+            self._set_up_plain()
         ranks = _ranked_assignments(self.costs, budget)
         prefix, code, code_of, pieces = self.prefix, self.code, self.hasher.code, self._pieces
         runner_up = self.runner_up  # a local in the loop, the attribute set once after it
