@@ -12,7 +12,9 @@ most probable first, into whole-line candidates whose term count is the line's. 
 code stays the only test of a candidate (`verify`): the index narrows what is tried, it never
 accepts anything.
 
-Each segment's spellings are `word_search`'s; this module cuts the line and combines them.
+Each segment's spellings are `word_search`'s; this module cuts the line and combines them. The most
+probable combination (each segment at its first spelling on the page) is tried before the segments'
+other spellings are searched for: most failing lines verify there.
 
 Why segments are independent: a term is cut from a run of word characters and the connectors
 ``./\\:@#-`` (`terms._COMPOUND`); a cell that is any other character (a space, a quote, ``=``) in

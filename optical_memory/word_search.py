@@ -5,7 +5,8 @@ and asks here for each one's few most probable spellings whose terms are all on 
 (`PageTerms.check`). A segment whose reading is on the page looks a little way for others (case and
 look-alike words); one that is not searches where its misread terms lie, its doubtful cells, a
 Greek or Cyrillic word's Latin look-alikes, then its sure cells too. `best_first` enumerates the
-choices, cheapest first, lazily.
+choices, cheapest first, lazily. A `SegmentSearch` stops at its first spelling on the page and looks
+for the others only when its line needs them (`finish`), its page budget kept as if it had not stopped.
 """
 
 from __future__ import annotations
