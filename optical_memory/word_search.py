@@ -343,7 +343,7 @@ def _tries(
     second = costs[:, 1] if costs.shape[1] > 1 else np.zeros(len(costs))
     wider = np.argsort(second, kind="stable")
     tries = [(doubtful, limited, SEGMENT_BUDGET), (wider, costs, WIDER * SEGMENT_BUDGET)]
-    mixed = _mixed_script(topk, costs)
+    mixed = None if _one_script(argmax) else _mixed_script(topk, costs)
     if mixed is not None:  # a letter of another script inside a Greek or Cyrillic word: its look-alikes first
         tries.insert(0, mixed)
     wrong = _misread(argmax, page)
@@ -364,6 +364,15 @@ def _script(ch: str) -> str:
 # smallest of equally common scripts is the first by name
 _SCRIPT_NAMES = ("", "CYRILLIC", "GREEK", "LATIN")
 _SCRIPTS = np.array([_SCRIPT_NAMES.index(_script(ch)) for ch in ALPHABET], dtype=np.intp)
+
+
+_SCRIPT_OF = dict(zip(ALPHABET, _SCRIPTS.tolist(), strict=True))
+
+
+def _one_script(cells: str) -> bool:
+    """Whether a reading's letters are all of one script, or it has none: `_mixed_script` finds nothing there
+    (most words; asked first, as numpy's calls cost more than a look at each of a word's cells)."""
+    return len({_SCRIPT_OF[ch] for ch in cells} - {0}) <= 1
 
 
 def _mixed_script(topk: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
