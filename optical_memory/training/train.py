@@ -37,7 +37,7 @@ import torch
 from optical_memory.alphabet import ALPHABET
 from optical_memory.readers.trained import TrainedReader
 from optical_memory.tiers import Tier
-from optical_memory.training.checkpoint import TorchReader, save_checkpoint
+from optical_memory.training.checkpoint import TorchReader, load_checkpoint, save_checkpoint
 from optical_memory.training.corpus import MIXES_FOR_TRAINING
 from optical_memory.training.evaluate import HELDOUT_SEED, IDENTIFIER_MIX, figures, sample, score, top_confusions
 from optical_memory.training.export import export_onnx
@@ -87,6 +87,11 @@ parser.add_argument("--expand", type=int, default=ReaderConfig.expand)
 parser.add_argument("--attn-dim", type=int, default=ReaderConfig.attn_dim)
 parser.add_argument("--kernel", type=int, default=ReaderConfig.kernel)
 parser.add_argument("--init", default=None, help="checkpoint to start from (same model arguments)")
+parser.add_argument(
+    "--teacher", default=None, help="checkpoint of a reader to distil from (any model arguments, same alphabet)"
+)
+parser.add_argument("--distill", type=float, default=0.7, help="with --teacher: weight of the teacher's soft targets")
+parser.add_argument("--temperature", type=float, default=2.0, help="with --teacher: softmax temperature of both")
 
 # Held-out checks during training: the configured chain, one colder candidate, and (from a second
 # page set) the lossless chain of older archives.
@@ -215,6 +220,25 @@ def lr_at(progress: float, peak: float) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def soft_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL divergence of the student's softened class distribution from the teacher's, per cell, times T^2
+    (Hinton et al.: keeps its gradients on the scale of the labels' cross-entropy)."""
+    classes = student.size(-1)
+    log_student = (student.reshape(-1, classes) / temperature).log_softmax(-1)
+    log_teacher = (teacher.reshape(-1, classes).detach() / temperature).log_softmax(-1)
+    kl = torch.nn.functional.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")
+    return kl * temperature**2
+
+
+def load_teacher(path: str, device: torch.device) -> CellReader:
+    """A frozen reader to distil from (its own model arguments, from its checkpoint)."""
+    teacher, _ = load_checkpoint(path)
+    teacher = teacher.to(device).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
 def check(model: CellReader, heldout: HeldOut) -> str:
     """CER per tier on each held-out set, as one log line."""
     model.eval()
@@ -235,8 +259,13 @@ def train(
     args: argparse.Namespace,
     log: Callable[[str], None],
     command: str,
+    teacher: CellReader | None = None,
 ) -> tuple[int, float]:
-    """The loop, for --minutes of wall time; a checkpoint every 2,000 steps. Returns (steps, start time)."""
+    """The loop, for --minutes of wall time; a checkpoint every 2,000 steps. Returns (steps, start time).
+
+    With a `teacher` (--teacher), the loss mixes the labels' cross-entropy with the teacher's soft
+    targets (`soft_loss`): a smaller student learns from the teacher's doubts (which look-alikes a
+    faded cell could be) as well as from the truth, in a fraction of the steps the teacher took."""
     out = Path(args.out)
     start = time.time()
     budget = args.minutes * 60
@@ -246,7 +275,9 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr_at(elapsed / budget, args.lr)
         x, y = rows.batch(args.batch)
-        _, loss = model(x, y)
+        logits, loss = model(x, y)
+        if teacher is not None:
+            loss = (1 - args.distill) * loss + args.distill * soft_loss(logits, teacher(x)[0], args.temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -311,7 +342,10 @@ def main() -> None:
 
     model, optimizer = build_model(cfg, args, device)
     log(f"model: {cfg} -> {model.n_params():,} parameters")
-    step, start = train(model, optimizer, rows, heldout, args, log, command)
+    teacher = load_teacher(args.teacher, device) if args.teacher else None
+    if teacher is not None:
+        log(f"distilling from {args.teacher} ({teacher.n_params():,} parameters), weight {args.distill}")
+    step, start = train(model, optimizer, rows, heldout, args, log, command, teacher)
     # The weights first: a pool that is slow to stop (seen once on the device machine) must not cost them.
     save_checkpoint(out / "ckpt.pt", model, seed=args.seed, step=step, command=command, minutes=args.minutes)
     pool.terminate()
