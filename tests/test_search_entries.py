@@ -68,6 +68,36 @@ def test_a_damaged_entry_is_an_archive_error() -> None:
         decode_entry(b'{"terms": []}')
 
 
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=64), k=st.integers(0, 40), count=st.integers(0, 600), seed=st.integers(0, 2**32))
+def test_reading_prefixes_agrees_with_the_plain_bit_walk_on_any_bytes(
+    data: bytes, k: int, count: int, seed: int
+) -> None:
+    """Rice-coded prefixes are read with numpy (`_unrice`); on written entries and on any damaged bytes it
+    must give what the plain walk over the bits (`_unrice_bits`) gives: the same values, or an ArchiveError."""
+    rng = random.Random(seed)
+    values = sorted(rng.sample(range(1 << 32), rng.randrange(0, 300)))
+    coded_k, coded = page_entries._rice(values)
+    assert page_entries._unrice(coded, coded_k, len(values)) == values
+    outcomes = []
+    for read in (page_entries._unrice, page_entries._unrice_bits):
+        try:
+            outcomes.append(read(data, k, count))
+        except ArchiveError:
+            outcomes.append("damaged")
+    assert outcomes[0] == outcomes[1]
+
+
+def test_an_entry_that_claims_more_prefixes_than_it_holds_is_damaged_at_once() -> None:
+    raw = bytearray(encode_entry({1: 3}, [bytes([n]) * 8 for n in range(20)], 4))
+    k_at = raw.index(bytes([20])) + 1  # varint(20 prefixes), then the byte k
+    claimed = bytearray()
+    varint(1 << 40, claimed)  # a trillion prefixes in a few dozen bytes
+    damaged = bytes(raw[: k_at - 1] + claimed + raw[k_at:])
+    with pytest.raises(ArchiveError, match="damaged"):
+        decode_entry(damaged)
+
+
 def _entries(archive: Archive) -> dict[bytes, bytes]:
     return archive.read(lambda tx: {bytes(k): bytes(v) for k, v in tx.txn.cursor(db=tx.db(postings.TERMS_DB))})
 
