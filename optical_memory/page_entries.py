@@ -139,7 +139,7 @@ def _unrice(data: bytes, k: int, count: int) -> list[int]:
         raise ArchiveError("a search index value is truncated; the archive is damaged")
     # stop[p]: the first 0 at or after bit p (size where none is), the end of a unary part begun at p
     stop = np.minimum.accumulate(np.where(bits == 0, np.arange(size), size)[::-1])[::-1]
-    following = memoryview(np.append(stop + 1 + k, size + 1 + k).astype(np.int64))  # a Python int a lookup
+    following = np.append(stop + 1 + k, size + 1 + k).astype(np.int64).data  # a Python int a lookup, no list
     starts = [0] * count
     at = 0
     try:
