@@ -194,9 +194,10 @@ def _ranked_assignments(costs: np.ndarray, budget: int, max_cost: float = MAX_CO
 def _candidates(flat: np.ndarray, topk: np.ndarray, cells: np.ndarray, ranks: np.ndarray) -> list[str]:
     """Each row of `ranks` applied to the argmax classes `flat` at `cells` -> the candidate's flat cell string."""
     length = len(flat)
-    grid = np.broadcast_to(flat, (len(ranks), length)).copy()
-    grid[:, cells] = topk[cells[None, :], ranks]
-    strings: list[str] = _CODE_POINTS[grid].view(f"<U{length}")[:, 0].tolist()  # Python strings already
+    # code points, not class indices, copied per candidate: 4 bytes a cell, and only the changed cells looked up
+    grid = np.broadcast_to(_CODE_POINTS[flat], (len(ranks), length)).copy()
+    grid[:, cells] = _CODE_POINTS[topk[cells[None, :], ranks]]
+    strings: list[str] = grid.view(f"<U{length}")[:, 0].tolist()  # Python strings already
     return strings
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.escapes import canonical_text, canonical_with
-from optical_memory.verify import MAX_COST, _ranked_assignments
+from optical_memory.verify import _CODE_POINTS, MAX_COST, _candidates, _ranked_assignments
 from optical_memory.word_search import (
     SEGMENT_BUDGET,
     SEGMENT_COST,
@@ -88,6 +88,30 @@ def test_ranked_assignments_are_the_replaced_codes_exactly() -> None:
             want = ranked_assignments_before(costs, budget, max_cost)
             assert got.dtype == want.dtype and got.shape == want.shape
             assert np.array_equal(got, want), (trial, budget)
+
+
+def candidates_before(flat: np.ndarray, topk: np.ndarray, cells: np.ndarray, ranks: np.ndarray) -> list[str]:
+    """`verify._candidates` as of 9fe0d61 (class indices copied per candidate, every cell then looked up)."""
+    length = len(flat)
+    grid = np.broadcast_to(flat, (len(ranks), length)).copy()
+    grid[:, cells] = topk[cells[None, :], ranks]
+    strings: list[str] = _CODE_POINTS[grid].view(f"<U{length}")[:, 0].tolist()
+    return strings
+
+
+def test_candidate_strings_are_the_replaced_codes_exactly() -> None:
+    """Lines of one cell or many, blanks at the end, searched cells anywhere, choices of every rank."""
+    rng = np.random.default_rng(16)
+    for _ in range(300):
+        length, k = int(rng.integers(1, 120)), int(rng.choice([1, 2, 8]))
+        topk = rng.integers(0, len(ALPHABET), size=(length, k))
+        topk[rng.random(length) < 0.3, 0] = 0  # blank cells: the strings keep them, as before
+        cells = rng.choice(length, size=int(rng.integers(1, min(length, 24) + 1)), replace=False)
+        ranks = rng.integers(0, k, size=(int(rng.integers(1, 200)), len(cells)))
+        end = int(rng.integers(int(cells.max()) + 1, length + 1))
+        got = _candidates(topk[:end, 0], topk, cells, ranks)
+        assert got == candidates_before(topk[:end, 0], topk, cells, ranks)
+        assert all(len(text) == end for text in got)
 
 
 def test_escapes_decoded_once_a_line_decode_as_every_time() -> None:
