@@ -28,7 +28,7 @@ from optical_memory.terms import MAX_TERM, terms
 if TYPE_CHECKING:
     from optical_memory.term_guide import PageTerms
 
-__all__ = ["Option", "SegmentSearch", "best_first", "segment_options", "spellings"]
+__all__ = ["Option", "SegmentSearch", "best_first", "spellings"]
 
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")  # what `terms` cuts a text into before its variants
 _CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
@@ -199,21 +199,6 @@ def _grown_spellings(
                 if value <= max_cost:
                     counter += 1
                     push(heap, (value, counter, k + 1, 1, spelled, p))
-
-
-def segment_options(
-    topk: np.ndarray,
-    costs: np.ndarray,
-    allowed: np.ndarray,
-    doubtful: np.ndarray,
-    page: PageTerms,
-    argmax: str | None = None,
-    limited: np.ndarray | None = None,
-) -> tuple[list[Option], bool]:
-    """A word segment's term-consistent spellings (at most SEGMENT_KEEP, most probable first), and
-    whether they are checked: where no spelling is consistent, its few most probable, unchecked
-    (`SegmentSearch`, run to its end)."""
-    return SegmentSearch(topk, costs, allowed, doubtful, page, argmax, limited).finish()
 
 
 class SegmentSearch:
