@@ -134,7 +134,7 @@ def search(args: argparse.Namespace) -> None:
                   f"total {sum(spent):7.1f} over {len(spent)} pages")  # fmt: skip
 
 
-_MODULES = ("verify", "term_guide", "word_search", "escapes", "transcribe")
+_MODULES = ("verify", "term_guide", "word_search", "escapes", "transcribe", "postings", "page_entries")
 
 
 def _load_commit(commit: str, folder: Path) -> Any:
