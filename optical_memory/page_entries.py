@@ -155,7 +155,7 @@ def _unrice(data: bytes, k: int, count: int) -> list[int]:
     if ends[-1] + 1 + k > size:
         raise ArchiveError("a search index value is truncated; the archive is damaged")
     quotients = ends - first
-    if int(quotients.max()) >> (63 - k - max(count, 1).bit_length()):  # sums past 2^63: damaged, not a prefix
+    if int(quotients.max()) >= 1 << max(0, 63 - k - count.bit_length()):  # sums past 2^63: damaged, not a prefix
         raise ArchiveError("a search index value is damaged (a term prefix out of range)")
     gaps = quotients.astype(np.uint64) << np.uint64(k)
     for bit in range(k):  # the low k bits, most significant first

@@ -41,7 +41,14 @@ def test_descending_the_soft_loss_brings_the_student_to_the_teachers_choices() -
 def test_the_teacher_is_loaded_frozen_with_its_own_model_arguments(tmp_path: Path) -> None:
     cfg = ReaderConfig(d_embed=32, n_blocks=2, version=2, expand=1, attn_dim=16)
     save_checkpoint(tmp_path / "teacher.pt", CellReader(cfg))
-    teacher = load_teacher(str(tmp_path / "teacher.pt"), torch.device("cpu"))
+    student = ReaderConfig(d_embed=16, n_blocks=1, version=2, expand=1, attn_dim=8)
+    teacher = load_teacher(str(tmp_path / "teacher.pt"), torch.device("cpu"), student)
     assert teacher.cfg == cfg
     assert not teacher.training
     assert not any(parameter.requires_grad for parameter in teacher.parameters())
+
+
+def test_a_teacher_of_another_alphabet_is_refused_by_name(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "teacher.pt", CellReader(ReaderConfig(n_classes=500, d_embed=16, n_blocks=1)))
+    with pytest.raises(SystemExit, match="n_classes is 500, the student's 759"):
+        load_teacher(str(tmp_path / "teacher.pt"), torch.device("cpu"), ReaderConfig(d_embed=16, n_blocks=1))

@@ -230,9 +230,16 @@ def soft_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) 
     return kl * temperature**2
 
 
-def load_teacher(path: str, device: torch.device) -> CellReader:
-    """A frozen reader to distil from (its own model arguments, from its checkpoint)."""
+def load_teacher(path: str, device: torch.device, student: ReaderConfig) -> CellReader:
+    """A frozen reader to distil from (its own model arguments, from its checkpoint). It must read the
+    student's strips into the student's classes: the same alphabet and cell size."""
     teacher, _ = load_checkpoint(path)
+    for name in ("n_classes", "cell_height", "cell_width"):
+        if getattr(teacher.cfg, name) != getattr(student, name):
+            raise SystemExit(
+                f"--teacher {path}: its {name} is {getattr(teacher.cfg, name)}, the student's "
+                f"{getattr(student, name)}; a teacher must have the student's alphabet and cell size"
+            )
     teacher = teacher.to(device).eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -342,7 +349,7 @@ def main() -> None:
 
     model, optimizer = build_model(cfg, args, device)
     log(f"model: {cfg} -> {model.n_params():,} parameters")
-    teacher = load_teacher(args.teacher, device) if args.teacher else None
+    teacher = load_teacher(args.teacher, device, cfg) if args.teacher else None
     if teacher is not None:
         log(f"distilling from {args.teacher} ({teacher.n_params():,} parameters), weight {args.distill}")
     step, start = train(model, optimizer, rows, heldout, args, log, command, teacher)
