@@ -225,6 +225,20 @@ def _segments(cut: np.ndarray) -> list[tuple[int, int]]:
     return parts
 
 
+def _read_as_is(argmax: str, page: PageTerms) -> list[Option] | None:
+    """What `SegmentSearch` makes of a word part with no doubtful cell whose reading is on the page (its one
+    option, looked at within the page's budget), without the object and its arrays; else None (search it).
+
+    A line's parts are mostly such words: building a search for each cost more than checking them.
+    """
+    text = canonical_text(argmax)
+    checked = page.check(text) if text is not None else _MISSED
+    if not checked[0] or not page.room(1):  # `room` again in the search: it finished what was owed here
+        return None
+    page.spelled += 1
+    return [Option(0.0, argmax, checked[1])]
+
+
 def _line_options(
     topk: np.ndarray, costs: np.ndarray, prefix: int, page: PageTerms
 ) -> tuple[list[list[Option] | SegmentSearch], bool]:
@@ -241,31 +255,36 @@ def _line_options(
     end = max(prefix, int(busy[-1]) + 1 if len(busy) else 0)
     topk, costs, second = topk[:end], costs[:end], second[:end]
     separator = _CUT[topk]
-    cut = np.all(separator | (costs > CUT_COST), axis=1)
+    cut = (separator | (costs > CUT_COST)).all(axis=1)
     allowed = (costs <= CELL_COST) & (separator | ~cut[:, None])
     allowed[:, 0] = True
-    words = np.flatnonzero(~cut & (second <= DOUBT_COST))
-    doubt = np.zeros(end, dtype=bool)
-    doubt[words[np.argsort(second[words], kind="stable")][:TERM_CELLS]] = True
-    separators = np.flatnonzero(cut & allowed[:, 1:].any(axis=1))
-    doubt[separators[np.argsort(second[separators], kind="stable")][:CUT_CELLS]] = True
-    options: list[list[Option] | SegmentSearch] = []
-    constrained = True
     # per line, not per part: a line has tens of parts and numpy's calls cost more than their work here
     limited = np.where(allowed, costs, np.inf)
     # the argmax, a character a cell (the code points viewed as one string: no NUL in the alphabet to lose)
     reading = str(_CODE_POINTS[topk[:, 0]].view(f"<U{end}")[0]) if end else ""
-    is_cut, doubted, seconds = cut.tolist(), doubt.tolist(), second.tolist()
-    doubted_at = np.flatnonzero(doubt).tolist()  # ascending: a part's are found by bisection, not by a walk
+    is_cut, seconds = cut.tolist(), second.tolist()
+    # the least certain word cells and searched separators (sorted stably: the leftmost of equals first),
+    # picked in Python: the lists are short, and a numpy call costs microseconds whatever its size
+    by_second = seconds.__getitem__
+    words = sorted(np.flatnonzero(~cut & (second <= DOUBT_COST)).tolist(), key=by_second)[:TERM_CELLS]
+    separators = np.flatnonzero(cut & allowed[:, 1:].any(axis=1)).tolist()
+    doubted_at = sorted(words + sorted(separators, key=by_second)[:CUT_CELLS])  # a part's found by bisection
+    doubted = set(doubted_at)
+    options: list[list[Option] | SegmentSearch] = []
+    constrained = True
     for start, stop in _segments(cut):
-        if is_cut[start] and not doubted[start]:  # a sure separator with no choice searched: as it is read
+        if is_cut[start] and start not in doubted:  # a sure separator with no choice searched: as it is read
             options.append([Option(0.0, reading[start], 0)])
             continue
         # its doubtful cells, least certain first (a stable sort: the leftmost of equals first)
         first = bisect_left(doubted_at, start)
         inside = doubted_at[first : bisect_left(doubted_at, stop, first)]
-        at = [i - start for i in sorted(inside, key=seconds.__getitem__)]
-        seg_doubt = np.array(at, dtype=np.intp)
+        if not inside and not is_cut[start]:  # a word the reader is sure of: most are on the page as read
+            as_read = _read_as_is(reading[start:stop], page)
+            if as_read is not None:
+                options.append(as_read)
+                continue
+        seg_doubt = np.array([i - start for i in sorted(inside, key=by_second)], dtype=np.intp)
         if is_cut[start]:  # a cut cell: no terms, any of its separator choices
             choices = spellings(reading[start], topk[start:stop], limited[start:stop], seg_doubt)
             options.append([Option(c, s, 0) for c, s in choices])

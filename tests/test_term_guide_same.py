@@ -256,6 +256,14 @@ def test_the_most_probable_candidate_first_tries_what_the_eager_search_did(
         return found
 
     monkeypatch.setattr(PageTerms, "room", counted_room)
+    read_as_is = term_guide._read_as_is
+
+    def counted_read_as_is(argmax: str, page: PageTerms) -> list[Option] | None:  # sure words, built or searched
+        found = read_as_is(argmax, page)
+        settled["sure word as read" if found is not None else "sure word searched"] += 1
+        return found
+
+    monkeypatch.setattr(term_guide, "_read_as_is", counted_read_as_is)
     rng = random.Random(page_spellings)
     events.clear()
     for _ in range(30):
@@ -282,3 +290,4 @@ def test_the_most_probable_candidate_first_tries_what_the_eager_search_did(
     assert events["most probable: another term count"] > 3, events
     assert events["page budget cut a try"] > 100, events
     assert settled["settled"] > 3 and settled["owed"] > 50, settled
+    assert settled["sure word as read"] > 20 and settled["sure word searched"] > 3, settled
