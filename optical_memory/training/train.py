@@ -88,6 +88,9 @@ parser.add_argument("--attn-dim", type=int, default=ReaderConfig.attn_dim)
 parser.add_argument("--kernel", type=int, default=ReaderConfig.kernel)
 parser.add_argument("--init", default=None, help="checkpoint to start from (same model arguments)")
 parser.add_argument(
+    "--init-matching", default=None, help="checkpoint whose tensors of the same name and shape start the model"
+)
+parser.add_argument(
     "--teacher", default=None, help="checkpoint of a reader to distil from (any model arguments, same alphabet)"
 )
 parser.add_argument("--distill", type=float, default=0.7, help="with --teacher: weight of the teacher's soft targets")
@@ -202,6 +205,9 @@ def build_model(
     model = CellReader(cfg).to(device)
     if args.init:
         model.load_state_dict(torch.load(args.init, map_location=device, weights_only=True)["state_dict"])
+    elif args.init_matching:
+        copied = init_matching(model, torch.load(args.init_matching, map_location=device, weights_only=True))
+        print(f"--init-matching: {copied} of {len(model.state_dict())} tensors from {args.init_matching}", flush=True)
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
     optimizer = torch.optim.AdamW(
@@ -210,6 +216,19 @@ def build_model(
         betas=(0.9, 0.98),
     )
     return model, optimizer
+
+
+def init_matching(model: CellReader, checkpoint: dict[str, Any]) -> int:
+    """Copy into `model` each tensor of `checkpoint` whose name and shape are the model's (a reader with a
+    block fewer starts as its teacher without that block); returns how many were copied."""
+    own = model.state_dict()
+    matching = {
+        name: tensor
+        for name, tensor in checkpoint["state_dict"].items()
+        if name in own and own[name].shape == tensor.shape
+    }
+    model.load_state_dict(matching, strict=False)
+    return len(matching)
 
 
 def lr_at(progress: float, peak: float) -> float:
