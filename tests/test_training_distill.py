@@ -52,3 +52,20 @@ def test_a_teacher_of_another_alphabet_is_refused_by_name(tmp_path: Path) -> Non
     save_checkpoint(tmp_path / "teacher.pt", CellReader(ReaderConfig(n_classes=500, d_embed=16, n_blocks=1)))
     with pytest.raises(SystemExit, match="n_classes is 500, the student's 759"):
         load_teacher(str(tmp_path / "teacher.pt"), torch.device("cpu"), ReaderConfig(d_embed=16, n_blocks=1))
+
+
+def test_a_reader_with_a_block_fewer_starts_as_its_teacher_without_that_block(tmp_path: Path) -> None:
+    from optical_memory.training.train import init_matching
+
+    teacher = CellReader(ReaderConfig(d_embed=32, n_blocks=3, version=2, expand=1, attn_dim=16))
+    save_checkpoint(tmp_path / "teacher.pt", teacher)
+    student = CellReader(ReaderConfig(d_embed=32, n_blocks=2, version=2, expand=1, attn_dim=16))
+    copied = init_matching(student, torch.load(tmp_path / "teacher.pt", weights_only=True))
+    assert copied == len(student.state_dict())
+    for name, tensor in student.state_dict().items():
+        assert torch.equal(tensor, teacher.state_dict()[name]), name
+    narrower = CellReader(ReaderConfig(d_embed=16, n_blocks=2, version=2, expand=1, attn_dim=16))
+    before = {name: tensor.clone() for name, tensor in narrower.state_dict().items()}
+    copied = init_matching(narrower, torch.load(tmp_path / "teacher.pt", weights_only=True))
+    assert copied < len(before)  # tensors of another shape are left as they were
+    assert torch.equal(narrower.state_dict()["embed.weight"], before["embed.weight"])
