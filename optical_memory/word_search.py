@@ -15,6 +15,7 @@ import heapq
 import math
 import re
 import unicodedata
+import weakref
 from collections.abc import Iterator, Sequence
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING, NamedTuple
@@ -232,7 +233,7 @@ class SegmentSearch:
             argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
         if limited is None:
             limited = np.where(allowed, costs, np.inf)
-        self._page = page
+        self._page = weakref.ref(page)  # the page keeps its unfinished searches (`owe`): no cycle to collect
         self._rest: Iterator[tuple[float, str]] | None = None  # the spellings left of the try that found one
         self._margin = math.inf  # past this cost no spelling is kept (KEEP_MARGIN past the first kept)
         text = canonical_text(argmax)
@@ -249,12 +250,11 @@ class SegmentSearch:
             tries = [(doubtful, limited, CONSISTENT_BUDGET)]
         else:
             tries = _tries(topk, costs, doubtful, limited, page, argmax)
-        self.options, self.checked = self._first(tries, argmax, topk)
+        self.options, self.checked = self._first(page, tries, argmax, topk)
 
-    def _first(self, tries: list[_Try], argmax: str, topk: np.ndarray) -> tuple[list[Option], bool]:
+    def _first(self, page: PageTerms, tries: list[_Try], argmax: str, topk: np.ndarray) -> tuple[list[Option], bool]:
         """Try in turn until a spelling is on the page: that one (the rest of its try left for `finish`); where
         none is, the few most probable spellings, unchecked (the search is then over)."""
-        page = self._page
         plain: list[Option] = []
         check, pieces = page.check, page.pieces
         for cells, choices, budget in tries:
@@ -282,11 +282,11 @@ class SegmentSearch:
 
     def finish(self) -> tuple[list[Option], bool]:
         """The segment's options (at most SEGMENT_KEEP, most probable first) and whether they are on the page."""
-        ranked, self._rest = self._rest, None
-        if ranked is None:
+        ranked, self._rest, page = self._rest, None, self._page()
+        if ranked is None or page is None:  # no page: it was read and let go, nothing is owed to it
             return self.options, self.checked
         kept, margin = self.options, self._margin
-        check, pieces = self._page.check, self._page.pieces
+        check, pieces = page.check, page.pieces
         looked = 0
         for cost, spelled in ranked:
             looked += 1
@@ -300,7 +300,7 @@ class SegmentSearch:
                 kept.append(Option(cost, spelled, count))
                 if len(kept) == SEGMENT_KEEP:
                     break
-        self._page.repay(self, looked)
+        page.repay(self, looked)
         return kept, True
 
 

@@ -11,8 +11,10 @@ and return the same lines (bench/bench_search_same.py shows the same on the benc
 
 from __future__ import annotations
 
+import gc
 import math
 import random
+import weakref
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
@@ -291,3 +293,28 @@ def test_the_most_probable_candidate_first_tries_what_the_eager_search_did(
     assert events["page budget cut a try"] > 100, events
     assert settled["settled"] > 3 and settled["owed"] > 50, settled
     assert settled["sure word as read"] > 20 and settled["sure word searched"] > 3, settled
+
+
+def test_a_read_page_is_freed_when_let_go_with_searches_unfinished() -> None:
+    """A page keeps its unfinished segment searches (their spellings may still count against its budget), and
+    they must not keep it: a cycle left each reading, its spellings and term caches to the garbage collector,
+    whose runs cost several ms a frost page. Freed by reference counting alone, with the collector off."""
+    rng = random.Random(5)
+    truth = [drawn_line(rng) for _ in range(12)]
+    entry = page_entry(
+        {n: len(terms(text)) for n, text in enumerate(truth, 1)},
+        {term_hash(t): None for text in truth for t in terms(text)},
+    )
+    items = [(*drawn_reading(rng, encode_piece(line), 0.05), line_code(KEY, line)) for line in truth]
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        found, _, reading = read_page(items, entry)
+        assert any(result.verified for result in found)
+        assert reading._owed, "the drawn page must leave searches unfinished, or this test shows nothing"
+        gone = weakref.ref(reading)
+        del reading
+        assert gone() is None
+    finally:
+        if was_enabled:
+            gc.enable()
