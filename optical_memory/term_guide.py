@@ -43,7 +43,7 @@ from optical_memory.errors import ArchiveError
 from optical_memory.escapes import canonical_text
 from optical_memory.postings import TERMS_DB, parse_page_entry
 from optical_memory.terms import MAX_TERM, TermHasher, terms
-from optical_memory.word_search import Option, SegmentSearch, best_first, spellings
+from optical_memory.word_search import Option, SegmentSearch, best_first, check_reading, reading_of, spellings
 
 __all__ = ["LineGuide", "PageTerms", "best_first", "page_terms", "term_candidates"]
 
@@ -76,7 +76,6 @@ def _is_cut(ch: str) -> bool:
 
 
 _CUT = np.array([_is_cut(ch) for ch in ALPHABET])
-_CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
 
 
 class PageTerms:
@@ -231,8 +230,7 @@ def _read_as_is(argmax: str, page: PageTerms) -> list[Option] | None:
 
     A line's parts are mostly such words: building a search for each cost more than checking them.
     """
-    text = canonical_text(argmax)
-    checked = page.check(text) if text is not None else _MISSED
+    checked = check_reading(argmax, page)
     if not checked[0] or not page.room(1):  # `room` again in the search: it finished what was owed here
         return None
     page.spelled += 1
@@ -261,7 +259,7 @@ def _line_options(
     # per line, not per part: a line has tens of parts and numpy's calls cost more than their work here
     limited = np.where(allowed, costs, np.inf)
     # the argmax, a character a cell (the code points viewed as one string: no NUL in the alphabet to lose)
-    reading = str(_CODE_POINTS[topk[:, 0]].view(f"<U{end}")[0]) if end else ""
+    reading = reading_of(topk)
     is_cut, seconds = cut.tolist(), second.tolist()
     # the least certain word cells and searched separators (sorted stably: the leftmost of equals first),
     # picked in Python: the lists are short, and a numpy call costs microseconds whatever its size

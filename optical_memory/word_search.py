@@ -29,7 +29,7 @@ from optical_memory.terms import MAX_TERM, terms
 if TYPE_CHECKING:
     from optical_memory.term_guide import PageTerms
 
-__all__ = ["Option", "SegmentSearch", "best_first", "spellings"]
+__all__ = ["Option", "SegmentSearch", "best_first", "check_reading", "reading_of", "spellings"]
 
 _COMPOUND = re.compile(r"\w+(?:[./\\:@#-]\w+)*")  # what `terms` cuts a text into before its variants
 _CODE_POINTS = np.array([ord(ch) for ch in ALPHABET], dtype="<u4")
@@ -202,6 +202,17 @@ def _grown_spellings(
                     push(heap, (value, counter, k + 1, 1, spelled, p))
 
 
+def reading_of(topk: np.ndarray) -> str:
+    """The cells' most probable classes (`topk[:, 0]`) as one string, a character a cell."""
+    return str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0]) if len(topk) else ""
+
+
+def check_reading(argmax: str, page: PageTerms) -> tuple[bool, int]:
+    """`PageTerms.check` of the text a segment's cells stand for; not on the page where they are not well formed."""
+    text = canonical_text(argmax)
+    return page.check(text) if text is not None else _MISSED
+
+
 class SegmentSearch:
     """A word segment's spellings on the page, searched in two steps: made, it has its most probable option
     (`options[0]`, all that a line's most probable candidate needs); `finish` looks for the rest.
@@ -230,14 +241,13 @@ class SegmentSearch:
         limited: np.ndarray | None = None,
     ) -> None:
         if argmax is None:
-            argmax = str(_CODE_POINTS[topk[:, 0]].view(f"<U{len(topk)}")[0])
+            argmax = reading_of(topk)
         if limited is None:
             limited = np.where(allowed, costs, np.inf)
         self._page = weakref.ref(page)  # the page keeps its unfinished searches (`owe`): no cycle to collect
         self._rest: Iterator[tuple[float, str]] | None = None  # the spellings left of the try that found one
         self._margin = math.inf  # past this cost no spelling is kept (KEEP_MARGIN past the first kept)
-        text = canonical_text(argmax)
-        checked = page.check(text) if text is not None else _MISSED
+        checked = check_reading(argmax, page)
         if checked[0]:  # most words read right: look a little way for others
             budget = page.room(CONSISTENT_BUDGET if len(doubtful) else 1)  # no doubtful cell: nowhere to look
             if budget:  # the reading is the first spelling looked at, and on the page
