@@ -61,6 +61,7 @@ def main() -> None:
                     transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
                 for _ in range(args.reps):
                     for index, reader in enumerate(readers):
+                        time.sleep(SETTLE_S)
                         started = time.perf_counter_ns()
                         transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
                         spent = (time.perf_counter_ns() - started) / 1e6
@@ -99,6 +100,9 @@ def main() -> None:
 
 
 STEPS = ("decode", "resample", "model")
+# Pause before each timed read: long enough for the last session's worker thread to stop spinning
+# (at 20 ms reads still ran up to 1.4x slower beside it, at 50 ms no longer).
+SETTLE_S = 0.1
 
 
 def steps(reader: TrainedReader, record: PageRecord, data: bytes, numbers: range) -> dict[str, float]:
@@ -106,6 +110,7 @@ def steps(reader: TrainedReader, record: PageRecord, data: bytes, numbers: range
     rows_of = rows_of_lines(record.rows, numbers)
     wanted = list(dict.fromkeys(row for number in numbers for row in rows_of[number]))
     loaded = reader.load()
+    time.sleep(SETTLE_S)
     marks = [time.perf_counter_ns()]
     picture = decode_image(data)
     picture.load()
