@@ -95,7 +95,7 @@ class ServingGraph(nn.Module):
         self.head_w, self.head_b = _linear(model.head)
 
     def forward(self, strips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.embed(ink(strips)).permute(0, 2, 3, 1).squeeze(1)  # (B, C, D): the permutation joins the reorder
+        x = self.embed(ink(strips)).permute(0, 2, 3, 1).squeeze(1)  # (B, C, D)
         x = F.gelu(x * self.embed_scale + self.embed_shift)
         x = x + F.linear(F.gelu(F.linear(x, self.glyph_in_w, self.glyph_in_b)), self.glyph_out_w, self.glyph_out_b)
         for mixer in self.mixers:
