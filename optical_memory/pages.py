@@ -41,6 +41,7 @@ __all__ = [
     "decode",
     "encode_piece",
     "join_row_cells",
+    "line_cells",
     "plan_entry",
 ]
 
@@ -93,6 +94,12 @@ def join_row_cells(row_cells: Sequence[str], columns: int) -> str:
     parts = [cells[:columns].ljust(columns) for cells in row_cells[:-1]]
     parts.append(row_cells[-1][:columns].rstrip(" ") if row_cells else "")
     return "".join(parts)
+
+
+def line_cells(flat: str, prefix: int) -> str:
+    """`join_row_cells` of rows already concatenated at full width: the `prefix` cells of the full rows as
+    they are, the last row without trailing blanks."""
+    return flat[:prefix] + flat[prefix:].rstrip(" ")
 
 
 def _fit(raw: str, capacity: int) -> int:

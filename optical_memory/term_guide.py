@@ -41,6 +41,7 @@ from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.archive import ArchiveTxn, u64
 from optical_memory.errors import ArchiveError
 from optical_memory.escapes import canonical_text
+from optical_memory.pages import line_cells
 from optical_memory.postings import TERMS_DB, parse_page_entry
 from optical_memory.terms import MAX_TERM, TermHasher, terms
 from optical_memory.word_search import Option, SegmentSearch, best_first, check_reading, reading_of, spellings
@@ -318,8 +319,7 @@ def _most_probable(firsts: list[Option], constrained: bool, prefix: int, count: 
     is well formed."""
     if constrained and sum(option.terms for option in firsts) != count:
         return None
-    flat = "".join(option.cells for option in firsts)
-    cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
+    cells = line_cells("".join(option.cells for option in firsts), prefix)
     return cells if canonical_text(cells) is not None else None
 
 
@@ -345,8 +345,7 @@ def _combinations(
         chosen = first_cells.copy()
         for part, rank in changes:
             chosen[part] = options[part][rank].cells
-        flat = "".join(chosen)
-        cells = flat[:prefix] + flat[prefix:].rstrip(" ") if prefix else flat.rstrip(" ")
+        cells = line_cells("".join(chosen), prefix)
         if cells in seen or canonical_text(cells) is None:
             continue
         seen.add(cells)

@@ -46,7 +46,7 @@ from optical_memory.alphabet import ALPHABET, ESCAPE
 from optical_memory.checkcode import LineHasher
 from optical_memory.escapes import canonical_text as _canonical_text
 from optical_memory.escapes import canonical_with as _canonical_with
-from optical_memory.pages import decode, join_row_cells
+from optical_memory.pages import decode, join_row_cells, line_cells
 
 if TYPE_CHECKING:
     from optical_memory.term_guide import LineGuide
@@ -102,16 +102,11 @@ def _well_formed(cells: str) -> bool:
     return _canonical_text(cells) is not None
 
 
-def _line_cells(flat: str, prefix: int) -> str:
-    """A line's cells from its rows' cells concatenated (all full width): the last row without trailing blanks."""
-    return flat[:prefix] + flat[prefix:].rstrip(" ")
-
-
 def cells_of_rows(classes: np.ndarray) -> str:
     """Class indices of a line's rows (rows, columns) -> the line's cells as `join_row_cells` joins them."""
     rows, columns = classes.shape
     flat = _CODE_POINTS[classes.reshape(-1)].view(f"<U{rows * columns}")[0] if classes.size else ""
-    return _line_cells(str(flat), (rows - 1) * columns)
+    return line_cells(str(flat), (rows - 1) * columns)
 
 
 def text_columns(cells: str, positions: Sequence[int]) -> list[int]:
