@@ -2,6 +2,7 @@
 
     python -m bench.bench_read_speed                                   # the shipped reader alone
     python -m bench.bench_read_speed --model runs/a/reader.onnx --model runs/b/reader.onnx --pin
+    python -m bench.bench_read_speed --pin --without-parts             # part codes against line codes alone
 
 What `read_lines` does for a whole page: `transcribe.transcribe_lines` with the page's check codes
 and its search-index entry (bench_verify's held-out pages, both mixes, faded through the default
@@ -12,12 +13,14 @@ reader's p50 over the first's, and the first reader's p50 per tier for each mix 
 pages fail their first reading more often at frost, and search longer). `--breakdown` also times
 the first reader's steps apart, p50 ms per tier: decoding the stored image, resampling its rows onto
 the cell grid, the model call, and the rest (verification: checking codes and searching lines that
-fail their first reading).
+fail their first reading). `--without-parts` also reads each page with the first reader as a page
+written before part codes (`PageRecord.parts` None: line codes alone), taking turns with the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -41,6 +44,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7011000)
     parser.add_argument("--pin", action="store_true", help="run on CPUs 0 and 1 only (2 cores)")
     parser.add_argument("--breakdown", action="store_true", help="also time the first reader's steps apart")
+    parser.add_argument("--without-parts", action="store_true", help="also the first reader without part codes")
     args = parser.parse_args()
     paths = ([] if args.no_shipped else [default_model_path()]) + [Path(m) for m in args.model]
     if not paths:
@@ -49,6 +53,9 @@ def main() -> None:
         os.sched_setaffinity(0, {0, 1})
     readers = [TrainedReader(path) for path in paths]
     labels = [f"{path.parent.name}/{path.name}" for path in paths]
+    plain = [False] * len(readers)  # read as a page without part codes
+    if args.without_parts:
+        readers, labels, plain = [*readers, readers[0]], [*labels, f"{labels[0]} without part codes"], [*plain, True]
     times: dict[tuple[int, str], list[float]] = {}
     parts: dict[tuple[str, str], list[float]] = {}
     by_mix: dict[tuple[str, str], list[float]] = {}  # the first reader's reads, per tier and mix
@@ -61,9 +68,10 @@ def main() -> None:
                     transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
                 for _ in range(args.reps):
                     for index, reader in enumerate(readers):
+                        read_as = dataclasses.replace(record, parts=None) if plain[index] else record
                         time.sleep(SETTLE_S)
                         started = time.perf_counter_ns()
-                        transcribe_lines(reader, record, data, numbers, key=KEY, terms=page.terms())
+                        transcribe_lines(reader, read_as, data, numbers, key=KEY, terms=page.terms())
                         spent = (time.perf_counter_ns() - started) / 1e6
                         times.setdefault((index, tier.name), []).append(spent)
                         if index == 0:
@@ -86,7 +94,7 @@ def main() -> None:
                 f"{tier} {statistics.median(values):5.1f}/{percentile(values, 0.95):5.1f}"
                 + ("" if index == 0 else f" ({statistics.median(values) / base:.2f}x)")
             )
-        print(f"{label:28s} p50/p95 ms: " + "  ".join(cells))
+        print(f"{label:44s} p50/p95 ms: " + "  ".join(cells))
     print(f"{labels[0]} p50 ms per mix (a target met over both mixes can miss on one):")
     for tier in tiers:
         print(f"  {tier:6s} " + "  ".join(f"{mix} {statistics.median(by_mix[(tier, mix)]):5.1f}" for mix in MIXES))

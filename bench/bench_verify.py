@@ -61,7 +61,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from bench.common import percentile
 from optical_memory.archive import ArchiveTxn
-from optical_memory.checkcode import CODE_BYTES, codes_for, line_key
+from optical_memory.checkcode import CODE_BYTES, codes_for, line_key, part_codes_for
 from optical_memory.config import load_config
 from optical_memory.metrics import edit_distance
 from optical_memory.pages import PageFormat, plan_entry
@@ -230,7 +230,7 @@ def make_page(mix: str, seed: int, tiers: Sequence[Tier] = CHAINS["config"], ext
     record = PageRecord(
         id="p1", number=1, session="bench", created="2026-11-26T00:00:00Z", updated="2026-11-26T00:00:00Z",
         geometry=geometry, codec="png", rows=[row.code for row in planned], lines=len(pieces),
-        codes=codes_for(KEY, pieces),
+        codes=codes_for(KEY, pieces), parts=part_codes_for(KEY, pieces),
     )  # fmt: skip
     data = encode_image(renderer.render(planned), tiers[0])
     images = [(tiers[0], data, record)]

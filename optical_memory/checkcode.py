@@ -22,7 +22,24 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-__all__ = ["CODE_BYTES", "LINE_CODES", "LineHasher", "code_at", "codes_for", "derive_key", "line_code", "line_key"]
+from optical_memory.pages import encode_piece
+
+__all__ = [
+    "CODE_BYTES",
+    "LINE_CODES",
+    "PART_BITS",
+    "PART_CELLS",
+    "LineHasher",
+    "PartHasher",
+    "code_at",
+    "codes_for",
+    "derive_key",
+    "line_code",
+    "line_key",
+    "pack_parts",
+    "part_codes_for",
+    "unpack_parts",
+]
 
 CODE_BYTES = 6
 LINE_CODES = "line-codes"  # the purpose of the key line codes are made with
@@ -102,3 +119,60 @@ def stored_code(codes: bytes | None, index: int) -> bytes | None:
         return None
     code = code_at(codes, index)
     return None if code == NO_CODE else code
+
+
+# Part codes: PART_BITS of a keyed hash over each run of PART_CELLS cells of a line as laid out (its escape form,
+# `pages.encode_piece`, padded with blanks to whole runs). A frost line the reader misreads in a few places fails
+# its line code, and the search must then find every wrong cell at once among the products of their
+# alternatives; with a code per run each run is searched alone and the runs' few survivors combined (`part_search`).
+# 12 bits over 10 cells is 1.2 bits a character: far below what a key, a hash or a name carries (4-6 bits a
+# character) and below prose under a good language model, so the codes cannot rebuild a line; with the page's
+# image they pick among the reader's few alternatives. The line code alone still marks a line verified.
+PART_CELLS = 10
+PART_BITS = 12
+_PART_PERSON = b"om-part-v1"
+_PART_SHIFT = 32 - PART_BITS
+
+
+class PartHasher:
+    """The part codes of runs of a line's cells under one key (`line_key`'s key, another personalisation)."""
+
+    def __init__(self, key: bytes) -> None:
+        key = _check_key(key, "a line-code key")
+        self._keyed = hashlib.blake2b(key=key, digest_size=4, person=_PART_PERSON)
+
+    def code(self, index: int, run: str) -> int:
+        """The code of the `index`-th run (0-based) whose PART_CELLS cells are `run`: PART_BITS bits."""
+        h = self._keyed.copy()
+        h.update(index.to_bytes(2, "little") + run.encode("utf-8", "surrogatepass"))
+        return int.from_bytes(h.digest(), "big") >> _PART_SHIFT
+
+
+def _runs(cells: str) -> list[str]:
+    count = -(-len(cells) // PART_CELLS)
+    padded = cells.ljust(count * PART_CELLS)
+    return [padded[i * PART_CELLS : (i + 1) * PART_CELLS] for i in range(count)]
+
+
+def pack_parts(codes: list[int]) -> bytes:
+    """PART_BITS-bit codes -> bytes, big-endian bit order, the last byte padded with zero bits."""
+    value = 0
+    for code in codes:
+        value = value << PART_BITS | code
+    bits = len(codes) * PART_BITS
+    size = -(-bits // 8)
+    return (value << (size * 8 - bits)).to_bytes(size, "big")
+
+
+def unpack_parts(data: bytes) -> list[int]:
+    """`pack_parts`'s inverse: the count is the whole codes the bytes hold (padding is under 8 bits)."""
+    count = len(data) * 8 // PART_BITS
+    value = int.from_bytes(data, "big") >> (len(data) * 8 - count * PART_BITS)
+    mask = (1 << PART_BITS) - 1
+    return [value >> (PART_BITS * (count - 1 - i)) & mask for i in range(count)]
+
+
+def part_codes_for(key: bytes, pieces: Iterable[str]) -> list[bytes]:
+    """Each line piece's part codes, packed (`pack_parts`): one run of PART_CELLS cells after another."""
+    hasher = PartHasher(key)
+    return [pack_parts([hasher.code(i, run) for i, run in enumerate(_runs(encode_piece(piece)))]) for piece in pieces]

@@ -24,11 +24,13 @@ before, and exports carry plain JSON (`to_json`)::
              image_sha     blake2b-128 of the stored image bytes (hex), checked on every read
              codes         the lines' check codes (`checkcode`), hex, CODE_BYTES per line, in line order;
                            all zeros for a line written before codes existed (`checkcode.NO_CODE`)
+             parts         each line's part codes (`checkcode.part_codes_for`), hex, a list in line order;
+                           "" for a line written before part codes existed
              codes_key     hex of the check key of the archive the codes were made in, if not this one
     session  sid, open_page, open_rows, open_lines, pages, created, updated
 
 A record without `image_sha` or `codes` comes from an older version: its image is not checked and its
-lines read with `verified: null`.
+lines read with `verified: null`. One without `parts` verifies its lines by their line codes alone.
 """
 
 from __future__ import annotations
@@ -182,6 +184,7 @@ class PageRecord:
     image_sha: str | None = None
     codes: bytes | None = None
     codes_key: bytes | None = None
+    parts: list[bytes] | None = None
 
     @classmethod
     def new(cls, page_id: str, number: int, session: str, stamp: str, geometry: Geometry, hot: Tier) -> PageRecord:
@@ -194,6 +197,7 @@ class PageRecord:
             geometry=geometry,
             codec=hot.codec,
             codes=b"",
+            parts=[],
         )
 
     @classmethod
@@ -226,6 +230,7 @@ class PageRecord:
             image_sha=data.get("image_sha"),
             codes=bytes.fromhex(data["codes"]) if data.get("codes") is not None else None,
             codes_key=bytes.fromhex(data["codes_key"]) if data.get("codes_key") else None,
+            parts=[bytes.fromhex(part) for part in data["parts"]] if data.get("parts") is not None else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -236,7 +241,8 @@ class PageRecord:
         data["entries"] = [entry.to_json() for entry in self.entries]
         data["codes"] = self.codes.hex() if self.codes is not None else None
         data["codes_key"] = self.codes_key.hex() if self.codes_key is not None else None
-        for optional in ("recalled_from", "codes_key"):
+        data["parts"] = [part.hex() for part in self.parts] if self.parts is not None else None
+        for optional in ("recalled_from", "codes_key", "parts"):
             if data[optional] is None:
                 del data[optional]
         return data
@@ -270,8 +276,16 @@ def check_image(record: PageRecord, data: bytes | None) -> bytes:
     return data
 
 
-def apply_plan(record: PageRecord, plan: PagePlan, entry: EntryRecord, codes: bytes | None, stamp: str) -> None:
-    """Account for an entry's rows written onto the page `record` at `stamp` (the caller stores the image)."""
+def apply_plan(
+    record: PageRecord,
+    plan: PagePlan,
+    entry: EntryRecord,
+    codes: bytes | None,
+    stamp: str,
+    parts: list[bytes] | None = None,
+) -> None:
+    """Account for an entry's rows written onto the page `record` at `stamp` (the caller stores the image);
+    `codes` and `parts` are the check codes of the plan's pieces (`checkcode.codes_for`, `part_codes_for`)."""
     lines_before = record.lines
     if record.lines == 0 and plan.continued:
         record.continued = True
@@ -285,6 +299,10 @@ def apply_plan(record: PageRecord, plan: PagePlan, entry: EntryRecord, codes: by
         if record.codes is None:  # a page begun before codes existed: its earlier lines have none
             record.codes = NO_CODE * lines_before
         record.codes += codes
+    if parts is not None:
+        if record.parts is None:  # a page begun before part codes existed: its earlier lines have none
+            record.parts = [b""] * lines_before
+        record.parts.extend(parts)
     if record.title is None and entry.title:
         record.title = entry.title
     record.updated = stamp

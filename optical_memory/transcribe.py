@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
-from optical_memory.checkcode import LineHasher, stored_code
+from optical_memory.checkcode import LineHasher, PartHasher, stored_code
 from optical_memory.pages import HEADER
 from optical_memory.readers.base import Reader, TopKReader
 from optical_memory.records import PageRecord
@@ -40,6 +40,11 @@ def rows_of_lines(codes: Sequence[int], numbers: Sequence[int]) -> dict[int, lis
 def _code_of(codes: bytes | None, number: int) -> bytes | None:
     """The check code of line `number` (1-based), or None when the page keeps none for it."""
     return stored_code(codes, number - 1)
+
+
+def _parts_of(parts: list[bytes], number: int) -> bytes | None:
+    """The part codes of line `number` (1-based), or None when the page keeps none for it."""
+    return parts[number - 1] or None if 0 < number <= len(parts) else None
 
 
 def _guide(terms: PageTerms, lines: Sequence[int], index: int) -> LineGuide | None:
@@ -78,7 +83,10 @@ def transcribe_lines(
             at = [index[row] for row in rows_of[n]]
             items.append((classes[at], probs[at], _code_of(record.codes, n)))
         guides = partial(_guide, terms.new_reading(), lines) if terms is not None else None
-        read = dict(zip(lines, verify_lines(items, hasher, guides=guides), strict=True))
+        parts = [_parts_of(record.parts, n) for n in lines] if record.parts is not None else None
+        part_hasher = PartHasher(key) if key is not None and parts is not None else None
+        verified = verify_lines(items, hasher, guides=guides, parts=parts, part_hasher=part_hasher)
+        read = dict(zip(lines, verified, strict=True))
         read.update({n: Verified("", None) for n in numbers if not rows_of[n]})
     else:
         by_row = dict(zip(wanted, reader.read_rows(picture, geometry, wanted), strict=True))

@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from optical_memory.checkcode import CODE_BYTES
+from optical_memory.checkcode import CODE_BYTES, PART_BITS, PART_CELLS
 from optical_memory.errors import InvalidArgument
 from optical_memory.records import PageRecord, image_digest
 from optical_memory.validation import check_name
@@ -241,10 +241,26 @@ def check_page(where: str, record: Any) -> PageRecord:
     _hex(where, record, "image_sha", 32)
     _hex(where, record, "codes", 2 * CODE_BYTES * lines)
     _hex(where, record, "codes_key", 64)
+    _parts(where, record.get("parts"), lines, geometry["rows"] * geometry["columns"])
     try:
         return PageRecord.from_bytes(_json_bytes(record))
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(where, f"is not a page record ({exc})") from exc
+
+
+def _parts(where: str, parts: Any, lines: int, cells: int) -> None:
+    """Part codes: absent, or one hex string per line, none longer than a page's cells need."""
+    if parts is None:
+        return
+    most = 2 * -(-(-(-cells // PART_CELLS) * PART_BITS) // 8)
+    if not isinstance(parts, list) or len(parts) != lines:
+        raise _fail(where, f"parts must be a list of {lines} hex strings, one per line")
+    for number, part in enumerate(parts, start=1):
+        if not isinstance(part, str) or not _HEX.fullmatch(part) or len(part) % 2 or len(part) > most:
+            raise _fail(
+                where, f"parts[{number - 1}] (line {number}) must be whole bytes of lower-case hex, at most "
+                f"{most} digits; got {part!r:.60}"
+            )  # fmt: skip
 
 
 def _json_bytes(record: dict[str, Any]) -> bytes:

@@ -43,10 +43,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from optical_memory.alphabet import ALPHABET, ESCAPE
-from optical_memory.checkcode import LineHasher
+from optical_memory.checkcode import LineHasher, PartHasher
 from optical_memory.escapes import canonical_text as _canonical_text
 from optical_memory.escapes import canonical_with as _canonical_with
 from optical_memory.pages import decode, join_row_cells, line_cells
+from optical_memory.part_search import PART_STAGES, PartSearch
 
 if TYPE_CHECKING:
     from optical_memory.term_guide import LineGuide
@@ -73,6 +74,8 @@ MAX_COST = 12.0
 # A page's lines together try at most this many: a page of hopeless lines (say random keys at frost)
 # reads in bounded time; ~1.5 us each, 12,288 is under 20 ms on one core.
 PAGE_CANDIDATES = 12288
+# The part-by-part search (`part_search`) hashes at most this many part codes a page, ~1 us each.
+PAGE_PART_CANDIDATES = 16384
 # Most failing lines match within their first few candidates (on held-out frost pages 84 % of the
 # lines that verify by search do within 64, 93 % within 512): rank those before ranking 4,096.
 _STAGES = (64, 512)
@@ -218,6 +221,7 @@ class _Search:
         self.term_tried = 0  # line codes checked in the term phase: the plain search gets the rest
         self._terms: Iterator[str] | None = None
         self._pieces: dict[str, str] = {}  # `_canonical_with`'s decoded escape pieces of this line's candidates
+        self.parts: PartSearch | None = None  # set by `verify_lines` where the page keeps the line's part codes
 
     def _set_up_plain(self) -> None:
         """The plain search's SEARCH_CELLS least certain cells, their choices' costs, and the cells it changes."""
@@ -268,8 +272,16 @@ class _Search:
         return bool(self.guide is not None and self.guide.count) if kind == "terms" else not self.exhausted
 
     def spent(self) -> int:
-        """Candidates this line has taken so far (term-consistent and plain): at most the line's budget."""
-        return self.term_tried + self.tried
+        """Line codes this line has checked so far (part products, term-consistent and plain candidates; the
+        plain search counts the malformed ones it dropped too): at most the line's budget."""
+        return self.term_tried + self.tried + (self.parts.tried_codes if self.parts is not None else 0)
+
+    def run_parts(self, stage: int, cap: int, budget: int) -> None:
+        """The part-by-part search (`part_search`) to `stage`, at most `cap` part codes and `budget` line codes."""
+        if self.parts is None or self.found is not None:
+            return
+        self.parts.run(stage, cap, self.code, self.hasher, budget - self.spent(), self._pieces)
+        self.found = self.parts.found
 
     def run(self, budget: int) -> None:
         """Try candidates up to the `budget`-th most probable (those before `tried` were tried already)."""
@@ -311,6 +323,8 @@ def verify_lines(
     budget: int = MAX_CANDIDATES,
     page_budget: int | None = None,
     guides: Callable[[int], LineGuide | None] | None = None,
+    parts: Sequence[bytes | None] | None = None,
+    part_hasher: PartHasher | None = None,
 ) -> list[Verified]:
     """Verified decoding of the lines read from one page: (classes, probs, code) each, arrays (rows, columns, K).
 
@@ -338,8 +352,13 @@ def verify_lines(
             results.append(Verified(decode(best), True))
         else:
             results.append(None)
-            searches[index] = _Search(classes, probs, code, hasher, guides(index) if guides is not None else None)
+            search = _Search(classes, probs, code, hasher, guides(index) if guides is not None else None)
+            own = parts[index] if parts is not None else None
+            if own and part_hasher is not None:
+                search.parts = PartSearch(search.topk, search.p, search.prefix, own, part_hasher, _CODE_POINTS)
+            searches[index] = search
     left = PAGE_CANDIDATES if page_budget is None else page_budget
+    _search_parts(list(searches.values()), budget)
     for kind, share in _stages(budget):
         waiting = [search for search in searches.values() if search.waiting(kind)]
         for position, search in enumerate(waiting):
@@ -353,6 +372,19 @@ def verify_lines(
     for index, search in searches.items():
         results[index] = _outcome(lines[index][0], lines[index][1], search)
     return [result for result in results if result is not None]
+
+
+def _search_parts(searches: list[_Search], budget: int) -> None:
+    """The part-by-part search of the failing lines that have part codes, stage by stage, PAGE_PART_CANDIDATES
+    part codes for the page in all (shared among the lines still waiting), at most `budget` line codes a line."""
+    left = PAGE_PART_CANDIDATES
+    for stage in PART_STAGES:
+        waiting = [search for search in searches if search.parts is not None and search.parts.waiting()]
+        for position, search in enumerate(waiting):
+            assert search.parts is not None
+            before = search.parts.hashed
+            search.run_parts(stage, left // (len(waiting) - position), budget)
+            left -= search.parts.hashed - before
 
 
 def _outcome(classes: np.ndarray, probs: np.ndarray, search: _Search) -> Verified:

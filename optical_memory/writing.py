@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from optical_memory.archive import Archive, ArchiveTxn
-from optical_memory.checkcode import codes_for, line_key
+from optical_memory.checkcode import codes_for, line_key, part_codes_for
 from optical_memory.config import Config
 from optical_memory.errors import TextTooLarge
 from optical_memory.pages import PagePlan, PlannedRow, plan_entry
@@ -276,7 +276,7 @@ class Writer:
             if entry.recalled_from is not None and record.recalled_from is None:
                 record.recalled_from = entry.recalled_from
             codes = codes_for(batch.key, plan.pieces)
-            apply_plan(record, plan, entry_record, codes, batch.stamp)
+            apply_plan(record, plan, entry_record, codes, batch.stamp, part_codes_for(batch.key, plan.pieces))
             batch.index.add(sess.sid, record.number, plan.first_line, plan.pieces)
             spans.append(Span(page_id=record.id, start=plan.first_line, end=plan.last_line, continues=plan.continues))
             if plan.sealed:

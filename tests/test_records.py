@@ -7,7 +7,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from optical_memory.archive import ArchiveTxn
-from optical_memory.checkcode import NO_CODE, stored_code
+from optical_memory.checkcode import NO_CODE, line_key, part_codes_for, stored_code
 from optical_memory.config import load_config
 from optical_memory.memory import Memory
 from optical_memory.readers.template import TemplateReader
@@ -73,3 +73,33 @@ def test_an_entry_record_is_written_with_every_field_in_order_and_none_left_out(
         assert list(record.to_json().items()) == list(expected.items())
         assert EntryRecord.from_json(record.to_json()) == record
     assert {f.name for f in fields(EntryRecord)} - optional == {"role", "time", "title", "first_line", "last_line"}
+
+
+def test_a_page_keeps_the_part_codes_of_each_line_it_holds(tmp_path: Path) -> None:
+    memory = full_pages(tmp_path / "a")
+    key = line_key(memory.archive.read(lambda tx: tx.archive_key()))
+    for page_id, raw in stored_records(memory).items():
+        record = PageRecord.from_bytes(raw)
+        pieces = [line.text for line in memory.read_lines(page_id).lines]  # hot and verified: the lines as written
+        assert record.parts == part_codes_for(key, pieces), page_id
+        assert PageRecord.from_bytes(record.to_bytes()).parts == record.parts
+    memory.close()
+
+
+def test_lines_appended_to_a_page_begun_before_part_codes_get_them_and_the_earlier_lines_none(tmp_path: Path) -> None:
+    memory = Memory(load_config(archive=tmp_path / "a", environ={}), reader=TemplateReader())
+    memory.remember("first line\nsecond line", session="s")
+    page_id, raw = next(iter(stored_records(memory).items()))
+    older = PageRecord.from_bytes(raw).to_json()
+    del older["parts"]  # as a version before part codes wrote it
+    memory.archive.write(lambda tx: tx.txn.put(page_id.encode(), json.dumps(older).encode(), db=tx.db("pages")))
+    assert PageRecord.from_bytes(stored_records(memory)[page_id]).parts is None
+    memory.remember("third line", session="s")
+    record = PageRecord.from_bytes(stored_records(memory)[page_id])
+    key = line_key(memory.archive.read(lambda tx: tx.archive_key()))
+    assert record.parts == [b"", b"", *part_codes_for(key, ["third line"])]
+    read = memory.read_lines(page_id)
+    assert [(line.text, line.verified) for line in read.lines] == [
+        ("first line", True), ("second line", True), ("third line", True)
+    ]  # fmt: skip
+    memory.close()

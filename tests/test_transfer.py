@@ -371,3 +371,38 @@ def test_import_reads_the_bytes_it_checked(source: Memory, target: Memory, tmp_p
     data = io.BytesIO(bundle.read_bytes())
     assert zipfile.ZipFile(data).testzip() is None
     assert os.path.exists(bundle)
+
+
+def records_of(memory: Memory, session: str) -> list[PageRecord]:
+    ids = [info.id for info in reversed(memory.list_pages(session=session, limit=200).pages)]
+    return memory.archive.read(lambda tx: [tx.page(page_id) for page_id in ids])
+
+
+def test_part_codes_travel_with_their_pages(source: Memory, target: Memory, tmp_path: Path) -> None:
+    source.export_pages(tmp_path / "export")
+    import_into(target, tmp_path / "export")
+    before, after = records_of(source, "book"), records_of(target, "book")
+    assert [record.parts for record in after] == [record.parts for record in before]
+    assert all(record.parts and len(record.parts) == record.lines for record in after)
+
+
+@pytest.mark.parametrize(
+    ("parts", "message"),
+    [
+        ([], r"parts must be a list of 1 hex strings, one per line"),
+        (["abc"], r"parts\[0\] \(line 1\) must be whole bytes of lower-case hex"),
+        (["ZZ"], r"parts\[0\] \(line 1\) must be whole bytes of lower-case hex"),
+        (["00" * 5000], r"parts\[0\] \(line 1\) must be whole bytes of lower-case hex, at most \d+ digits"),
+        ("00", r"parts must be a list of 1 hex strings"),
+    ],
+)
+def test_malformed_part_codes_are_refused_by_name(
+    source: Memory, target: Memory, tmp_path: Path, parts: object, message: str
+) -> None:
+    folder, manifest = exported(source, tmp_path)
+    manifest["pages"][0]["record"]["parts"] = parts
+    rewrite(folder, manifest)
+    before = snapshot(target.archive)
+    with pytest.raises(InvalidArgument, match=message):
+        import_into(target, folder)
+    assert snapshot(target.archive) == before

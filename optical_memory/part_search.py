@@ -1,0 +1,174 @@
+"""Search a failing line part by part: each run of cells against its part code, then the runs' survivors together.
+
+A page written with part codes (`checkcode.part_codes_for`) keeps, beside each line's line code, a
+PART_BITS code for every run of PART_CELLS cells of the line as laid out. When a frost line misreads a
+few cells in different places, the plain search (`verify`) must find all of them at once: the truth is
+a product of alternatives, often past its budget. Here each run whose argmax cells fail their part code
+is searched alone, most probable first (`verify._ranked_assignments` over the run's cells), and the
+candidates that match its code are kept; a run that matches at its argmax keeps that. The line's
+candidates are then the products of the runs' survivors, most probable first, and only the line code
+accepts one, so the chance of a wrong line marked verified stays bounded by the line codes tried
+(`verify`'s module doc); part codes only decide what is tried.
+
+Runs are over the line's cells joined row after row (`pages.line_cells` before its strip), padded with
+blanks to whole runs. The number of part codes says how many runs the line's text reaches: cells past
+the last run are blank in what was written, whatever the reader saw there.
+
+A run is searched in stages (`PART_STAGES`) and stops growing once it has a survivor; when the survivors'
+products all fail the line code (a wrong candidate matches a 12-bit code one time in 4,096), every
+failing run is searched further. A run that finds nothing within MAX_COST of its argmax ends the
+search: no product can then hold the truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optical_memory.checkcode import PART_CELLS, LineHasher, PartHasher, unpack_parts
+from optical_memory.escapes import canonical_with
+from optical_memory.pages import line_cells
+
+__all__ = ["PART_STAGES", "PartSearch"]
+
+PART_STAGES = (64, 512, 2048)  # candidates a failing run may have tried by the end of each stage
+_MAX_SURVIVORS = 8  # candidates matching a run's code kept per run (more are almost surely wrong)
+COMBINATIONS = 64  # line codes tried per stage: products of the runs' survivors, most probable first
+
+
+class _Run:
+    """One run of PART_CELLS cells, searched against its part code."""
+
+    def __init__(self, index: int, start: int, base: str, topk: np.ndarray, costs: np.ndarray, code: int) -> None:
+        self.index, self.start, self.code = index, start, code
+        self.base = base  # the run's argmax cells (blank past the line's cells)
+        self.topk, self.costs = topk, costs  # the run's cells on the page: (n, K), n <= PART_CELLS
+        self.survivors: list[tuple[float, str]] = []
+        self.tried = 0
+        self.exhausted = False
+
+    def extend(self, budget: int, hasher: PartHasher, code_points: np.ndarray) -> int:
+        """Try the run's candidates up to the `budget`-th most probable; returns how many were hashed."""
+        from optical_memory.verify import MAX_COST, _ranked_assignments
+
+        if self.exhausted or budget <= self.tried or len(self.survivors) >= _MAX_SURVIVORS:
+            return 0
+        ranks = _ranked_assignments(self.costs, budget, MAX_COST)[self.tried :]
+        count = len(ranks)
+        if count:
+            n = len(self.topk)
+            picked = self.topk[np.arange(n)[None, :], ranks]
+            strings = code_points[picked].view(f"<U{n}")[:, 0].tolist()
+            cost = self.costs[np.arange(n)[None, :], ranks].sum(axis=1).tolist()
+            pad = self.base[n:]
+            index, code, code_of = self.index, self.code, hasher.code
+            for text, c in zip(strings, cost, strict=True):
+                if code_of(index, text + pad) == code:
+                    self.survivors.append((c, text + pad))
+                    if len(self.survivors) >= _MAX_SURVIVORS:
+                        break
+        self.exhausted = self.tried + count < budget
+        self.tried += count
+        return count
+
+
+class PartSearch:
+    """The part-by-part search of one failing line; `run(stage)` resumes where the last stage stopped."""
+
+    def __init__(
+        self,
+        topk: np.ndarray,
+        probs: np.ndarray,
+        prefix: int,
+        parts: bytes,
+        part_hasher: PartHasher,
+        code_points: np.ndarray,
+    ) -> None:
+        self.prefix, self.hasher, self.code_points = prefix, part_hasher, code_points
+        self.length = len(topk)
+        codes = unpack_parts(parts)
+        flat = code_points[topk[:, 0]].view(f"<U{len(topk)}")[0] if len(topk) else ""
+        width = len(codes) * PART_CELLS
+        flat = str(flat)[:width].ljust(width)  # past the last run the line was blank, whatever is read there
+        self.fixed: list[str] = []
+        self.runs: list[_Run] = []
+        self.failed = not codes  # nothing to search by
+        with np.errstate(divide="ignore"):
+            costs = np.log(probs[:, :1]) - np.log(probs)
+        costs[~np.isfinite(costs)] = np.inf
+        for index, code in enumerate(codes):
+            start = index * PART_CELLS
+            base = flat[start : start + PART_CELLS]
+            if part_hasher.code(index, base) == code:
+                self.fixed.append(base)
+                continue
+            self.fixed.append("")
+            end = min(start + PART_CELLS, len(topk))
+            if start >= end:  # a run wholly past the line's cells cannot be read otherwise
+                self.failed = True
+                continue
+            self.runs.append(_Run(index, start, base, topk[start:end], costs[start:end], code))
+        self.tried_codes = 0  # line codes checked
+        self.hashed = 0  # part codes checked
+        self._combined: set[tuple[int, ...]] = set()
+        self.found: str | None = None
+
+    def waiting(self) -> bool:
+        """Whether a later stage can still find the line (every run matching as read counts once: the line
+        may differ from its argmax only past its last run, which is blank here)."""
+        return self.found is None and not self.failed and (bool(self.runs) or () not in self._combined)
+
+    def run(
+        self, stage: int, cap: int, line_code: bytes, line_hasher: LineHasher, line_budget: int, pieces: dict[str, str]
+    ) -> None:
+        """Search each failing run up to `stage` candidates, at most `cap` more part codes in all (runs with a
+        survivor wait, unless every product of the survivors failed), then try the products not yet tried,
+        at most `line_budget` line codes. `pieces` is the line's cache for `escapes.canonical_with`."""
+        if not self.waiting():
+            return
+        if not self.runs:
+            self._combine(line_code, line_hasher, min(1, line_budget), pieces)
+            return
+        retry = all(run.survivors for run in self.runs)  # every product so far failed the line code
+        growing = [run for run in self.runs if retry or not run.survivors]
+        start = self.hashed
+        for position, run in enumerate(growing):
+            room = (cap - (self.hashed - start)) // (len(growing) - position)
+            self.hashed += run.extend(min(stage, run.tried + room), self.hasher, self.code_points)
+            if not run.survivors and run.exhausted:
+                self.failed = True  # the truth of this run is past MAX_COST: no product holds it
+                return
+        if all(run.survivors for run in self.runs):
+            self._combine(line_code, line_hasher, min(COMBINATIONS, line_budget), pieces)
+
+    def _combine(self, line_code: bytes, line_hasher: LineHasher, budget: int, pieces: dict[str, str]) -> None:
+        from optical_memory.verify import _ranked_assignments
+
+        width = max((len(run.survivors) for run in self.runs), default=1)
+        costs = np.full((len(self.runs), width), np.inf)
+        for i, run in enumerate(self.runs):
+            own = [c for c, _ in run.survivors]
+            costs[i, : len(own)] = np.array(own) - min(own)
+        order = np.argsort(costs, axis=1, kind="stable")
+        ranked = np.take_along_axis(costs, order, axis=1)
+        choices = np.zeros((1, len(self.runs)), dtype=np.int64)
+        if self.runs:
+            choices = np.vstack([choices, _ranked_assignments(ranked, 4 * budget)])
+        parts = list(self.fixed)
+        tried = 0
+        for choice in choices:
+            key = tuple(int(order[i, r]) for i, r in enumerate(choice))
+            if key in self._combined:
+                continue
+            if tried >= budget:
+                return
+            self._combined.add(key)
+            for run, pick in zip(self.runs, key, strict=True):
+                parts[run.index] = run.survivors[pick][1]
+            flat = "".join(parts)[: self.length].ljust(self.length)
+            cells = line_cells(flat, self.prefix)
+            text = canonical_with(cells, pieces)
+            tried += 1
+            self.tried_codes += 1
+            if text is not None and line_hasher.code(text) == line_code:
+                self.found = cells
+                return

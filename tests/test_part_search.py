@@ -1,0 +1,179 @@
+"""Part codes: a short keyed code per run of a line's cells, and the part-by-part search they allow.
+
+The top-k arrays are built by hand, as in tests/test_verify.py: each test states exactly what the
+reader "saw". What must hold: a line misread in many places verifies when each place is within reach
+of its run's search (the plain search alone cannot reach it), what lies past the line's last run is
+blank, and a part code never marks a line verified on its own: only the line code does.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+import numpy as np
+import pytest
+
+from optical_memory.alphabet import ALPHABET
+from optical_memory.checkcode import (
+    PART_BITS,
+    PART_CELLS,
+    LineHasher,
+    PartHasher,
+    line_code,
+    line_key,
+    pack_parts,
+    part_codes_for,
+    unpack_parts,
+)
+from optical_memory.pages import encode_piece
+from optical_memory.verify import MAX_CANDIDATES, verify_lines
+
+KEY = line_key(bytes(range(32)))
+HASHER = LineHasher(KEY)
+PARTS = PartHasher(KEY)
+INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
+COLUMNS = 100
+K = 4
+
+
+class CountingHasher(LineHasher):
+    """A line hasher that counts the line codes it made: the false-verify bound is a count of these."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(key)
+        self.made = 0
+
+    def code(self, text: str) -> bytes:
+        self.made += 1
+        return super().code(text)
+
+
+def reading(cells: str, alternatives: dict[int, list[tuple[str, float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, probs) of a line read as `cells` in COLUMNS-cell rows; `alternatives` ranks some cells' classes."""
+    rows = max(1, -(-len(cells) // COLUMNS))
+    flat = cells.ljust(rows * COLUMNS)
+    classes = np.zeros((rows * COLUMNS, K), dtype=np.int64)
+    probs = np.zeros((rows * COLUMNS, K), dtype=np.float32)
+    for i, ch in enumerate(flat):
+        fillers = [f for f in "qzjx" if f != ch][: K - 1]
+        ranked = alternatives.get(i) or [(ch, 0.999), *[(f, 0.001 / 3) for f in fillers]]
+        for r, (alt, p) in enumerate(ranked):
+            classes[i, r], probs[i, r] = INDEX[alt], p
+    return classes.reshape(rows, COLUMNS, K), probs.reshape(rows, COLUMNS, K)
+
+
+def verify(truth: str, cells: str, alternatives: dict[int, list[tuple[str, float]]], with_parts: bool = True):
+    classes, probs = reading(cells, alternatives)
+    hasher = CountingHasher(KEY)
+    parts = part_codes_for(KEY, [truth]) if with_parts else None
+    line = verify_lines([(classes, probs, line_code(KEY, truth))], hasher, parts=parts, part_hasher=PARTS)[0]
+    return line, hasher.made
+
+
+def test_part_codes_pack_and_unpack_for_every_count() -> None:
+    rng = random.Random(3)
+    for count in range(12):
+        codes = [rng.randrange(1 << PART_BITS) for _ in range(count)]
+        packed = pack_parts(codes)
+        assert len(packed) == -(-count * PART_BITS // 8)
+        assert unpack_parts(packed) == codes
+
+
+def test_a_line_has_one_part_code_per_run_of_its_cells() -> None:
+    lines = ["", "a", "x" * PART_CELLS, "x" * (PART_CELLS + 1), "snow \u2603\u2603 man", "trailing "]
+    for line, packed in zip(lines, part_codes_for(KEY, lines), strict=True):
+        cells = encode_piece(line)
+        runs = -(-len(cells) // PART_CELLS)
+        assert len(unpack_parts(packed)) == runs, line
+        padded = cells.ljust(runs * PART_CELLS)
+        assert unpack_parts(packed) == [PARTS.code(i, padded[i * PART_CELLS : (i + 1) * PART_CELLS]) for i in range(runs)]
+
+
+def test_part_codes_depend_on_the_key_and_on_where_the_run_lies() -> None:
+    other = PartHasher(line_key(bytes(range(1, 33))))
+    runs = ["".join(random.Random(n).choices(string.ascii_letters, k=PART_CELLS)) for n in range(200)]
+    assert sum(PARTS.code(0, run) != other.code(0, run) for run in runs) > 190
+    assert sum(PARTS.code(0, run) != PARTS.code(1, run) for run in runs) > 190
+
+
+def misread_line(seed: int) -> tuple[str, str, dict[int, list[tuple[str, float]]]]:
+    """A 90-character line read with one wrong cell in each of 8 runs, and 24 doubtful cells read right."""
+    rng = random.Random(seed)
+    truth = "".join(rng.choices(string.ascii_letters + string.digits, k=90))
+    cells = list(truth)
+    alternatives: dict[int, list[tuple[str, float]]] = {}
+    for run in range(8):
+        at = run * PART_CELLS + rng.randrange(PART_CELLS)
+        wrong = rng.choice([c for c in "0123456789" if c != truth[at]])
+        cells[at] = wrong
+        alternatives[at] = [(wrong, 0.55), (truth[at], 0.40), ("q", 0.03), ("z", 0.02)]
+    doubtful = rng.sample([i for i in range(90) if i not in alternatives], 24)
+    for at in doubtful:
+        alternatives[at] = [(truth[at], 0.55), ("q" if truth[at] != "q" else "j", 0.40), ("z", 0.03), ("x", 0.02)]
+    return truth, "".join(cells), alternatives
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_line_misread_in_eight_runs_verifies_run_by_run(seed: int) -> None:
+    truth, cells, alternatives = misread_line(seed)
+    plain, plain_codes = verify(truth, cells, alternatives, with_parts=False)
+    assert plain.verified is False  # eight wrong cells among 32 doubtful ones: past the plain search's budget
+    line, codes = verify(truth, cells, alternatives)
+    assert (line.text, line.verified) == (truth, True)
+    assert codes < plain_codes  # and found with fewer line codes tried
+
+
+def test_what_lies_past_the_last_run_is_blank() -> None:
+    truth = "port 8443"  # one run; a stray sure mark read 30 cells further on
+    cells = truth.ljust(40) + "."
+    plain, _ = verify(truth, cells, {}, with_parts=False)
+    assert plain.verified is False
+    line, _ = verify(truth, cells, {})
+    assert (line.text, line.verified) == (truth, True)
+
+
+def test_a_truth_out_of_reach_is_never_verified_and_the_line_codes_tried_stay_bounded() -> None:
+    truth, cells, alternatives = misread_line(7)
+    at = next(iter(alternatives))
+    alternatives[at] = [(cells[at], 0.55), ("q", 0.40), ("z", 0.03), ("x", 0.02)]  # the truth is not in the top K
+    line, codes = verify(truth, cells, alternatives)
+    assert line.verified is False
+    assert line.text != truth
+    assert codes <= MAX_CANDIDATES + 1
+
+
+def colliding_run(truth_run: str, index: int) -> tuple[int, int, str, str]:
+    """Two cells of `truth_run` changed so that the run's part code still matches (found by trying)."""
+    want = PARTS.code(index, truth_run)
+    for a in range(PART_CELLS):
+        for b in range(a + 1, PART_CELLS):
+            for x in string.digits + string.ascii_lowercase:
+                for y in string.digits + string.ascii_lowercase:
+                    run = list(truth_run)
+                    run[a], run[b] = x, y
+                    candidate = "".join(run)
+                    if candidate != truth_run and PARTS.code(index, candidate) == want:
+                        return a, b, x, y
+    raise AssertionError("no collision among 58,000 two-cell changes of a 12-bit code")
+
+
+@pytest.mark.parametrize("truth_in_reach", [True, False])
+def test_a_wrong_run_matching_its_part_code_by_chance_never_verifies_a_line(truth_in_reach: bool) -> None:
+    truth = "deploy key sk-Qx4f9Lm2 on db-7"
+    a, b, x, y = colliding_run(truth[:PART_CELLS], 0)
+    cells = list(truth)
+    cells[a], cells[b] = x, y
+    misread = "".join(cells)
+    second = [(truth[a], 0.4), (truth[b], 0.4)] if truth_in_reach else [("q", 0.4), ("j", 0.4)]
+    alternatives = {
+        a: [(x, 0.55), second[0], ("z", 0.03), ("x", 0.02)],
+        b: [(y, 0.55), second[1], ("z", 0.03), ("x", 0.02)],
+    }
+    line, codes = verify(truth, misread, alternatives)
+    if truth_in_reach:  # the line code rejects the run's false match and the plain search finds the truth
+        assert (line.text, line.verified) == (truth, True)
+    else:
+        assert (line.text, line.verified) == (misread, False)
+        assert sorted(line.uncertain)[:2] == sorted([a, b])
+    assert codes <= MAX_CANDIDATES + 1
