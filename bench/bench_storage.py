@@ -119,7 +119,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[TierScore]]:
         larger = larger_than_above(pages)
         print(f"  pages where a tier is larger than the tier above: {len(larger)}", *larger[:5], sep="\n    ")
     print("\nbytes per character, before -> after:")
-    for before, after in zip(results["lossless"], results["config"], strict=True):
+    old = results["lossless"]
+    for at, after in enumerate(results["config"]):
+        if at >= len(old):  # a tier below the old chain's last (ice): nothing to compare it with
+            shown = f"{after.nbytes / after.chars:6.2f}"
+            print(f"{after.tier.name:>7}    new -> {shown}             CER {100 * after.cer:.4f} %")
+            continue
+        before = old[at]
         ratio = (after.nbytes / after.chars) / (before.nbytes / before.chars)
         print(
             f"{after.tier.name:>7} {before.nbytes / before.chars:6.2f} -> {after.nbytes / after.chars:6.2f}"

@@ -15,6 +15,10 @@ lines read. Six bytes on a 64-row page of 60 lines is 360 bytes, about 1 % of a 
     key = line_key(tx.archive_key())           # once per archive
     record.codes = codes_for(key, plan.pieces)  # per page, in line order
     code_at(record.codes, number - 1)           # the code of line `number`
+    record.parts = part_codes_for(key, plan.pieces)  # per line: a PART_BITS code per PART_CELLS cells
+
+Part codes (below) let a failing line be searched run by run (`part_search`); they never mark a line
+verified: the line code does.
 """
 
 from __future__ import annotations

@@ -8,7 +8,11 @@ tries the next most probable strings: a best-first search over the alternatives 
 tried. The candidate's probability is the product of its cells' probabilities, so the first match is
 also the most probable reading that is consistent with the code.
 
-Where the page has an entry in the search index (`term_guide`), a failing line first tries the
+Where the page keeps part codes (`checkcode.part_codes_for`), a failing line is first searched run by
+run (`part_search`): each run of cells that fails its part code alone, then the products of the runs'
+matches against the line code; the line codes it checks count in the line's MAX_CANDIDATES.
+
+Where the page has an entry in the search index (`term_guide`), a failing line then tries the
 candidates whose words are all on the page, found word by word (a search per word over more
 doubtful cells than the plain search takes, then the words' spellings combined most probable first),
 and only then the plain search with what is left of its MAX_CANDIDATES. The index only orders what

@@ -19,7 +19,7 @@ def write(tmp_path: Path, body: str) -> Path:
 
 def test_defaults_come_from_the_toml_alone(tmp_path: Path) -> None:
     config = default_config(tmp_path / "a")
-    assert [tier.name for tier in config.tiers] == ["hot", "warm", "cool", "cold", "frost"]
+    assert [tier.name for tier in config.tiers] == ["hot", "warm", "cool", "cold", "frost", "ice"]
     # no dataclass carries a default of its own that could drift from the TOML
     for cls in (Config, type(config.archive), type(config.limits)):
         defaults = [f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING]

@@ -87,7 +87,8 @@ def test_a_line_has_one_part_code_per_run_of_its_cells() -> None:
         runs = -(-len(cells) // PART_CELLS)
         assert len(unpack_parts(packed)) == runs, line
         padded = cells.ljust(runs * PART_CELLS)
-        assert unpack_parts(packed) == [PARTS.code(i, padded[i * PART_CELLS : (i + 1) * PART_CELLS]) for i in range(runs)]
+        runs_of = [padded[i * PART_CELLS : (i + 1) * PART_CELLS] for i in range(runs)]
+        assert unpack_parts(packed) == [PARTS.code(i, run) for i, run in enumerate(runs_of)]
 
 
 def test_part_codes_depend_on_the_key_and_on_where_the_run_lies() -> None:

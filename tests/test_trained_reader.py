@@ -103,7 +103,7 @@ def test_the_serving_graph_computes_what_torch_computes(tmp_path: Path) -> None:
 def test_the_shipped_int8_reader_reads_as_the_float_model() -> None:
     """The shipped weights are the serving graph with 8-bit products: the same classes wherever the model is sure.
 
-    Measured on these 4 pages: every cell the same at hot, warm, cool and cold; at frost 99.98 to 100 %
+    Measured on these 4 pages: every cell the same at hot, warm, cool and cold; at frost and ice 99.9 to 100 %
     of the cells read with confidence > 0.6 (the rest are what verified decoding searches anyway).
     """
     import onnx
@@ -120,7 +120,7 @@ def test_the_shipped_int8_reader_reads_as_the_float_model() -> None:
         for tier, image in zip(TIERS, faded, strict=True):
             onnx_classes, confidence = reader().classify(image.image, image.geometry, rows)
             torch_classes = torch_reader.classify(image.image, image.geometry, rows)
-            if tier.name != "frost":
+            if tier.scale > 0.21:  # hot to cold; frost and ice (0.21 scale) are read where the model is sure
                 np.testing.assert_array_equal(onnx_classes, torch_classes, err_msg=tier.name)
             else:
                 sure = confidence > 0.6

@@ -216,7 +216,7 @@ def test_tier_counts_stop_at_the_coldest_tier(memory: Memory, tmp_path: Path) ->
     try:
         for n in range(40):
             with_small.remember("\n".join(f"line {n}.{k}" for k in range(11)), "long")
-        with_small.fade("long", now=datetime.now(UTC) + timedelta(days=365))
+        with_small.fade("long", now=datetime.now(UTC) + timedelta(days=800))  # past the coldest tier's 730
         info = with_small.list_sessions().sessions[0]
         counts = session_tier_counts(with_small, info)
         assert counts[-1] == info.pages - counts[0] and counts[-1] > 30
