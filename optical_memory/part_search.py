@@ -16,8 +16,10 @@ the last run are blank in what was written, whatever the reader saw there.
 
 A run is searched in stages (`PART_STAGES`) and stops growing once it has a survivor; when the survivors'
 products all fail the line code (a wrong candidate matches a 12-bit code one time in 4,096), every
-failing run is searched further. A run that finds nothing within MAX_COST of its argmax ends the
-search: no product can then hold the truth.
+failing run is searched further. A run first tries its one-cell changes (most failing runs have one
+wrong cell), then its ranked candidates. A run that finds nothing within MAX_COST of its argmax ends
+the search, and the line is `hopeless` for `verify`'s plain search too: every candidate that search
+could try, cut to this run, is one this run tried.
 """
 
 from __future__ import annotations
@@ -32,43 +34,79 @@ __all__ = ["PART_STAGES", "PartSearch"]
 
 PART_STAGES = (64, 512, 2048)  # candidates a failing run may have tried by the end of each stage
 _MAX_SURVIVORS = 8  # candidates matching a run's code kept per run (more are almost surely wrong)
+_SINGLES = 16  # one-cell changes of a failing run tried before its ranked search
 COMBINATIONS = 64  # line codes tried per stage: products of the runs' survivors, most probable first
 
 
 class _Run:
-    """One run of PART_CELLS cells, searched against its part code."""
+    """One run of PART_CELLS cells, searched against its part code, most probable candidates first."""
 
     def __init__(self, index: int, start: int, base: str, topk: np.ndarray, costs: np.ndarray, code: int) -> None:
         self.index, self.start, self.code = index, start, code
         self.base = base  # the run's argmax cells (blank past the line's cells)
         self.topk, self.costs = topk, costs  # the run's cells on the page: (n, K), n <= PART_CELLS
         self.survivors: list[tuple[float, str]] = []
-        self.tried = 0
+        self.tried = 0  # candidates of the ranked list hashed so far
+        self.singles = False  # the one-cell changes were tried
         self.exhausted = False
+        self._strings: list[str] = []  # the ranked candidates so far (`_rank`), and their costs
+        self._costs: list[float] = []
+        self._ranked_for = 0  # the budget they were ranked for
+
+    def _hash(self, strings: list[str], costs: list[float], hasher: PartHasher) -> int:
+        """Hash `strings` in order until one matches the run's code (kept as a survivor); returns how many."""
+        pad = self.base[len(self.topk) :]
+        index, code, code_of = self.index, self.code, hasher.code
+        known = {text for _, text in self.survivors}
+        for count, (text, cost) in enumerate(zip(strings, costs, strict=True), start=1):
+            if code_of(index, text + pad) == code and text + pad not in known:
+                self.survivors.append((cost, text + pad))
+                return count
+        return len(strings)
+
+    def try_singles(self, hasher: PartHasher, code_points: np.ndarray) -> int:
+        """The run's one-cell changes within MAX_COST, cheapest first, until one matches: most failing runs
+        have one wrong cell, found here without ranking every choice (`extend` still ranks them all)."""
+        from optical_memory.verify import MAX_COST
+
+        self.singles = True
+        alternatives = self.costs[:, 1:]
+        order = np.argsort(alternatives, axis=None, kind="stable")
+        order = order[alternatives.reshape(-1)[order] <= MAX_COST][:_SINGLES]
+        if not len(order):
+            return 0
+        cells, ranks = np.divmod(order, alternatives.shape[1])
+        picked = np.broadcast_to(self.topk[:, 0], (len(order), len(self.topk))).copy()
+        picked[np.arange(len(order)), cells] = self.topk[cells, ranks + 1]
+        strings = code_points[picked].view(f"<U{len(self.topk)}")[:, 0].tolist()
+        return self._hash(strings, alternatives.reshape(-1)[order].tolist(), hasher)
+
+    def can_grow(self, stage: int) -> bool:
+        """Whether `extend(stage)` may still find another survivor."""
+        return not self.exhausted and self.tried < stage and len(self.survivors) < _MAX_SURVIVORS
 
     def extend(self, budget: int, hasher: PartHasher, code_points: np.ndarray) -> int:
-        """Try the run's candidates up to the `budget`-th most probable; returns how many were hashed."""
-        from optical_memory.verify import MAX_COST, _ranked_assignments
-
+        """Try the run's candidates, most probable first, up to the `budget`-th, until one more matches its
+        code; returns how many were hashed. The ranked candidates are kept: a later call goes on from them."""
         if self.exhausted or budget <= self.tried or len(self.survivors) >= _MAX_SURVIVORS:
             return 0
-        ranks = _ranked_assignments(self.costs, budget, MAX_COST)[self.tried :]
-        count = len(ranks)
-        if count:
-            n = len(self.topk)
-            picked = self.topk[np.arange(n)[None, :], ranks]
-            strings = code_points[picked].view(f"<U{n}")[:, 0].tolist()
-            cost = self.costs[np.arange(n)[None, :], ranks].sum(axis=1).tolist()
-            pad = self.base[n:]
-            index, code, code_of = self.index, self.code, hasher.code
-            for text, c in zip(strings, cost, strict=True):
-                if code_of(index, text + pad) == code:
-                    self.survivors.append((c, text + pad))
-                    if len(self.survivors) >= _MAX_SURVIVORS:
-                        break
-        self.exhausted = self.tried + count < budget
-        self.tried += count
-        return count
+        if budget > self._ranked_for:
+            self._rank(budget, code_points)
+        end = min(budget, len(self._strings))
+        hashed = self._hash(self._strings[self.tried : end], self._costs[self.tried : end], hasher)
+        self.tried += hashed
+        self.exhausted = self.tried >= len(self._strings) and len(self._strings) < self._ranked_for
+        return hashed
+
+    def _rank(self, budget: int, code_points: np.ndarray) -> None:
+        from optical_memory.verify import MAX_COST, _ranked_assignments
+
+        ranks = _ranked_assignments(self.costs, budget, MAX_COST)
+        n = len(self.topk)
+        picked = self.topk[np.arange(n)[None, :], ranks]
+        self._strings = code_points[picked].view(f"<U{n}")[:, 0].tolist() if len(ranks) else []
+        self._costs = self.costs[np.arange(n)[None, :], ranks].sum(axis=1).tolist()
+        self._ranked_for = budget
 
 
 class PartSearch:
@@ -92,6 +130,7 @@ class PartSearch:
         self.fixed: list[str] = []
         self.runs: list[_Run] = []
         self.failed = not codes  # nothing to search by
+        self.hopeless = False  # some run's truth is past MAX_COST: no candidate within it is the line
         with np.errstate(divide="ignore"):
             costs = np.log(probs[:, :1]) - np.log(probs)
         costs[~np.isfinite(costs)] = np.inf
@@ -104,7 +143,7 @@ class PartSearch:
             self.fixed.append("")
             end = min(start + PART_CELLS, len(topk))
             if start >= end:  # a run wholly past the line's cells cannot be read otherwise
-                self.failed = True
+                self.failed = self.hopeless = True
                 continue
             self.runs.append(_Run(index, start, base, topk[start:end], costs[start:end], code))
         self.tried_codes = 0  # line codes checked
@@ -120,25 +159,39 @@ class PartSearch:
     def run(
         self, stage: int, cap: int, line_code: bytes, line_hasher: LineHasher, line_budget: int, pieces: dict[str, str]
     ) -> None:
-        """Search each failing run up to `stage` candidates, at most `cap` more part codes in all (runs with a
-        survivor wait, unless every product of the survivors failed), then try the products not yet tried,
-        at most `line_budget` line codes. `pieces` is the line's cache for `escapes.canonical_with`."""
+        """Search each failing run up to `stage` candidates, at most `cap` part codes in all, and try the
+        products of the runs' survivors not yet tried, at most `line_budget` line codes. A run with a
+        survivor waits while others find theirs; when every product fails the line code, each run looks
+        for its next survivor, within the same stage. `pieces` is the line's cache for `escapes.canonical_with`."""
         if not self.waiting():
             return
         if not self.runs:
             self._combine(line_code, line_hasher, min(1, line_budget), pieces)
             return
+        start_hashed, start_codes = self.hashed, self.tried_codes
         retry = all(run.survivors for run in self.runs)  # every product so far failed the line code
-        growing = [run for run in self.runs if retry or not run.survivors]
-        start = self.hashed
-        for position, run in enumerate(growing):
-            room = (cap - (self.hashed - start)) // (len(growing) - position)
-            self.hashed += run.extend(min(stage, run.tried + room), self.hasher, self.code_points)
-            if not run.survivors and run.exhausted:
-                self.failed = True  # the truth of this run is past MAX_COST: no product holds it
+        while True:
+            before = self.hashed
+            growing = [run for run in self.runs if retry or not run.survivors]
+            for position, run in enumerate(growing):
+                if not run.singles:
+                    self.hashed += run.try_singles(self.hasher, self.code_points)
+                    if run.survivors and not retry:
+                        continue
+                room = (cap - (self.hashed - start_hashed)) // (len(growing) - position)
+                self.hashed += run.extend(min(stage, run.tried + room), self.hasher, self.code_points)
+                if not run.survivors and run.exhausted:
+                    self.failed = self.hopeless = True  # the truth of this run is past MAX_COST: no product holds it
+                    return
+            left = line_budget - (self.tried_codes - start_codes)
+            if not all(run.survivors for run in self.runs) or left <= 0:
                 return
-        if all(run.survivors for run in self.runs):
-            self._combine(line_code, line_hasher, min(COMBINATIONS, line_budget), pieces)
+            self._combine(line_code, line_hasher, min(COMBINATIONS, left), pieces)
+            if self.found is not None or not any(run.can_grow(stage) for run in self.runs):
+                return
+            if self.hashed - start_hashed >= cap or (retry and self.hashed == before):
+                return  # the page's part budget is spent, or no run could grow
+            retry = True
 
     def _combine(self, line_code: bytes, line_hasher: LineHasher, budget: int, pieces: dict[str, str]) -> None:
         from optical_memory.verify import _ranked_assignments

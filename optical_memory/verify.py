@@ -291,6 +291,9 @@ class _Search:
         """Try candidates up to the `budget`-th most probable (those before `tried` were tried already)."""
         if self.found is not None or self.exhausted or budget <= self.tried:
             return
+        if self.parts is not None and self.parts.hopeless:  # no plain candidate can match (`part_search`)
+            self.exhausted = True
+            return
         if not self._plain_ready:
             self._set_up_plain()
         ranks = _ranked_assignments(self.costs, budget)
