@@ -2,9 +2,14 @@
 
 This module owns their on-disk form: one JSON object per record, with these keys (old archives and
 exports, written before the typed records, keep reading; keys added since are optional). A page
-record is stored deflated (`z` + zlib of the JSON: ~900 instead of ~2,000 bytes, so it sits in its
-LMDB leaf instead of taking a 4 KB page of its own); plain JSON records (older archives) read as
-before, and exports carry plain JSON (`to_json`)::
+record is stored packed: `y`, the length (4 bytes, big-endian) of the deflated JSON (zlib, with the preset dictionary
+`RECORD_ZDICT`), that JSON
+without `codes` and `parts` but with `codes_bytes` (their length) and `part_sizes` (each line's), then
+the line codes and the part codes as raw bytes (random bytes do not deflate; as hex inside the JSON
+they cost a quarter more). Small records keep several to an LMDB leaf page: ~1,300 bytes a full page
+where hex codes took ~1,600 and LMDB gave most of them a leaf page of their own. Deflated records
+(`z` + zlib of the JSON, codes in hex) and plain JSON records (older archives) read as before, and
+exports carry plain JSON (`to_json`, codes in hex)::
 
     page     id, number, session, created, updated, sealed, sealed_at,
              tier          index into the configured tiers
@@ -52,6 +57,7 @@ if TYPE_CHECKING:  # loaded where used: opening the archive (a capture hook) nee
     from optical_memory.tiers import Tier
 
 __all__ = [
+    "RECORD_ZDICT",
     "EntryRecord",
     "PageRecord",
     "SessionRecord",
@@ -63,6 +69,22 @@ __all__ = [
 
 
 _DEFLATED = b"z"  # a deflated page record; JSON ones start with "{"
+_PACKED = b"y"  # deflated JSON, then the check codes as raw bytes (see the module doc)
+# The preset dictionary a packed record's JSON is deflated with: a typical record, so that its keys
+# and usual values cost a few bits each instead of being spelled out in every record (about 350
+# bytes less a record). Part of the stored format: a changed dictionary needs a new prefix.
+RECORD_ZDICT = (
+    b'{"id":"p1","number":1,"session":"default","created":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z",'
+    b'"codec":"webp","sealed":true,"sealed_at":"2026-01-01T00:00:00Z","tier":1,"image_bytes":20000,'
+    b'"rows":[0,1,2,-2,3,4,-4,-4,5,6,7,8,-8,9,10,0,11,12,-12,13,14,15,-15,-15,16,17,18,19,20,-20,21,22,23,24,25,0,'
+    b'26,27,28,29,30,-30,31,32,33,34,35,36,37,38,39,40],"lines":15,"continued":false,"continues":false,'
+    b'"characters":3000,"text_tokens":800,"title":"title","version":1,"image_sha":"00000000000000000000000000000000",'
+    b'"geometry":{"font_size":16,"cell_width":10,"cell_height":19,"margin":8,"gutter":4,"columns":100,"rows":64,'
+    b'"width":1056,"height":1232,"scale":1.0},"entries":[{"role":"user","time":"2026-01-01T00:00:00Z","title":null,'
+    b'"first_line":1,"last_line":10},{"role":"assistant","time":"2026-01-01T00:00:00Z","title":"title",'
+    b'"first_line":11,"last_line":15,"entry":"p1:11"}],"codes_bytes":0,'
+    b'"part_sizes":[2,3,5,6,8,9,11,12,14,15,17,18,20,21,23,24,26,27,29,30]}'
+)
 
 
 def image_digest(data: bytes) -> str:
@@ -74,18 +96,45 @@ def _compact(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def _deflated(data: dict[str, Any]) -> bytes:
-    return _DEFLATED + zlib.compress(_compact(data), 6)
+def _packed(data: dict[str, Any], tail: bytes) -> bytes:
+    deflate = zlib.compressobj(6, zdict=RECORD_ZDICT)
+    deflated = deflate.compress(_compact(data)) + deflate.flush()
+    return _PACKED + len(deflated).to_bytes(4, "big") + deflated + tail
 
 
-def _loaded(raw: bytes) -> Any:
-    """The JSON of a stored record, deflated or plain."""
-    if raw[:1] == _DEFLATED:
-        try:
-            raw = zlib.decompress(raw[1:])
-        except zlib.error as exc:
-            raise ValueError(f"a page record does not inflate ({exc})") from None
-    return json.loads(raw)
+def _loaded(raw: bytes) -> tuple[Any, bytes]:
+    """The JSON of a stored record (packed, deflated or plain) and the raw bytes after it (packed only)."""
+    tail = b""
+    try:
+        if raw[:1] == _PACKED:
+            size = int.from_bytes(raw[1:5], "big")
+            inflate = zlib.decompressobj(zdict=RECORD_ZDICT)
+            body = inflate.decompress(raw[5 : 5 + size]) + inflate.flush()
+            return json.loads(body), raw[5 + size :]
+        if raw[:1] == _DEFLATED:
+            return json.loads(zlib.decompress(raw[1:])), tail
+    except zlib.error as exc:
+        raise ValueError(f"a page record does not inflate ({exc})") from None
+    return json.loads(raw), tail
+
+
+def _codes_of(data: dict[str, Any], tail: bytes) -> tuple[bytes | None, list[bytes] | None]:
+    """A record's line codes and part codes: raw after a packed record's JSON, hex in an older one's."""
+    if "codes_bytes" not in data and "part_sizes" not in data:
+        codes = bytes.fromhex(data["codes"]) if data.get("codes") is not None else None
+        hexed = [bytes.fromhex(part) for part in data["parts"]] if data.get("parts") is not None else None
+        return codes, hexed
+    size = int(data.get("codes_bytes", 0))
+    sizes = [int(n) for n in data.get("part_sizes", [])]
+    if len(tail) != size + sum(sizes):
+        raise ValueError(f"a page record's codes take {len(tail)} bytes, not the {size + sum(sizes)} it says")
+    if "part_sizes" not in data:
+        return tail[:size], None
+    parts, at = [], size
+    for n in sizes:
+        parts.append(tail[at : at + n])
+        at += n
+    return (tail[:size] if "codes_bytes" in data else None), parts
 
 
 @dataclass
@@ -204,7 +253,8 @@ class PageRecord:
     def from_bytes(cls, raw: bytes) -> PageRecord:
         from optical_memory.render import Geometry
 
-        data = _loaded(raw)
+        data, tail = _loaded(raw)
+        codes, parts = _codes_of(data, tail)
         return cls(
             id=data["id"],
             number=int(data["number"]),
@@ -228,9 +278,9 @@ class PageRecord:
             recalled_from=data.get("recalled_from"),
             version=int(data.get("version", 0)),
             image_sha=data.get("image_sha"),
-            codes=bytes.fromhex(data["codes"]) if data.get("codes") is not None else None,
+            codes=codes,
             codes_key=bytes.fromhex(data["codes_key"]) if data.get("codes_key") else None,
-            parts=[bytes.fromhex(part) for part in data["parts"]] if data.get("parts") is not None else None,
+            parts=parts,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -248,7 +298,18 @@ class PageRecord:
         return data
 
     def to_bytes(self) -> bytes:
-        return _deflated(self.to_json())
+        """The stored form: packed, the check codes raw after the deflated JSON (module doc)."""
+        data = self.to_json()
+        data.pop("codes", None)
+        data.pop("parts", None)
+        tail = b""
+        if self.codes is not None:
+            data["codes_bytes"] = len(self.codes)
+            tail += self.codes
+        if self.parts is not None:
+            data["part_sizes"] = [len(part) for part in self.parts]
+            tail += b"".join(self.parts)
+        return _packed(data, tail)
 
     def stored(self, data: bytes) -> None:
         """Account for a new stored image: its size, its checksum, and one more version of the page."""
