@@ -76,9 +76,9 @@ class _Run:
         if not len(order):
             return 0
         cells, ranks = np.divmod(order, alternatives.shape[1])
-        picked = np.broadcast_to(self.topk[:, 0], (len(order), len(self.topk))).copy()
-        picked[np.arange(len(order)), cells] = self.topk[cells, ranks + 1]
-        strings = code_points[picked].view(f"<U{len(self.topk)}")[:, 0].tolist()
+        read = self.base[: len(self.topk)]
+        chars = code_points[self.topk[cells, ranks + 1]].tolist()
+        strings = [read[:c] + chr(ch) + read[c + 1 :] for c, ch in zip(cells.tolist(), chars, strict=True)]
         return self._hash(strings, alternatives.reshape(-1)[order].tolist(), hasher)
 
     def can_grow(self, stage: int) -> bool:
@@ -151,6 +151,15 @@ class PartSearch:
         self._combined: set[tuple[int, ...]] = set()
         self.found: str | None = None
 
+    def settled(self) -> np.ndarray:
+        """The line's cells in runs that matched their part code as read: a wrong reading matches one time in
+        4,096, so a search over alternatives (`term_guide`) can leave these cells as they are."""
+        mask = np.zeros(self.length, dtype=bool)
+        for index, run in enumerate(self.fixed):
+            if run:
+                mask[index * PART_CELLS : (index + 1) * PART_CELLS] = True
+        return mask
+
     def waiting(self) -> bool:
         """Whether a later stage can still find the line (every run matching as read counts once: the line
         may differ from its argmax only past its last run, which is blank here)."""
@@ -196,7 +205,12 @@ class PartSearch:
     def _combine(self, line_code: bytes, line_hasher: LineHasher, budget: int, pieces: dict[str, str]) -> None:
         from optical_memory.verify import _ranked_assignments
 
-        width = max((len(run.survivors) for run in self.runs), default=1)
+        if budget <= 0:
+            return
+        if all(len(run.survivors) == 1 for run in self.runs):  # the common case: one product, no ranking
+            self._try((0,) * len(self.runs), line_code, line_hasher, pieces)
+            return
+        width = max(len(run.survivors) for run in self.runs)
         costs = np.full((len(self.runs), width), np.inf)
         for i, run in enumerate(self.runs):
             own = [c for c, _ in run.survivors]
@@ -206,7 +220,6 @@ class PartSearch:
         choices = np.zeros((1, len(self.runs)), dtype=np.int64)
         if self.runs:
             choices = np.vstack([choices, _ranked_assignments(ranked, 4 * budget)])
-        parts = list(self.fixed)
         tried = 0
         for choice in choices:
             key = tuple(int(order[i, r]) for i, r in enumerate(choice))
@@ -214,14 +227,22 @@ class PartSearch:
                 continue
             if tried >= budget:
                 return
-            self._combined.add(key)
-            for run, pick in zip(self.runs, key, strict=True):
-                parts[run.index] = run.survivors[pick][1]
-            flat = "".join(parts)[: self.length].ljust(self.length)
-            cells = line_cells(flat, self.prefix)
-            text = canonical_with(cells, pieces)
             tried += 1
-            self.tried_codes += 1
-            if text is not None and line_hasher.code(text) == line_code:
-                self.found = cells
+            if self._try(key, line_code, line_hasher, pieces):
                 return
+
+    def _try(self, key: tuple[int, ...], line_code: bytes, line_hasher: LineHasher, pieces: dict[str, str]) -> bool:
+        """Check one product (a survivor of each failing run, by index) against the line code, once."""
+        if key in self._combined:
+            return False
+        self._combined.add(key)
+        parts = list(self.fixed)
+        for run, pick in zip(self.runs, key, strict=True):
+            parts[run.index] = run.survivors[pick][1]
+        cells = line_cells("".join(parts)[: self.length].ljust(self.length), self.prefix)
+        text = canonical_with(cells, pieces)
+        self.tried_codes += 1
+        if text is not None and line_hasher.code(text) == line_code:
+            self.found = cells
+            return True
+        return False

@@ -252,6 +252,8 @@ class _Search:
             with np.errstate(divide="ignore"):
                 costs = np.log(self.p[:, :1]) - np.log(self.p)
             costs[~np.isfinite(costs)] = np.inf
+            if self.parts is not None:  # a run that matched its part code as read is (almost surely) right
+                costs[self.parts.settled(), 1:] = np.inf
             self._terms = term_candidates(self.topk, costs, self.prefix, self.guide)
         code, code_of = self.code, self.hasher.code
         while self.term_tried < budget:
