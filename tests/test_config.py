@@ -19,7 +19,7 @@ def write(tmp_path: Path, body: str) -> Path:
 
 def test_defaults_come_from_the_toml_alone(tmp_path: Path) -> None:
     config = default_config(tmp_path / "a")
-    assert [tier.name for tier in config.tiers] == ["hot", "warm", "cool", "cold", "frost", "ice"]
+    assert [tier.name for tier in config.tiers] == ["hot", "warm", "cool", "cold", "frost"]
     # no dataclass carries a default of its own that could drift from the TOML
     for cls in (Config, type(config.archive), type(config.limits)):
         defaults = [f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING]
@@ -51,3 +51,20 @@ def test_a_user_file_overrides_and_the_environment_wins(tmp_path: Path) -> None:
     config = load_config(environ={"OPTICAL_MEMORY_CONFIG": str(user), "OPTICAL_MEMORY_READER": "rapidocr"})
     assert config.limits.max_list_limit == 50 and config.reader == "rapidocr"
     assert config.limits.max_text_chars == default_config(tmp_path).limits.max_text_chars
+
+
+def test_the_optional_ice_tier_loads_as_the_default_file_says(tmp_path: Path) -> None:
+    """config/default.toml ends with the ice tier commented out; its comment says how to use it: the
+    default tiers, then that block without '#'. Doing so gives a sixth tier, colder than frost."""
+    text = (Path(__file__).parent.parent / "config" / "default.toml").read_text(encoding="utf-8")
+    tiers = text[text.index("[[tiers]]") :]
+    block = text[text.index("# [[tiers]]") :]
+    defaults = tiers[: tiers.index("\n# A tier below frost")]
+    user = defaults + "\n" + "\n".join(line.removeprefix("# ") for line in block.splitlines()) + "\n"
+    config = load_config(write(tmp_path, user), archive=tmp_path / "a", environ={})
+    names = [tier.name for tier in config.tiers]
+    assert names == ["hot", "warm", "cool", "cold", "frost", "ice"]
+    frost, ice = config.tiers[-2:]
+    assert (ice.scale, ice.levels, ice.codec, ice.lossless) == (frost.scale, 16, "webp", True)
+    assert ice.levels < frost.levels and ice.after_pages is not None and frost.after_pages is not None
+    assert ice.after_pages > frost.after_pages

@@ -26,8 +26,8 @@ from optical_memory.metrics import edit_distance
 from optical_memory.training.corpus import REALISTIC_MIX, mixed_lines
 
 # Issue 7's bounds. Measured on this fixed history: hot 0/5,021 characters wrong, warm 0/8,523,
-# cool 0/10,654, cold 0/9,022, frost 25/16,293 (0.15 %). Ice, added since, has frost's bound
-# (bench_verify: 0.08-0.11 % after verification at ice, 0.01 % at frost).
+# cool 0/10,654, cold 0/9,022, frost 25/16,293 (0.15 %). A tier the config adds below frost gets frost's
+# bound (bench_verify: 0.08-0.11 % after verification at ice, the measured candidate).
 MAX_CER = {"hot": 0.0, "warm": 0.001, "cool": 0.001, "cold": 0.001, "frost": 0.01, "ice": 0.01}
 
 
@@ -117,5 +117,5 @@ async def test_fifty_kilobytes_through_stdio_fade_and_read_back(tmp_path: Path) 
         smaller = widths[below.name] < widths[above.name]
         coarser = widths[below.name] == widths[above.name] and below.levels < above.levels
         assert smaller or coarser, (above, below, widths)
-    for tier, bound in MAX_CER.items():
-        assert errors[tier] / chars[tier] <= bound, (tier, errors[tier], chars[tier])
+    for tier in (t.name for t in shipped):  # a tier without a bound here fails: it needs one
+        assert errors[tier] / chars[tier] <= MAX_CER[tier], (tier, errors[tier], chars[tier])

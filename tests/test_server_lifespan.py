@@ -30,7 +30,7 @@ def tiers_of(memory: Memory) -> dict[str, str]:
 async def test_instructions_and_descriptions_are_true_to_the_default_config(tmp_path: Path) -> None:
     defaults = load_config(archive=tmp_path / "archive", environ={})
     names = [tier.name for tier in defaults.tiers]
-    assert names == ["hot", "warm", "cool", "cold", "frost", "ice"]  # what the static docstrings below name
+    assert names == ["hot", "warm", "cool", "cold", "frost"]  # what the static docstrings below name
     server = build_server(defaults)
     manual = server.instructions or ""
     for tier in defaults.tiers:
@@ -42,8 +42,8 @@ async def test_instructions_and_descriptions_are_true_to_the_default_config(tmp_
     async with Client(server) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     described = {name: " ".join((tool.description or "").split()) for name, tool in tools.items()}
-    assert "hot, warm, cool, cold, frost, ice" in described["remember"]
-    assert "hot is sharpest, then by default warm, cool, cold, frost and ice" in described["list_pages"]
+    assert "hot, warm, cool, cold, frost" in described["remember"]
+    assert "hot is sharpest, then by default warm, cool, cold and frost" in described["list_pages"]
     read = described["read_lines"]
     assert "`verified` true" in read and "`uncertain` columns" in read and "null" in read
 

@@ -117,7 +117,7 @@ def remember(
 
     Memory fades: once newer pages accumulate in a session (or days pass), older sealed pages
     are re-encoded smaller and blurrier, one tier at a time (by default hot, warm, cool, cold,
-    frost, ice), so they cost fewer image tokens to view; read_lines still checks every line against
+    frost), so they cost fewer image tokens to view; read_lines still checks every line against
     the check code kept now and says whether it read it back exactly (`verified`).
     """
     state = ctx.request_context.lifespan_context
@@ -144,7 +144,7 @@ def list_pages(
     """List memory pages, newest first, with what each holds and what it costs to look at.
 
     Each page has its session, creation and update times, tier (how far it has faded: hot is
-    sharpest, then by default warm, cool, cold, frost and ice), number of lines and characters,
+    sharpest, then by default warm, cool, cold and frost), number of lines and characters,
     estimated text tokens, image size in pixels and bytes, image tokens (Claude units:
     width * height / 750) and title. When more pages remain, `next_cursor` is set: pass it as
     `cursor` to get the next, older ones.
