@@ -282,12 +282,15 @@ class _Search:
         plain search counts the malformed ones it dropped too): at most the line's budget."""
         return self.term_tried + self.tried + (self.parts.tried_codes if self.parts is not None else 0)
 
-    def run_parts(self, stage: int, cap: int, budget: int) -> None:
-        """The part-by-part search (`part_search`) to `stage`, at most `cap` part codes and `budget` line codes."""
+    def run_parts(self, stage: int, cap: int, budget: int) -> int:
+        """The part-by-part search (`part_search`) to `stage`, at most `cap` part codes and `budget` line codes;
+        returns the part codes it checked."""
         if self.parts is None or self.found is not None:
-            return
+            return 0
+        before = self.parts.hashed
         self.parts.run(stage, cap, self.code, self.hasher, budget - self.spent(), self._pieces)
         self.found = self.parts.found
+        return self.parts.hashed - before
 
     def run(self, budget: int) -> None:
         """Try candidates up to the `budget`-th most probable (those before `tried` were tried already)."""
@@ -390,10 +393,7 @@ def _search_parts(searches: list[_Search], budget: int) -> None:
     for stage in PART_STAGES:
         waiting = [search for search in searches if search.parts is not None and search.parts.waiting()]
         for position, search in enumerate(waiting):
-            assert search.parts is not None
-            before = search.parts.hashed
-            search.run_parts(stage, left // (len(waiting) - position), budget)
-            left -= search.parts.hashed - before
+            left -= search.run_parts(stage, left // (len(waiting) - position), budget)
 
 
 def _outcome(classes: np.ndarray, probs: np.ndarray, search: _Search) -> Verified:

@@ -27,7 +27,8 @@ from optical_memory.checkcode import (
     unpack_parts,
 )
 from optical_memory.pages import encode_piece
-from optical_memory.verify import MAX_CANDIDATES, verify_lines
+from optical_memory.part_search import PartSearch
+from optical_memory.verify import _CODE_POINTS, MAX_CANDIDATES, verify_lines
 
 KEY = line_key(bytes(range(32)))
 HASHER = LineHasher(KEY)
@@ -142,6 +143,24 @@ def test_a_truth_out_of_reach_is_never_verified_and_the_line_codes_tried_stay_bo
     assert line.verified is False
     assert line.text != truth
     assert codes <= MAX_CANDIDATES + 1
+    # that run's every candidate within the cost cap failed its part code: no whole-line candidate can
+    # be right, so the plain search (which tries its full budget without part codes) is not run
+    plain, plain_codes = verify(truth, cells, alternatives, with_parts=False)
+    assert plain.verified is False and plain_codes == MAX_CANDIDATES + 1
+    assert codes == 1  # the argmax reading's check alone
+
+
+def test_runs_that_match_as_read_are_the_settled_cells() -> None:
+    truth, cells, alternatives = misread_line(2)  # one wrong cell in each of the first 8 runs, 9 runs
+    classes, probs = reading(cells, alternatives)
+    search = PartSearch(
+        classes.reshape(-1, K), probs.reshape(-1, K).astype(np.float64), (classes.shape[0] - 1) * COLUMNS,
+        part_codes_for(KEY, [truth])[0], PARTS, _CODE_POINTS,
+    )  # fmt: skip
+    settled = search.settled()
+    assert len(settled) == COLUMNS and not settled[: 8 * PART_CELLS].any()
+    assert settled[8 * PART_CELLS : 9 * PART_CELLS].all()  # the ninth run was read right
+    assert not settled[9 * PART_CELLS :].any()  # past the line's last run: no code, nothing settled
 
 
 def colliding_run(truth_run: str, index: int) -> tuple[int, int, str, str]:
