@@ -130,8 +130,10 @@ def stored_code(codes: bytes | None, index: int) -> bytes | None:
 # its line code, and the search must then find every wrong cell at once among the products of their
 # alternatives; with a code per run each run is searched alone and the runs' few survivors combined (`part_search`).
 # 12 bits over 10 cells is 1.2 bits a character: far below what a key, a hash or a name carries (4-6 bits a
-# character) and below prose under a good language model, so the codes cannot rebuild a line; with the page's
-# image they pick among the reader's few alternatives. The line code alone still marks a line verified.
+# character), so the codes cannot rebuild one; prose carries about as much under a strong language model, so
+# with the key (kept in the archive, beside the page images that hold the text anyway) they could help guess
+# a prose line. With the page's image they pick among the reader's few alternatives. The line code alone
+# still marks a line verified.
 PART_CELLS = 10
 PART_BITS = 12
 _PART_PERSON = b"om-part-v1"
