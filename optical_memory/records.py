@@ -2,14 +2,14 @@
 
 This module owns their on-disk form: one JSON object per record, with these keys (old archives and
 exports, written before the typed records, keep reading; keys added since are optional). A page
-record is stored packed: `y`, the length (4 bytes, big-endian) of the deflated JSON (zlib, with the preset dictionary
-`RECORD_ZDICT`), that JSON
-without `codes` and `parts` but with `codes_bytes` (their length) and `part_sizes` (each line's), then
-the line codes and the part codes as raw bytes (random bytes do not deflate; as hex inside the JSON
-they cost a quarter more). Small records keep several to an LMDB leaf page: ~1,300 bytes a full page
-where hex codes took ~1,600 and LMDB gave most of them a leaf page of their own. Deflated records
-(`z` + zlib of the JSON, codes in hex) and plain JSON records (older archives) read as before, and
-exports carry plain JSON (`to_json`, codes in hex)::
+record is stored packed: `y`, the length (4 bytes, big-endian) of the deflated JSON (zlib, with the
+preset dictionary `RECORD_ZDICT`), that JSON without `codes` and `parts` but with `codes_bytes`
+(their length) and `part_sizes` (each line's), then the line codes and the part codes as raw bytes
+(random bytes do not deflate; as hex inside the JSON they cost a quarter more). So a typical full
+page's record takes ~1,200 bytes, where with hex codes it took ~1,570 and LMDB gave each record past
+~1,340 bytes a leaf page of its own. Deflated records (`z` + zlib of the JSON, codes in hex) and
+plain JSON records (older archives) read as before, and exports carry plain JSON (`to_json`, codes
+in hex)::
 
     page     id, number, session, created, updated, sealed, sealed_at,
              tier          index into the configured tiers
