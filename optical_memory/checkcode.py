@@ -134,7 +134,7 @@ def stored_code(codes: bytes | None, index: int) -> bytes | None:
 # with the key (kept in the archive, beside the page images that hold the text anyway) they could help guess
 # a prose line. With the page's image they pick among the reader's few alternatives. The line code alone
 # still marks a line verified.
-PART_CELLS = 10
+PART_CELLS = 10  # both part of the stored format: other values need another record key than `parts`
 PART_BITS = 12
 _PART_PERSON = b"om-part-v1"
 _PART_SHIFT = 32 - PART_BITS

@@ -15,6 +15,7 @@ An export is input from anywhere (a download, a colleague's zip), so before anyt
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import stat
@@ -252,7 +253,8 @@ def _parts(where: str, parts: Any, lines: int, cells: int) -> None:
     """Part codes: absent, or one hex string per line, none longer than a page's cells need."""
     if parts is None:
         return
-    most = 2 * -(-(-(-cells // PART_CELLS) * PART_BITS) // 8)
+    runs = math.ceil(cells / PART_CELLS)  # a line that fills the page
+    most = 2 * math.ceil(runs * PART_BITS / 8)  # hex digits of its packed codes
     if not isinstance(parts, list) or len(parts) != lines:
         raise _fail(where, f"parts must be a list of {lines} hex strings, one per line")
     for number, part in enumerate(parts, start=1):
