@@ -41,8 +41,8 @@ COMBINATIONS = 64  # line codes tried per stage: products of the runs' survivors
 class _Run:
     """One run of PART_CELLS cells, searched against its part code, most probable candidates first."""
 
-    def __init__(self, index: int, start: int, base: str, topk: np.ndarray, costs: np.ndarray, code: int) -> None:
-        self.index, self.start, self.code = index, start, code
+    def __init__(self, index: int, base: str, topk: np.ndarray, costs: np.ndarray, code: int) -> None:
+        self.index, self.code = index, code
         self.base = base  # the run's argmax cells (blank past the line's cells)
         self.topk, self.costs = topk, costs  # the run's cells on the page: (n, K), n <= PART_CELLS
         self.survivors: list[tuple[float, str]] = []
@@ -110,12 +110,15 @@ class _Run:
 
 
 class PartSearch:
-    """The part-by-part search of one failing line; `run(stage)` resumes where the last stage stopped."""
+    """The part-by-part search of one failing line; `run(stage)` resumes where the last stage stopped.
+
+    `topk` and `costs` (L, K): the line's cells' classes and each choice's -log probability relative to
+    the cell's best (`verify._Search.line_costs`; read, never changed)."""
 
     def __init__(
         self,
         topk: np.ndarray,
-        probs: np.ndarray,
+        costs: np.ndarray,
         prefix: int,
         parts: bytes,
         part_hasher: PartHasher,
@@ -131,9 +134,6 @@ class PartSearch:
         self.runs: list[_Run] = []
         self.failed = not codes  # nothing to search by
         self.hopeless = False  # some run's truth is past MAX_COST: no candidate within it is the line
-        with np.errstate(divide="ignore"):
-            costs = np.log(probs[:, :1]) - np.log(probs)
-        costs[~np.isfinite(costs)] = np.inf
         for index, code in enumerate(codes):
             start = index * PART_CELLS
             base = flat[start : start + PART_CELLS]
@@ -145,7 +145,7 @@ class PartSearch:
             if start >= end:  # a run wholly past the line's cells cannot be read otherwise
                 self.failed = self.hopeless = True
                 continue
-            self.runs.append(_Run(index, start, base, topk[start:end], costs[start:end], code))
+            self.runs.append(_Run(index, base, topk[start:end], costs[start:end], code))
         self.tried_codes = 0  # line codes checked
         self.hashed = 0  # part codes checked
         self._combined: set[tuple[int, ...]] = set()

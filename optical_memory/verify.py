@@ -226,16 +226,24 @@ class _Search:
         self._terms: Iterator[str] | None = None
         self._pieces: dict[str, str] = {}  # `_canonical_with`'s decoded escape pieces of this line's candidates
         self.parts: PartSearch | None = None  # set by `verify_lines` where the page keeps the line's part codes
+        self._line_costs: np.ndarray | None = None
+
+    def line_costs(self) -> np.ndarray:
+        """(L, K): each choice's -log probability relative to its cell's best (inf if impossible); made once
+        a line, for whichever searches it needs (parts, terms, plain; none may change it)."""
+        if self._line_costs is None:
+            with np.errstate(divide="ignore"):
+                costs = np.log(self.p[:, :1]) - np.log(self.p)  # rank 0 costs nothing
+            costs[~np.isfinite(costs)] = np.inf
+            self._line_costs = costs
+        return self._line_costs
 
     def _set_up_plain(self) -> None:
         """The plain search's SEARCH_CELLS least certain cells, their choices' costs, and the cells it changes."""
         p = self.p
         n = min(SEARCH_CELLS, len(p))
         cells = np.argpartition(p[:, 0], n - 1)[:n] if n < len(p) else np.arange(len(p))
-        with np.errstate(divide="ignore"):
-            costs = np.log(p[cells, :1]) - np.log(p[cells])  # (n, K), rank 0 costs nothing
-        costs[~np.isfinite(costs)] = np.inf
-        self.cells, self.costs, self._plain_ready = cells, costs, True
+        self.cells, self.costs, self._plain_ready = cells, self.line_costs()[cells], True
         # Cells past the last non-blank of every candidate are blank in all of them: left out of the strings.
         nonblank = np.flatnonzero(self.topk[:, 0])
         last = int(nonblank[-1]) + 1 if len(nonblank) else 0
@@ -249,10 +257,9 @@ class _Search:
         if self._terms is None:
             from optical_memory.term_guide import term_candidates
 
-            with np.errstate(divide="ignore"):
-                costs = np.log(self.p[:, :1]) - np.log(self.p)
-            costs[~np.isfinite(costs)] = np.inf
+            costs = self.line_costs()
             if self.parts is not None:  # a run that matched its part code as read is (almost surely) right
+                costs = costs.copy()
                 costs[self.parts.settled(), 1:] = np.inf
             self._terms = term_candidates(self.topk, costs, self.prefix, self.guide)
         code, code_of = self.code, self.hasher.code
@@ -367,7 +374,9 @@ def verify_lines(
             search = _Search(classes, probs, code, hasher, guides(index) if guides is not None else None)
             own = parts[index] if parts is not None else None
             if own and part_hasher is not None:
-                search.parts = PartSearch(search.topk, search.p, search.prefix, own, part_hasher, _CODE_POINTS)
+                search.parts = PartSearch(
+                    search.topk, search.line_costs(), search.prefix, own, part_hasher, _CODE_POINTS
+                )
             searches[index] = search
     left = PAGE_CANDIDATES if page_budget is None else page_budget
     _search_parts(list(searches.values()), budget)

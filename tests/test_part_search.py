@@ -153,8 +153,9 @@ def test_a_truth_out_of_reach_is_never_verified_and_the_line_codes_tried_stay_bo
 def test_runs_that_match_as_read_are_the_settled_cells() -> None:
     truth, cells, alternatives = misread_line(2)  # one wrong cell in each of the first 8 runs, 9 runs
     classes, probs = reading(cells, alternatives)
+    p = probs.reshape(-1, K).astype(np.float64)  # every choice has a probability here: no log of 0
     search = PartSearch(
-        classes.reshape(-1, K), probs.reshape(-1, K).astype(np.float64), (classes.shape[0] - 1) * COLUMNS,
+        classes.reshape(-1, K), np.log(p[:, :1]) - np.log(p), (classes.shape[0] - 1) * COLUMNS,
         part_codes_for(KEY, [truth])[0], PARTS, _CODE_POINTS,
     )  # fmt: skip
     settled = search.settled()
