@@ -79,6 +79,11 @@ class Config:
         for upper, lower in zip(self.tiers, self.tiers[1:], strict=False):
             if lower.scale > upper.scale:
                 raise InvalidArgument(f"config: tier {lower.name!r} is sharper than {upper.name!r} above it")
+            if lower.cell and upper.cell and (lower.cell[0] > upper.cell[0] or lower.cell[1] > upper.cell[1]):
+                raise InvalidArgument(
+                    f"config: tier {lower.name!r} has larger cells ({lower.cell[0]} x {lower.cell[1]} pixels) "
+                    f"than {upper.name!r} above it ({upper.cell[0]} x {upper.cell[1]}); cells shrink down the tiers"
+                )
             if lower.after_pages is None and lower.after_days is None:
                 raise InvalidArgument(f"config: tier {lower.name!r} needs after_pages or after_days")
 
@@ -127,6 +132,7 @@ class _ReaderTable(BaseModel):
 def _tier_table() -> type[BaseModel]:
     """The [[tiers]] table's model, made from `Tier`'s own fields, so the two never disagree."""
     hints = get_type_hints(Tier)
+    hints["cell"] = list[int] | None  # a TOML array: Tier makes it a (width, height) tuple and checks it
     table: dict[str, Any] = {f.name: (hints[f.name], ... if f.default is MISSING else f.default) for f in fields(Tier)}
     return create_model("_TierTable", __config__=_STRICT, **table)
 

@@ -47,6 +47,11 @@ class Geometry:
     width: int  # of the stored image, at its current scale
     height: int
     scale: float = 1.0
+    # Set on pages stored at a tier with whole-pixel cells (`Tier.cell`): the image is the hot page
+    # mapped by exactly (scale, scale_y) from its top-left corner, so every cell starts at the same
+    # sub-pixel phase. Unset (older pages, tiers given by scale alone): width / hot_width and
+    # height / hot_height are the factors, the whole hot page squeezed into the stored size.
+    scale_y: float | None = None
 
     @property
     def hot_width(self) -> int:
@@ -56,15 +61,29 @@ class Geometry:
     def hot_height(self) -> int:
         return 2 * self.margin + self.rows * self.cell_height
 
+    @property
+    def factors(self) -> tuple[float, float]:
+        """Stored-image pixels per hot pixel, across and down."""
+        if self.scale_y is not None:
+            return self.scale, self.scale_y
+        return self.width / self.hot_width, self.height / self.hot_height
+
     def scaled(self, scale: float) -> Geometry:
         """The geometry of this page re-encoded at `scale` of the hot size."""
         width = max(1, round(self.hot_width * scale))
         height = max(1, round(self.hot_height * scale))
-        return replace(self, width=width, height=height, scale=scale)
+        return replace(self, width=width, height=height, scale=scale, scale_y=None)
+
+    def with_cells(self, cell: tuple[int, int]) -> Geometry:
+        """The geometry of this page re-encoded with cells of `cell` (width, height) whole pixels: the hot
+        page mapped from its top-left corner, as many whole pixels as it covers."""
+        sx, sy = cell[0] / self.cell_width, cell[1] / self.cell_height
+        width, height = int(self.hot_width * sx + 1e-6), int(self.hot_height * sy + 1e-6)
+        return replace(self, width=max(1, width), height=max(1, height), scale=sx, scale_y=sy)
 
     def row_box(self, row: int) -> tuple[float, float, float, float]:
         """(left, top, right, bottom) of a row's text cells in stored-image pixels (floats)."""
-        sx, sy = self.width / self.hot_width, self.height / self.hot_height
+        sx, sy = self.factors
         left = (self.margin + self.gutter * self.cell_width) * sx
         top = (self.margin + row * self.cell_height) * sy
         return left, top, left + self.columns * self.cell_width * sx, top + self.cell_height * sy
@@ -72,11 +91,14 @@ class Geometry:
     @property
     def px_per_char(self) -> float:
         """Stored-image pixels per character cell: the figure that decides readability."""
-        sx, sy = self.width / self.hot_width, self.height / self.hot_height
+        sx, sy = self.factors
         return self.cell_width * sx * self.cell_height * sy
 
     def to_dict(self) -> dict[str, int | float]:
-        return asdict(self)
+        data = asdict(self)
+        if self.scale_y is None:  # pages of tiers given by scale alone store what they always stored
+            del data["scale_y"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, int | float]) -> Geometry:

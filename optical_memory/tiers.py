@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import struct
 import zlib
 from collections.abc import Sequence
@@ -61,10 +62,22 @@ class Tier:
     levels: int = 256  # grey levels kept (2..256), evenly spread: fewer levels, fewer bytes (exact codecs only)
     after_pages: int | None = None  # move here once this many newer pages exist in the session
     after_days: float | None = None  # ... or once the page was sealed this many days ago
+    # Whole pixels (width, height) of a character cell at this tier, instead of `scale` alone: every
+    # glyph then lands on the same sub-pixel phase, so equal characters store equal pixels, which the
+    # codec finds again and the reader sees one way (Geometry.with_cells). `scale` orders the tiers.
+    cell: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
             raise ValueError(f"tier {self.name!r}: scale must be in (0, 1], got {self.scale}")
+        if self.cell is not None:
+            cell = tuple(self.cell)
+            if len(cell) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in cell):
+                raise ValueError(
+                    f"tier {self.name!r}: cell must be two whole numbers of pixels [width, height], "
+                    f"each 1 or more, got {self.cell!r}"
+                )
+            object.__setattr__(self, "cell", cell)  # a TOML array arrives as a list
         if self.codec not in MIME_TYPES:
             raise ValueError(f"tier {self.name!r}: codec must be one of {sorted(MIME_TYPES)}, got {self.codec!r}")
         if not 1 <= self.quality <= 100:
@@ -209,12 +222,38 @@ def decode_image(data: bytes) -> Image.Image:
     return image.convert("L") if image.mode != "L" else image
 
 
+def geometry_at(geometry: Geometry, tier: Tier) -> Geometry:
+    """Where a page stored with `geometry` lands at `tier`: its cells (`Tier.cell`) or its scale."""
+    return geometry.with_cells(tier.cell) if tier.cell is not None else geometry.scaled(tier.scale)
+
+
+def resample(image: Image.Image, source: Geometry, target: Geometry) -> Image.Image:
+    """The stored image of `source` resampled (Lanczos) to `target`'s size. A target of whole-pixel cells
+    takes exactly its part of the hot page from the source's corner, so its scale is exact (a source
+    that ends a fraction of a pixel short is taken as white there: the page's margin)."""
+    if target.scale_y is None:
+        if (target.width, target.height) == image.size:
+            return image
+        return image.resize((target.width, target.height), Image.Resampling.LANCZOS)
+    (fx, fy), (tx, ty) = source.factors, target.factors
+    box = (0.0, 0.0, target.width / tx * fx, target.height / ty * fy)
+    return pad_white(image, box).resize((target.width, target.height), Image.Resampling.LANCZOS, box=box)
+
+
+def pad_white(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    """`image`, widened with white to hold `box` (PIL refuses a box past the image)."""
+    width, height = max(image.width, math.ceil(box[2])), max(image.height, math.ceil(box[3]))
+    if (width, height) == image.size:
+        return image
+    padded = Image.new("L", (width, height), 255)
+    padded.paste(image if image.mode == "L" else image.convert("L"), (0, 0))
+    return padded
+
+
 def demote(data: bytes, geometry: Geometry, tier: Tier) -> tuple[bytes, Geometry]:
     """Re-encode a stored image at `tier` (scale and codec): the next step of fading."""
-    target = geometry.scaled(tier.scale)
-    image = decode_image(data)
-    if (target.width, target.height) != image.size:
-        image = image.resize((target.width, target.height), Image.Resampling.LANCZOS)
+    target = geometry_at(geometry, tier)
+    image = resample(decode_image(data), geometry, target)
     return encode_image(image, tier), target
 
 
@@ -228,9 +267,8 @@ def demote_through(data: bytes, geometry: Geometry, tiers: Sequence[Tier]) -> tu
     """
     image = decode_image(data)
     for index, tier in enumerate(tiers):
-        geometry = geometry.scaled(tier.scale)
-        if (geometry.width, geometry.height) != image.size:
-            image = image.resize((geometry.width, geometry.height), Image.Resampling.LANCZOS)
+        source, geometry = geometry, geometry_at(geometry, tier)
+        image = resample(image, source, geometry)
         if index == len(tiers) - 1:
             return encode_image(image, tier), geometry
         if tier.exact and tier.codec == "webp":

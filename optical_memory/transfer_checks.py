@@ -174,14 +174,18 @@ def _geometry(where: str, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _fail(where, "geometry must be an object")
     names = ("font_size", "cell_width", "cell_height", "margin", "gutter", "columns", "rows", "width", "height")
-    if set(data) - set(names) - {"scale"} or not set(names) <= set(data):
-        raise _fail(where, f"geometry must have exactly the keys {[*names, 'scale']}")
+    if set(data) - set(names) - {"scale", "scale_y"} or not set(names) <= set(data):
+        raise _fail(where, f"geometry must have the keys {names}, and may have 'scale' and 'scale_y'")
     for key in names:  # in order: the same bad record always gets the same message
         high = MAX_SIDE if key in ("width", "height") else MAX_GRID
         _int(f"{where} geometry", data, key, 0 if key in ("margin", "gutter") else 1, high)
     scale = data.get("scale", 1.0)
     if not isinstance(scale, int | float) or isinstance(scale, bool) or not 0 < scale <= 1:
         raise _fail(where, f"geometry scale must be a number in (0, 1], got {scale!r:.60}")
+    scale_y = data.get("scale_y")  # pages of whole-pixel cells: the exact factor down
+    number = isinstance(scale_y, int | float) and not isinstance(scale_y, bool)
+    if scale_y is not None and (not number or not 0 < scale_y <= 1):
+        raise _fail(where, f"geometry scale_y must be a number in (0, 1] or absent, got {scale_y!r:.60}")
     return data
 
 

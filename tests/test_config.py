@@ -37,6 +37,24 @@ def test_defaults_come_from_the_toml_alone(tmp_path: Path) -> None:
         ('[[tiers]]\nname = "hot"\nscale = 1.0\ncodec = "gif"', "[[tiers]] #1 codec: Input should be 'png'"),
         ('[[tiers]]\nname = "hot"\nscale = 1.0\n[[tiers]]\nname = "x"\nscale = 0.5', "tier 'x' needs after_pages"),
         ("[page]\ncolumns = 5", "a page needs at least"),
+        (
+            '[[tiers]]\nname = "hot"\nscale = 1.0\n[[tiers]]\nname = "x"\nscale = 0.2\ncell = [2]\nafter_pages = 5',
+            "tier 'x': cell must be two whole numbers of pixels [width, height], each 1 or more, got [2]",
+        ),
+        (
+            '[[tiers]]\nname = "hot"\nscale = 1.0\n[[tiers]]\nname = "x"\nscale = 0.2\ncell = [2, 0]\nafter_pages = 5',
+            "tier 'x': cell must be two whole numbers of pixels [width, height], each 1 or more, got [2, 0]",
+        ),
+        (
+            '[[tiers]]\nname = "hot"\nscale = 1.0\n[[tiers]]\nname = "x"\nscale = 0.2\ncell = [2, "4"]'
+            "\nafter_pages = 5",
+            "[[tiers]] #2 cell.1: Input should be a valid integer",
+        ),
+        (
+            '[[tiers]]\nname = "hot"\nscale = 1.0\n[[tiers]]\nname = "x"\nscale = 0.4\ncell = [4, 7]\nafter_pages = 5'
+            '\n[[tiers]]\nname = "y"\nscale = 0.3\ncell = [3, 8]\nafter_pages = 9',
+            "tier 'y' has larger cells (3 x 8 pixels) than 'x' above it (4 x 7); cells shrink down the tiers",
+        ),
         ("this is not toml", "config file"),
     ],
 )
@@ -51,20 +69,3 @@ def test_a_user_file_overrides_and_the_environment_wins(tmp_path: Path) -> None:
     config = load_config(environ={"OPTICAL_MEMORY_CONFIG": str(user), "OPTICAL_MEMORY_READER": "rapidocr"})
     assert config.limits.max_list_limit == 50 and config.reader == "rapidocr"
     assert config.limits.max_text_chars == default_config(tmp_path).limits.max_text_chars
-
-
-def test_the_optional_ice_tier_loads_as_the_default_file_says(tmp_path: Path) -> None:
-    """config/default.toml ends with the ice tier commented out; its comment says how to use it: the
-    default tiers, then that block without '#'. Doing so gives a sixth tier, colder than frost."""
-    text = (Path(__file__).parent.parent / "config" / "default.toml").read_text(encoding="utf-8")
-    tiers = text[text.index("[[tiers]]") :]
-    block = text[text.index("# [[tiers]]") :]
-    defaults = tiers[: tiers.index("\n# A tier below frost")]
-    user = defaults + "\n" + "\n".join(line.removeprefix("# ") for line in block.splitlines()) + "\n"
-    config = load_config(write(tmp_path, user), archive=tmp_path / "a", environ={})
-    names = [tier.name for tier in config.tiers]
-    assert names == ["hot", "warm", "cool", "cold", "frost", "ice"]
-    frost, ice = config.tiers[-2:]
-    assert (ice.scale, ice.levels, ice.codec, ice.lossless) == (frost.scale, 16, "webp", True)
-    assert ice.levels < frost.levels and ice.after_pages is not None and frost.after_pages is not None
-    assert ice.after_pages > frost.after_pages
