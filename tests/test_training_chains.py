@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -38,7 +39,9 @@ def test_a_plus_spec_that_is_not_colder_is_refused(spec: str) -> None:
         with_tail(spec)
 
 
-@pytest.mark.parametrize("spec", ["", "0.3", "0.3/x", ":".join(["1/16"] * len(configured_tiers())), "0.3/300"])
+@pytest.mark.parametrize(
+    "spec", ["", "0.3", "0.3/x", ":".join(["1/16"] * len(configured_tiers())), "0.3/300", "4x/12", "0x4/12", "4x7/1"]
+)
 def test_with_tail_refuses_a_malformed_spec(spec: str) -> None:
     with pytest.raises(ValueError):
         with_tail(spec)
@@ -56,3 +59,26 @@ def test_older_archives_chains_keep_a_share() -> None:
     drawn = [tuple(random_chain(rng, exact_share=0.5)) for _ in range(2000)]
     assert drawn.count(LOSSLESS_TIERS) > 50
     assert drawn.count(PREVIOUS_TIERS) > 50  # archives written with the grey levels of issue 13
+
+
+def test_with_tail_gives_tiers_of_whole_pixel_cells() -> None:
+    chain = with_tail("5x9/16:3x6/12:2x3/20")
+    base = configured_tiers()
+    assert chain[:2] == base[:2]
+    assert [(t.name, t.cell, t.scale, t.levels, t.lossless) for t in chain[2:]] == [
+        (base[2].name, (5, 9), 0.5, 16, True),
+        (base[3].name, (3, 6), 0.3, 12, True),
+        (base[4].name, (2, 3), 0.2, 20, True),
+    ]
+    assert with_tail("0.3/16")[-1].cell is None  # a tier by scale alone again
+
+
+def test_random_chains_of_cells_shrink_tier_by_tier() -> None:
+    rng = random.Random(5)
+    for _ in range(200):
+        chain = random_chain(rng, cells_share=1.0)
+        assert chain[0] == configured_tiers()[0] and len(chain) >= 4
+        cells = [tier.cell for tier in chain[1:]]
+        assert all(cell is not None for cell in cells)
+        for upper, lower in itertools.pairwise(cells):
+            assert lower[0] <= upper[0] and lower[1] <= upper[1]  # type: ignore[index]

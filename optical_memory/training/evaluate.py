@@ -24,7 +24,15 @@ from optical_memory.render import Renderer
 from optical_memory.tiers import Tier
 from optical_memory.tokens import claude_image_tokens, deepseek_vision_tokens, estimate_text_tokens
 from optical_memory.training.corpus import IDENTIFIER_MIX, REALISTIC_MIX, TRAINING_MIX, Mix
-from optical_memory.training.generate import LOSSLESS_TIERS, Page, TierImage, configured_tiers, fade, random_page
+from optical_memory.training.generate import (
+    LOSSLESS_TIERS,
+    PREVIOUS_TIERS,
+    Page,
+    TierImage,
+    configured_tiers,
+    fade,
+    random_page,
+)
 
 __all__ = ["CHAINS", "HELDOUT_SEED", "MIXES", "RECOMMENDED_TIERS", "TierScore", "figures", "sample", "score"]
 
@@ -33,7 +41,13 @@ HELDOUT_SEED = 7_000_000  # training seeds stay below this
 # The default tiers, as config/default.toml sets them (the one source; the name is older than that).
 RECOMMENDED_TIERS = configured_tiers()
 # Chains to measure: the configured one, and the lossless one that archives from before issue 13 hold.
-CHAINS: dict[str, tuple[Tier, ...]] = {"config": RECOMMENDED_TIERS, "lossless": LOSSLESS_TIERS}
+# config: the default tiers; previous: the defaults before whole-pixel cells (what most archives hold);
+# lossless: archives from before issue 13.
+CHAINS: dict[str, tuple[Tier, ...]] = {
+    "config": RECOMMENDED_TIERS,
+    "previous": PREVIOUS_TIERS,
+    "lossless": LOSSLESS_TIERS,
+}
 # Held-out mixes: dialogue as agents write it; random runs over the whole alphabet; recalled values.
 MIXES: dict[str, Mix] = {"realistic": REALISTIC_MIX, "stress": TRAINING_MIX, "identifiers": IDENTIFIER_MIX}
 

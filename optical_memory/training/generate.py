@@ -114,7 +114,11 @@ def configured_tiers() -> tuple[Tier, ...]:
 
 
 def random_chain(
-    rng: random.Random, low_share: float = 0.0, exact_share: float = 0.0, extra: Sequence[Sequence[Tier]] = ()
+    rng: random.Random,
+    low_share: float = 0.0,
+    exact_share: float = 0.0,
+    extra: Sequence[Sequence[Tier]] = (),
+    cells_share: float = 0.0,
 ) -> list[Tier]:
     """A tier chain, hot first: the configured one (or one of `extra`), an older one, or a random one.
 
@@ -123,13 +127,16 @@ def random_chain(
     that older archives hold (`PREVIOUS_TIERS` and `LOSSLESS_TIERS`, evenly). The rest: 1 to 4
     random steps, scales 0.19 .. 1.0 (a quarter jump straight from hot to one scale), codecs and grey
     levels around the configured ones. With `low_share`, that share of the random chains ends at
-    0.19 .. 0.32, where the coldest tier lives and reading is hardest.
+    0.19 .. 0.32, where the coldest tier lives and reading is hardest. With `cells_share`, that share
+    of the random chains is the configured hot tier, then tiers of whole-pixel cells (`random_cells`).
     """
     draw = rng.random()
     if draw < exact_share:
         return list(rng.choice([configured_tiers(), *extra]))
     if draw < 1.2 * exact_share:
         return list(rng.choice([PREVIOUS_TIERS, LOSSLESS_TIERS]))
+    if rng.random() < cells_share:
+        return [configured_tiers()[0], *random_cells(rng)]
     hot = configured_tiers()[0] if rng.random() < 0.6 else HOT
     return [hot, *_random_steps(rng, low_share)]
 
@@ -137,19 +144,49 @@ def random_chain(
 def with_tail(spec: str, chain: Sequence[Tier] | None = None) -> tuple[Tier, ...]:
     """`chain` (default: the configured one) with its last tiers re-encoded: "0.35/8:0.28/4" sets the
     last two tiers to lossless WebP at scale 0.35 with 8 grey levels, then 0.28 with 4 (names and
-    fading times kept). A leading '+' appends instead: "+0.19/16" is the chain and one tier more below
-    its last (named "colder", then "colder2", ...), made from the last tier's image as fading would."""
+    fading times kept); "4x8/12:2x4/24" gives them cells of whole pixels instead (`Tier.cell`). A leading
+    '+' appends instead: "+0.19/16" is the chain and one tier more below its last (named "colder", then
+    "colder2", ...), made from the last tier's image as fading would."""
     base = tuple(chain or configured_tiers())
     if spec.startswith("+"):
         return (*base, *_colder_tiers(spec, base))
     parts = [p for p in spec.split(":") if p]
     if not 1 <= len(parts) < len(base):
         raise ValueError(f"chain tail {spec!r}: give 1 to {len(base) - 1} SCALE/LEVELS parts joined by ':'")
-    tail = []
-    for tier, part in zip(base[len(base) - len(parts) :], parts, strict=True):
-        scale, _, levels = part.partition("/")
-        tail.append(dataclasses.replace(tier, scale=float(scale), codec="webp", lossless=True, levels=int(levels)))
+    tail = [_tail_tier(tier, part) for tier, part in zip(base[len(base) - len(parts) :], parts, strict=True)]
     return (*base[: len(base) - len(parts)], *tail)
+
+
+def random_cells(rng: random.Random) -> list[Tier]:
+    """Tiers of whole-pixel cells below hot: warm around 8 x 14, cool around 5 x 10, cold around 4 x 8 and,
+    mostly, a frost around 2 x 4, each made from the one above."""
+    chain = [
+        _cell_tier("c-warm", (rng.choice((7, 8, 8)), 14), rng.choice((8, 8, 16))),
+        _cell_tier("c-cool", (5, rng.choice((9, 10, 10))), rng.choice((12, 16, 16))),
+    ]
+    cold_cell = (rng.choice((3, 4, 4, 4, 5)), rng.choice((6, 7, 7, 8, 8, 9)))
+    chain.append(_cell_tier("c-cold", cold_cell, rng.choice((8, 10, 12, 12, 16, 16, 20, 24))))
+    if rng.random() < 0.8:
+        frost_cell = (2, rng.choice((3, 4, 4, 4, 5))) if rng.random() < 0.85 else (3, rng.choice((3, 4)))
+        chain.append(_cell_tier("c-frost", frost_cell, rng.choice((12, 16, 16, 20, 24, 24, 32))))
+    return chain
+
+
+def _cell_tier(name: str, cell: tuple[int, int], levels: int, base: Tier | None = None) -> Tier:
+    """A lossless WebP tier of whole-pixel cells; its scale (for ordering) is its cell width over the hot one's."""
+    scale = cell[0] / _renderer(PageFormat()).geometry.cell_width
+    if base is None:
+        return Tier(name, scale, "webp", lossless=True, levels=levels, cell=cell)
+    return dataclasses.replace(base, scale=scale, codec="webp", lossless=True, levels=levels, cell=cell)
+
+
+def _tail_tier(tier: Tier, part: str) -> Tier:
+    """`tier` re-encoded as "SCALE/LEVELS" (lossless WebP at that scale) or "WxH/LEVELS" (cells of W x H pixels)."""
+    size, _, levels = part.partition("/")
+    if "x" in size:
+        width, _, height = size.partition("x")
+        return _cell_tier(tier.name, (int(width), int(height)), int(levels), tier)
+    return dataclasses.replace(tier, scale=float(size), codec="webp", lossless=True, levels=int(levels), cell=None)
 
 
 def _colder_tiers(spec: str, base: Sequence[Tier]) -> list[Tier]:
@@ -229,6 +266,7 @@ def row_samples(
     exact_share: float = 0.0,
     mix: Mix | None = None,
     extra: Sequence[Sequence[Tier]] = (),
+    cells_share: float = 0.0,
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """One random page through one random chain: (strips, labels, scale) for the hot image and each tier."""
     rng = random.Random(seed)
@@ -237,7 +275,7 @@ def row_samples(
     rows = sorted(page.rows)
     target = labels([page.rows[r] for r in rows], renderer.format.columns)
     out = []
-    for faded in fade(page, renderer.geometry, random_chain(rng, low_share, exact_share, extra)):
+    for faded in fade(page, renderer.geometry, random_chain(rng, low_share, exact_share, extra, cells_share)):
         strips = row_strips(faded.image, faded.geometry, rows, cell_height, cell_width)
         out.append((strips, target, faded.geometry.scale))
     return out

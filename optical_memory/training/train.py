@@ -76,6 +76,19 @@ parser.add_argument(
     "(e.g. 0.35/8:0.28/4 sets cold and frost; generate.with_tail), or with tiers below its last: +SCALE/LEVELS "
     "(e.g. +0.19/16); repeat for several",
 )
+parser.add_argument(
+    "--max-scale",
+    type=float,
+    default=1.0,
+    help="keep only rows of tiers at this scale or smaller: a reader for the small tiers alone (serving reads pages "
+    "at or below its metadata's max_scale with it; e.g. 0.36 for cold and frost)",
+)
+parser.add_argument(
+    "--cells-share",
+    type=float,
+    default=0.0,
+    help="share of the random chains that end in tiers of whole-pixel cells (generate.random_cells)",
+)
 parser.add_argument("--mix", choices=sorted(MIXES_FOR_TRAINING), default="training", help="what the pages hold")
 parser.add_argument("--seed", type=int, default=1)
 parser.add_argument("--eval-pages", type=int, default=8)
@@ -101,9 +114,9 @@ parser.add_argument("--temperature", type=float, default=2.0, help="with --teach
 EVAL_TIERS = (*configured_tiers(), Tier("c18", 0.18, "webp", lossless=True, levels=16, after_pages=1024))
 
 
-def produce(job: tuple[int, float, float, float, str, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+def produce(job: tuple[int, float, float, float, str, tuple[str, ...], float, float]) -> tuple[np.ndarray, np.ndarray]:
     """One random page through one random tier chain -> (strips (n, H, W) uint8, labels (n, C) int16)."""
-    seed, hot_share, low_share, exact_share, mix, chains = job
+    seed, hot_share, low_share, exact_share, mix, chains, max_scale, cells_share = job
     assert seed < HELDOUT_SEED, "training seeds must stay below the held-out ones"
     samples = row_samples(
         seed,
@@ -113,9 +126,16 @@ def produce(job: tuple[int, float, float, float, str, tuple[str, ...]]) -> tuple
         exact_share=exact_share,
         mix=MIXES_FOR_TRAINING[mix],
         extra=[with_tail(spec) for spec in chains],
+        cells_share=cells_share,
     )
     keep = samples if random.Random(seed).random() < hot_share else samples[1:]
     keep = keep or samples
+    if max_scale < 1.0:  # a small-tier reader learns from the small tiers only (the hot image never)
+        keep = [s for s in samples if s[2] <= max_scale]
+        if not keep:
+            width = ReaderConfig.columns * ReaderConfig.cell_width
+            empty = np.zeros((0, ReaderConfig.cell_height, width), dtype=np.uint8)
+            return empty, np.zeros((0, ReaderConfig.columns), dtype=np.int16)
     return np.concatenate([s for s, _, _ in keep]), np.concatenate([y for _, y, _ in keep])
 
 
@@ -184,7 +204,16 @@ def start_workers(args: argparse.Namespace) -> tuple[Any, Any]:
     # Page seeds: seed * 1e6 + k, all below HELDOUT_SEED, so no training page is a held-out page.
     pool = mp.get_context("spawn").Pool(args.workers)
     jobs = (
-        (args.seed * 1_000_000 + k, args.hot_share, args.low_share, args.exact_share, args.mix, tuple(args.chain))
+        (
+            args.seed * 1_000_000 + k,
+            args.hot_share,
+            args.low_share,
+            args.exact_share,
+            args.mix,
+            tuple(args.chain),
+            args.max_scale,
+            args.cells_share,
+        )
         for k in range(1_000_000)
     )
     return pool, pool.imap_unordered(produce, jobs, chunksize=1)
@@ -330,7 +359,9 @@ def finish(
     out = Path(args.out)
     model.eval()
     save_checkpoint(out / "ckpt.pt", model, seed=args.seed, step=step, command=command, minutes=args.minutes)
-    meta = {"seed": args.seed, "step": step, "command": command, "minutes": args.minutes}
+    meta: dict[str, Any] = {"seed": args.seed, "step": step, "command": command, "minutes": args.minutes}
+    if args.max_scale < 1.0:
+        meta["max_scale"] = args.max_scale  # the pages this reader is for: TrainedReader's small-tier choice
     export_onnx(model, out / "reader.onnx", meta)
     evaluation: dict[str, object] = {"pages": args.eval_pages}
     names = {"ids": "identifiers"}  # check() logs the identifier set as ids; the figures name it in full
