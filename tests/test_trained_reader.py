@@ -26,7 +26,7 @@ from optical_memory.readers import Reader, load_reader
 from optical_memory.readers.trained import TrainedReader, default_model_path
 from optical_memory.training.corpus import REALISTIC_MIX, TRAINING_MIX, mixed_lines
 from optical_memory.training.evaluate import HELDOUT_SEED, TierScore, sample, score
-from optical_memory.training.generate import Page, TierImage
+from optical_memory.training.generate import PREVIOUS_TIERS, Page, TierImage
 from tests.test_server import call, read_back
 
 TIERS = load_config(environ={}).tiers  # the shipped chain: these thresholds guard what users get
@@ -115,12 +115,15 @@ def test_the_shipped_int8_reader_reads_as_the_float_model() -> None:
     assert "DynamicQuantizeMatMul" in ops or "MatMulInteger" in ops
     model, _ = load_checkpoint(default_model_path().with_suffix(".pt"))
     torch_reader = TorchReader(model)
-    for page, faded in pages():
+    # reader.pt's export alone, on the chain by scale alone that it reads in every archive written before
+    # whole-pixel cells (the cells model's checkpoint is not shipped)
+    main = TrainedReader(default_model_path())
+    for page, faded in sample(4, PREVIOUS_TIERS, SEED):
         rows = sorted(page.rows)
-        for tier, image in zip(TIERS, faded, strict=True):
-            onnx_classes, confidence = reader().classify(image.image, image.geometry, rows)
+        for tier, image in zip(PREVIOUS_TIERS, faded, strict=True):
+            onnx_classes, confidence = main.classify(image.image, image.geometry, rows)
             torch_classes = torch_reader.classify(image.image, image.geometry, rows)
-            if tier.scale > 0.21:  # hot to cold; frost and ice (0.21 scale) are read where the model is sure
+            if tier.scale > 0.21:  # hot to cold; frost (0.21 scale) is read where the model is sure
                 np.testing.assert_array_equal(onnx_classes, torch_classes, err_msg=tier.name)
             else:
                 sure = confidence > 0.6
@@ -191,6 +194,11 @@ def test_shipped_weights_are_small_and_documented() -> None:
     assert meta["seed"] == 2 and "optical_memory.training.train" in meta["command"]
     assert meta["init"]["seed"] == 6 and meta["init"]["init"]["seed"] == 4  # fine-tuned from the weights before
     assert meta["evaluation"]["tiers"]["hot"]["cer"] == 0.0
+    cells = TrainedReader().cells
+    assert cells is not None and cells.max_scale() == 0.42  # the shipped cold (0.4) and frost (0.2) are its
+    shipped = sum(path.stat().st_size for path in default_model_path().parent.glob("reader*.onnx"))
+    assert shipped <= 10 * 1024 * 1024  # every model a user installs, together
+    assert "--cells-share" in cells.metadata()["command"] and len(cells.metadata()["lineage"]) == 2
 
 
 async def test_remember_then_read_lines_is_exact_through_mcp(config: Config) -> None:

@@ -29,10 +29,14 @@ from PIL import Image
 from optical_memory.alphabet import ALPHABET
 from optical_memory.errors import ReaderUnavailable
 from optical_memory.render import Geometry
+from optical_memory.tiers import pad_white
 
 __all__ = ["TrainedReader", "alphabet_hash", "cells_text", "default_model_path", "row_strips"]
 
 MODEL_FILE = "reader.onnx"
+# The reader of pages stored with whole-pixel cells (`Tier.cell`) at small scales: trained on exactly
+# those (`train.py --cells-share --max-scale`); its metadata's max_scale says which pages are its.
+CELLS_MODEL_FILE = "reader_cells.onnx"
 REBUILD = (
     "rebuild it with `python -m optical_memory.training.train` then `python -m optical_memory.training.export` "
     "(see optical_memory/training/README.md), or reinstall optical-memory"
@@ -44,8 +48,8 @@ def alphabet_hash(alphabet: str = ALPHABET) -> str:
     return hashlib.sha256(alphabet.encode("utf-8")).hexdigest()[:16]
 
 
-def default_model_path() -> Path:
-    return Path(str(resources.files("optical_memory") / "models" / MODEL_FILE))
+def default_model_path(name: str = MODEL_FILE) -> Path:
+    return Path(str(resources.files("optical_memory") / "models" / name))
 
 
 def row_strips(
@@ -64,6 +68,8 @@ def row_strips(
     span = last - first + 1
     size = (geometry.columns * cell_width, span * cell_height)
     image = image if image.mode == "L" else image.convert("L")
+    if right > image.width or bottom > image.height:  # whole-pixel cells: the last pixel may end inside a cell
+        image = pad_white(image, (left, top, right, bottom))
     pixels = np.asarray(image.resize(size, Image.Resampling.BICUBIC, box=(left, top, right, bottom)))
     grid = pixels.reshape(span, cell_height, size[0])
     return grid[[row - first for row in rows]]
@@ -93,11 +99,36 @@ class TrainedReader:
 
     name = "trained"
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 2) -> None:
+    def __init__(
+        self, model_path: str | Path | None = None, threads: int = 2, cells_model_path: str | Path | None = None
+    ) -> None:
+        """`model_path` reads every page, unless a cells model reads pages of whole-pixel cells at its scales:
+        `cells_model_path`, or, when neither path is given, the shipped one (`CELLS_MODEL_FILE`)."""
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         self.threads = threads
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
+        if cells_model_path is None and model_path is None:
+            cells_model_path = default_model_path(CELLS_MODEL_FILE)
+        self.cells: TrainedReader | None = None
+        if cells_model_path is not None and Path(cells_model_path).is_file():
+            self.cells = TrainedReader(cells_model_path, threads, cells_model_path=None)
+
+    def reader_for(self, geometry: Geometry) -> TrainedReader:
+        """The model that reads a page stored with `geometry`: the cells model for its pages, else this one."""
+        if self.cells is not None and geometry.scale_y is not None and geometry.scale <= self.cells.max_scale():
+            return self.cells
+        return self
+
+    def max_scale(self) -> float:
+        """The largest tier scale this model was trained for (its metadata's max_scale; 1 when not given)."""
+        value = self.metadata().get("max_scale", 1.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            raise ReaderUnavailable(
+                f"trained reader: {self.meta_path} gives max_scale {value!r}; it must be the largest tier "
+                f"scale the model reads, a number in (0, 1]; {REBUILD}"
+            )
+        return float(value)
 
     @property
     def meta_path(self) -> Path:
@@ -151,7 +182,7 @@ class TrainedReader:
 
     def classify(self, image: Image.Image, geometry: Geometry, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Class index and confidence of every cell of `rows`: two (len(rows), columns) arrays."""
-        loaded = self.load()
+        loaded = self.reader_for(geometry).load()
         strips = row_strips(image, geometry, rows, loaded.cell_height, loaded.cell_width)
         if not len(strips):
             return np.zeros((0, geometry.columns), np.int64), np.zeros((0, geometry.columns), np.float32)
@@ -166,7 +197,7 @@ class TrainedReader:
         Two (len(rows), columns, K) arrays: int64 class indices into `ALPHABET`, float32 softmax
         probabilities. One model call, as `read_rows`; `[..., 0]` is what `read_rows` reads.
         """
-        loaded = self.load()
+        loaded = self.reader_for(geometry).load()
         strips = row_strips(image, geometry, rows, loaded.cell_height, loaded.cell_width)
         if not len(strips):
             return np.zeros((0, geometry.columns, 1), np.int64), np.zeros((0, geometry.columns, 1), np.float32)
