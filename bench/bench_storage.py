@@ -83,7 +83,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[TierScore]]:
     parser.add_argument("--mix", choices=sorted(MIXES), default="realistic")
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED + 5000)
     parser.add_argument("--model", default=None, help="reader.onnx for both chains (default: the shipped one)")
-    parser.add_argument("--before-model", default=None, help="reader.onnx for the lossless chain (default: --model)")
+    parser.add_argument(
+        "--before",
+        choices=("lossless", "previous"),
+        default="lossless",
+        help="the chain to compare with: the lossless one of archives from before issue 13, or the previous "
+        "defaults (scales alone: cold 0.35 / 20 levels, frost 0.21 / 24)",
+    )
+    parser.add_argument("--before-model", default=None, help="reader.onnx for the before chain (default: --model)")
     parser.add_argument(
         "--tier",
         action="append",
@@ -108,18 +115,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[TierScore]]:
         + (f", before: {before_reader.model_path}" if before_reader is not after_reader else "")
     )
     results: dict[str, list[TierScore]] = {}
-    for label, reader in (("lossless", before_reader), ("config", after_reader)):
+    for label, reader in ((args.before, before_reader), ("config", after_reader)):
         chain = after_chain if label == "config" else CHAINS[label]
         chain = chain if args.colder is None else colder(chain, args.colder)
         pages = sample(args.pages, chain, args.seed, mix=MIXES[args.mix])
         results[label] = score(reader, pages)
-        name = "before: lossless chain (archives from before issue 13)" if label == "lossless" else "after: config"
+        name = {
+            "lossless": "before: lossless chain (archives from before issue 13)",
+            "previous": "before: the previous defaults (tiers by scale alone)",
+        }.get(label, "after: config")
         name += " with " + ", ".join(args.tier) if label == "config" and args.tier else ""
         table(name, results[label], args.pages)
         larger = larger_than_above(pages)
         print(f"  pages where a tier is larger than the tier above: {len(larger)}", *larger[:5], sep="\n    ")
     print("\nbytes per character, before -> after:")
-    old = results["lossless"]
+    old = results[args.before]
     for at, after in enumerate(results["config"]):
         if at >= len(old):  # a tier below the old chain's last (ice): nothing to compare it with
             shown = f"{after.nbytes / after.chars:6.2f}"
