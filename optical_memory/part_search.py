@@ -126,9 +126,10 @@ class PartSearch:
     ) -> None:
         self.prefix, self.hasher, self.code_points = prefix, part_hasher, code_points
         self.length = len(topk)
+        self.topk_best = topk[:, 0]
         codes = unpack_parts(parts)
         flat = code_points[topk[:, 0]].view(f"<U{len(topk)}")[0] if len(topk) else ""
-        width = len(codes) * PART_CELLS
+        width = self.width = len(codes) * PART_CELLS
         flat = str(flat)[:width].ljust(width)  # past the last run the line was blank, whatever is read there
         self.fixed: list[str] = []
         self.runs: list[_Run] = []
@@ -159,6 +160,17 @@ class PartSearch:
             if run:
                 mask[index * PART_CELLS : (index + 1) * PART_CELLS] = True
         return mask
+
+    def doubted(self) -> list[int]:
+        """Where a line that failed its code is wrong, as its part codes say: every cell of each run that fails
+        its code as read (the reader may be sure of a misread cell: an inverted one reads as a block glyph,
+        so its confidence cannot point at it), and any ink read past the last run, where the line was blank."""
+        positions: list[int] = []
+        for run in self.runs:
+            positions.extend(range(run.index * PART_CELLS, run.index * PART_CELLS + len(run.topk)))
+        past = self.code_points[self.topk_best[self.width :]]
+        positions.extend(self.width + int(cell) for cell in np.flatnonzero(past != ord(" ")))
+        return positions
 
     def waiting(self) -> bool:
         """Whether a later stage can still find the line (every run matching as read counts once: the line

@@ -26,12 +26,13 @@ escape for a character that is drawn as itself) cannot be what was written, so i
 
 Columns. `uncertain` holds 0-based indices into the returned `text`: the characters whose cells the
 reader doubts: for a line that fails its code, the cells below DOUBT (else the three least certain:
-one of its cells is wrong); for a line with no code to check (verified None: a page remembered
-before codes existed), the cells below DOUBT alone, none where the reader is sure of every cell, so
-an old page still says where its reading may be wrong. A doubted cell inside an escape (``¤301;``)
-names the one character the escape decodes to; a doubted blank cell past the end of the text names
-where a character may be missing (len(text) and beyond). For lines without escapes, this is the
-cell's column in the line as laid out: row offset x columns + cell.
+one of its cells is wrong), and on a page with part codes instead every cell of the runs that fail
+theirs (`PartSearch.doubted`: the wrong cell is there, however sure the reader was); for a line with no
+code to check (verified None: a page remembered before codes existed), the cells below DOUBT alone,
+none where the reader is sure of every cell, so an old page still says where its reading may be wrong.
+A doubted cell inside an escape (``¤301;``) names the one character the escape decodes to; a doubted
+blank cell past the end of the text names where a character may be missing (len(text) and beyond). For
+lines without escapes, this is the cell's column in the line as laid out: row offset x columns + cell.
 
 The chance that a wrong reading is marked verified is at most (candidates tried) / 2^(8 x CODE_BYTES):
 (MAX_CANDIDATES + 1) / 2^48 = 1.5e-11 per line (see `checkcode`).
@@ -409,7 +410,8 @@ def _outcome(classes: np.ndarray, probs: np.ndarray, search: _Search) -> Verifie
     if search.found is not None:
         return Verified(decode(search.found), True)
     argmax = cells_of_rows(classes[..., 0])
-    doubtful = _doubtful(probs[..., 0].reshape(-1))
+    located = search.parts.doubted() if search.parts is not None else []
+    doubtful = np.array(sorted(located)) if located else _doubtful(probs[..., 0].reshape(-1))
     if search.guess is not None:  # the most probable reading whose words are all on the page
         best = search.guess
         runner_up = argmax if argmax != best else search.guess_runner_up

@@ -198,3 +198,24 @@ def test_a_wrong_run_matching_its_part_code_by_chance_never_verifies_a_line(trut
         assert (line.text, line.verified) == (misread, False)
         assert sorted(line.uncertain)[:2] == sorted([a, b])
     assert codes <= MAX_CANDIDATES + 1
+
+
+def test_a_line_that_fails_names_every_cell_of_its_failing_run_however_sure_the_reader_was() -> None:
+    """A confident misreading (the truth nowhere among the reader's choices) in the second run of cells: the
+    line is not verified, and `uncertain` names exactly that run's cells, not the reader's least sure ones."""
+    truth = "token = 'a1b2c3d4e5f6a7b8' # kept"
+    cells = truth[:14] + "Q" + truth[15:]
+    line, _ = verify(truth, cells, {3: [("e", 0.6), ("q", 0.2), ("z", 0.1), ("x", 0.1)]})
+    assert line.verified is False
+    assert line.uncertain == list(range(PART_CELLS, 2 * PART_CELLS))
+    without, _ = verify(truth, cells, {3: [("e", 0.6), ("q", 0.2), ("z", 0.1), ("x", 0.1)]}, with_parts=False)
+    assert without.verified is False and 14 not in without.uncertain  # confidence alone points elsewhere
+
+
+def test_ink_read_past_the_last_run_is_named_with_the_failing_run() -> None:
+    """Past its last run the line was blank: ink read there is wrong, and named beside the failing run."""
+    truth = "short line"  # one run of cells
+    cells = "shorT line" + " " * 12 + "~"
+    line, _ = verify(truth, cells, {})
+    assert line.verified is False
+    assert line.uncertain == [*range(len(truth)), len(cells) - 1]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optical_memory.checkcode import codes_for, line_key
+from optical_memory.checkcode import codes_for, line_key, part_codes_for
 from optical_memory.config import load_config
 from optical_memory.memory import Memory
 from optical_memory.pages import PageFormat, plan_entry
@@ -60,8 +60,9 @@ def identifier_line(rng: random.Random) -> str:
     return " ".join(rng.sample(facts, rng.randint(1, 3)))
 
 
-def faded_page(lines: list[str], tiers: int) -> tuple[PageRecord, bytes, list[str]]:
-    """A page of `lines` as `remember` lays it, with its check codes, faded through the first `tiers` tiers."""
+def faded_page(lines: list[str], tiers: int, parts: bool = False) -> tuple[PageRecord, bytes, list[str]]:
+    """A page of `lines` as `remember` lays it, with its check codes (and part codes, as `remember` writes
+    them today, with `parts`), faded through the first `tiers` tiers."""
     renderer = Renderer(PageFormat())
     plan = plan_entry(lines, lambda continued: "user · test", renderer.format, None)[0]
     record = PageRecord(
@@ -75,6 +76,7 @@ def faded_page(lines: list[str], tiers: int) -> tuple[PageRecord, bytes, list[st
         rows=[row.code for row in plan.rows],
         lines=len(plan.pieces),
         codes=codes_for(KEY, plan.pieces),
+        parts=part_codes_for(KEY, plan.pieces) if parts else None,
     )
     data, geometry = encode_image(renderer.render(plan.rows), RECOMMENDED_TIERS[0]), renderer.geometry
     for tier in RECOMMENDED_TIERS[1:tiers]:
@@ -95,8 +97,10 @@ def damage_cell(record: PageRecord, data: bytes, row: int, column: int) -> bytes
 
 
 def test_a_damaged_cell_on_a_frost_page_is_never_verified_and_its_column_is_named(reader: TrainedReader) -> None:
+    """The part codes say which run of cells fails: a damaged cell is named there even where the reader is
+    sure of what it misread (an inverted cell reads as a block glyph)."""
     lines = ["sha 4f9a2c1e7b", "id 0b7e 42ac 9d1f", "port 8443 host db-7"]
-    record, data, _ = faded_page(lines, tiers=5)
+    record, data, _ = faded_page(lines, tiers=5, parts=True)
     before = transcribe_lines(reader, record, data, [1, 2, 3], key=KEY)
     assert [(line.verified, line.text) for line in before] == [(True, text) for text in lines]
     for number, column in [(1, 6), (2, 4), (3, 6)]:
