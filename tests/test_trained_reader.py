@@ -198,7 +198,7 @@ def test_shipped_weights_are_small_and_documented() -> None:
     assert cells is not None and cells.max_scale() == 0.42  # the shipped cold (0.4) and frost (0.2) are its
     shipped = sum(path.stat().st_size for path in default_model_path().parent.glob("reader*.onnx"))
     assert shipped <= 10 * 1024 * 1024  # every model a user installs, together
-    assert "--cells-share" in cells.metadata()["command"] and len(cells.metadata()["lineage"]) == 2
+    assert "--cells-share" in cells.metadata()["command"] and len(cells.metadata()["lineage"]) == 3
 
 
 async def test_remember_then_read_lines_is_exact_through_mcp(config: Config) -> None:
