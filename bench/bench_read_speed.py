@@ -51,7 +51,8 @@ def main() -> None:
         parser.error("nothing to time: give --model, or leave out --no-shipped")
     if args.pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0, 1})
-    readers = [TrainedReader(path) for path in paths]
+    # the shipped reader as serving builds it (its cells model reads pages of whole-pixel cells); --model alone
+    readers = [TrainedReader() if path == default_model_path() else TrainedReader(path) for path in paths]
     labels = [f"{path.parent.name}/{path.name}" for path in paths]
     plain = [False] * len(readers)  # read as a page without part codes
     if args.without_parts:

@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[TierScore]]:
         help="the chain to compare with: the lossless one of archives from before issue 13, or the previous "
         "defaults (scales alone: cold 0.35 / 20 levels, frost 0.21 / 24)",
     )
+    parser.add_argument(
+        "--cells-model", default=None, help="reader_cells.onnx for pages of whole-pixel cells (default: shipped)"
+    )
     parser.add_argument("--before-model", default=None, help="reader.onnx for the before chain (default: --model)")
     parser.add_argument(
         "--tier",
@@ -107,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[TierScore]]:
     except ValueError as exc:
         parser.error(str(exc))
 
-    after_reader = TrainedReader(args.model, threads=args.threads)
+    after_reader = TrainedReader(args.model, threads=args.threads, cells_model_path=args.cells_model)
     before_reader = TrainedReader(args.before_model, threads=args.threads) if args.before_model else after_reader
     print(
         f"{platform.machine()}, {os.cpu_count()} cores; mix {args.mix}; {args.pages} pages from seed {args.seed}; "

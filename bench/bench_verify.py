@@ -75,6 +75,7 @@ from optical_memory.terms import TermHasher, terms
 from optical_memory.tiers import Tier, demote, encode_image
 from optical_memory.training.corpus import REALISTIC_MIX, mixed_lines
 from optical_memory.training.evaluate import HELDOUT_SEED
+from optical_memory.training.generate import PREVIOUS_TIERS
 from optical_memory.transcribe import transcribe_lines
 from optical_memory.verify import MAX_CANDIDATES, PAGE_CANDIDATES
 
@@ -102,9 +103,11 @@ def index_entry(pieces: Sequence[str]) -> bytes:
     return page_entry(lengths, hashes)
 
 
-# The default tiers (config/default.toml), and the lossless chain the defaults were before grey levels.
+# The default tiers (config/default.toml), the defaults before whole-pixel cells (tiers by scale alone),
+# and the lossless chain the defaults were before grey levels.
 CHAINS: dict[str, tuple[Tier, ...]] = {
     "config": load_config(environ={}).tiers,
+    "previous": PREVIOUS_TIERS,
     "lossless": (
         Tier("hot", 1.0, "png"),
         Tier("warm", 0.75, "webp", lossless=True, after_pages=8),
@@ -383,7 +386,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="reader.onnx (default: the shipped one)")
     parser.add_argument("--mix", choices=[*MIXES, "both"], default="both")
-    parser.add_argument("--chain", choices=sorted(CHAINS), default="config", help="default tiers, or the old lossless")
+    parser.add_argument(
+        "--chain",
+        choices=sorted(CHAINS),
+        default="config",
+        help="default tiers, the previous defaults (by scale alone), or the old lossless",
+    )
     parser.add_argument("--pages", type=int, default=12, help="held-out pages per mix")
     parser.add_argument(
         "--no-terms",

@@ -27,7 +27,7 @@ class TemplateReader:
         tiles, _, cell_width, cell_height = _atlas(geometry.font_size)
         flat = tiles.reshape(len(tiles), -1).astype(np.float32)
         pixels = np.asarray(image.convert("L"), dtype=np.float32)
-        ch = geometry.height / geometry.hot_height * geometry.cell_height
+        ch = geometry.factors[1] * geometry.cell_height
         out: list[str] = []
         for row in rows:
             left, top, right, _ = geometry.row_box(row)
