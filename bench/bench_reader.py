@@ -99,7 +99,7 @@ def scan_coldest(reader: TrainedReader, tiers: tuple[Tier, ...], mix: Mix, args:
     """--scan: the coldest tier at each given scale, encoded as it is."""
     above = tiers[:-1]
     for scale in (float(s) for s in args.scan.split(",")):
-        chain = (*above, dataclasses.replace(tiers[-1], name="scan", scale=scale))
+        chain = (*above, dataclasses.replace(tiers[-1], name="scan", scale=scale, cell=None, scale_levels=None))
         s = score(reader, sample(args.pages, chain, args.seed, mix=mix))[-1]
         print(s.row(), f"{s.nbytes / args.pages / 1024:6.1f} KiB/page |", top_confusions(s, 5))
 

@@ -50,7 +50,10 @@ def colder(chain: Sequence[Tier], scale: float) -> tuple[Tier, ...]:
     """`chain` and one more tier below its coldest, at `scale`, encoded as the coldest is."""
     last = chain[-1]
     after = (last.after_pages or 512) * 4
-    return (*chain, dataclasses.replace(last, name="colder", scale=scale, after_pages=after, after_days=None))
+    colder_tier = dataclasses.replace(
+        last, name="colder", scale=scale, after_pages=after, after_days=None, cell=None, scale_levels=None
+    )
+    return (*chain, colder_tier)
 
 
 def larger_than_above(pages: Sequence[tuple[Page, list[TierImage]]]) -> list[str]:

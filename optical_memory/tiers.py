@@ -24,7 +24,7 @@ import math
 import struct
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -66,6 +66,9 @@ class Tier:
     # glyph then lands on the same sub-pixel phase, so equal characters store equal pixels, which the
     # codec finds again and the reader sees one way (Geometry.with_cells). `scale` orders the tiers.
     cell: tuple[int, int] | None = None
+    # With `cell`: the grey levels a page stored by scale alone (an older archive's) keeps when it moves
+    # here; it moves by `scale`, as it would have before (`applied`). Default: `levels`.
+    scale_levels: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
@@ -78,6 +81,13 @@ class Tier:
                     f"each 1 or more, got {self.cell!r}"
                 )
             object.__setattr__(self, "cell", cell)  # a TOML array arrives as a list
+        if self.scale_levels is not None:
+            if self.cell is None:
+                raise ValueError(f"tier {self.name!r}: scale_levels applies to a tier with cell only")
+            if isinstance(self.scale_levels, bool) or not 2 <= self.scale_levels <= 256:
+                raise ValueError(
+                    f"tier {self.name!r}: scale_levels must be an integer in 2..256, got {self.scale_levels!r}"
+                )
         if self.codec not in MIME_TYPES:
             raise ValueError(f"tier {self.name!r}: codec must be one of {sorted(MIME_TYPES)}, got {self.codec!r}")
         if not 1 <= self.quality <= 100:
@@ -222,8 +232,19 @@ def decode_image(data: bytes) -> Image.Image:
     return image.convert("L") if image.mode != "L" else image
 
 
+def applied(tier: Tier, geometry: Geometry) -> Tier:
+    """`tier` as a page stored with `geometry` enters it. A tier of whole-pixel cells takes the hot image and
+    pages of cells onto its cells; a page stored by scale alone (an older archive's, below hot) keeps
+    fading by scale, at the tier's scale and scale_levels, as it would have before cells: its glyphs
+    already sit at many phases, and a frost of cells made from such a cold reads about twice the errors."""
+    if tier.cell is None or geometry.scale_y is not None or geometry.scale >= 1.0:
+        return tier
+    return replace(tier, cell=None, levels=tier.scale_levels or tier.levels, scale_levels=None)
+
+
 def geometry_at(geometry: Geometry, tier: Tier) -> Geometry:
-    """Where a page stored with `geometry` lands at `tier`: its cells (`Tier.cell`) or its scale."""
+    """Where a page stored with `geometry` lands at `tier` (as `applied`): its cells or its scale."""
+    tier = applied(tier, geometry)
     return geometry.with_cells(tier.cell) if tier.cell is not None else geometry.scaled(tier.scale)
 
 
@@ -252,6 +273,7 @@ def pad_white(image: Image.Image, box: tuple[float, float, float, float]) -> Ima
 
 def demote(data: bytes, geometry: Geometry, tier: Tier) -> tuple[bytes, Geometry]:
     """Re-encode a stored image at `tier` (scale and codec): the next step of fading."""
+    tier = applied(tier, geometry)
     target = geometry_at(geometry, tier)
     image = resample(decode_image(data), geometry, target)
     return encode_image(image, tier), target
@@ -267,6 +289,7 @@ def demote_through(data: bytes, geometry: Geometry, tiers: Sequence[Tier]) -> tu
     """
     image = decode_image(data)
     for index, tier in enumerate(tiers):
+        tier = applied(tier, geometry)
         source, geometry = geometry, geometry_at(geometry, tier)
         image = resample(image, source, geometry)
         if index == len(tiers) - 1:

@@ -17,7 +17,8 @@ from optical_memory.pages import PageFormat, PlannedRow
 from optical_memory.readers.trained import CELLS_MODEL_FILE, TrainedReader, default_model_path
 from optical_memory.records import PageRecord
 from optical_memory.render import Renderer
-from optical_memory.tiers import Tier, decode_image, demote, demote_through, encode_image
+from optical_memory.tiers import Tier, applied, decode_image, demote, demote_through, encode_image
+from optical_memory.training.generate import PREVIOUS_TIERS
 from optical_memory.transfer_checks import check_page
 
 TIERS = default_config(Path("unused")).tiers
@@ -139,6 +140,32 @@ def test_whole_pixel_cells_fewer_bytes_than_the_scale_they_replace() -> None:
     hot, renderer = _page(text)
     data = encode_image(Image.fromarray(hot), TIERS[0])
     cells, _ = demote_through(data, renderer.geometry, TIERS[1:])
-    old = [dataclasses.replace(t, cell=None, scale=s) for t, s in zip(TIERS[1:], (0.75, 0.5, 0.35, 0.21), strict=True)]
+    old = [dataclasses.replace(t, cell=None, scale_levels=None) for t in TIERS[1:]]
     by_scale, _ = demote_through(data, renderer.geometry, old)
     assert len(cells) < 0.9 * len(by_scale)
+
+
+def test_a_page_stored_by_scale_alone_keeps_fading_as_it_would_have_before() -> None:
+    """Older archives' pages below hot sit at many phases; a frost of cells made from such a cold reads about
+    twice the errors, so they keep fading by scale, with the tier's scale_levels: the bytes they would
+    have had under the tiers before cells, exactly."""
+    before = PREVIOUS_TIERS
+    hot, renderer = _page("def f(x): return x ** 2  # Dröge 0O8B")
+    data = encode_image(Image.fromarray(hot), before[0])
+    old_warm, warm_geometry = demote(data, renderer.geometry, before[1])
+    now, now_geometry = demote_through(old_warm, warm_geometry, TIERS[2:])
+    then, then_geometry = demote_through(old_warm, warm_geometry, before[2:])
+    assert now == then and now_geometry == then_geometry and now_geometry.scale_y is None
+    step, geometry = old_warm, warm_geometry
+    for tier, old in zip(TIERS[2:], before[2:], strict=True):
+        assert applied(tier, geometry) == dataclasses.replace(old, name=tier.name, after_pages=tier.after_pages)
+        step, geometry = demote(step, geometry, tier)
+    assert step == then
+    assert applied(TIERS[4], renderer.geometry) is TIERS[4]  # a hot page takes the cells
+
+
+def test_scale_levels_belong_to_tiers_of_cells() -> None:
+    with pytest.raises(ValueError, match="scale_levels applies to a tier with cell only"):
+        Tier("x", 0.2, "webp", lossless=True, levels=20, scale_levels=24)
+    with pytest.raises(ValueError, match=r"scale_levels must be an integer in 2..256, got 300"):
+        Tier("x", 0.2, "webp", lossless=True, levels=20, cell=(2, 4), scale_levels=300)
