@@ -262,10 +262,16 @@ def resample(image: Image.Image, source: Geometry, target: Geometry) -> Image.Im
 
 
 def pad_white(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
-    """`image`, widened with white to hold `box` (PIL refuses a box past the image)."""
+    """`image`, widened with white to hold `box` (PIL refuses a box past the image) by the fraction of a pixel
+    or two that whole-pixel cells leave; ValueError if the box asks for more (a geometry not of its image)."""
     width, height = max(image.width, math.ceil(box[2])), max(image.height, math.ceil(box[3]))
     if (width, height) == image.size:
         return image
+    if width > image.width + 2 or height > image.height + 2:
+        raise ValueError(
+            f"the page geometry asks for {box[2]:.1f} x {box[3]:.1f} pixels of a {image.width} x {image.height} "
+            "image: geometry and image do not match"
+        )
     padded = Image.new("L", (width, height), 255)
     padded.paste(image if image.mode == "L" else image.convert("L"), (0, 0))
     return padded

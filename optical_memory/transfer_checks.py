@@ -29,6 +29,7 @@ from PIL import Image
 from optical_memory.checkcode import CODE_BYTES, PART_BITS, PART_CELLS
 from optical_memory.errors import InvalidArgument
 from optical_memory.records import PageRecord, image_digest
+from optical_memory.render import Geometry
 from optical_memory.validation import check_name
 
 __all__ = ["EXTENSIONS", "MAX_IMAGE_BYTES", "MAX_MANIFEST_BYTES", "Source", "check_image", "check_page", "open_source"]
@@ -186,6 +187,15 @@ def _geometry(where: str, data: Any) -> dict[str, Any]:
     number = isinstance(scale_y, int | float) and not isinstance(scale_y, bool)
     if scale_y is not None and (not number or not 0 < scale_y <= 1):
         raise _fail(where, f"geometry scale_y must be a number in (0, 1] or absent, got {scale_y!r:.60}")
+    if scale_y is not None:  # the image is the hot page mapped by exactly these factors: its size follows
+        geometry = Geometry.from_dict({**data, "scale": float(scale), "scale_y": float(scale_y)})
+        hot = (geometry.hot_width * geometry.scale, geometry.hot_height * scale_y)
+        if abs(hot[0] - geometry.width) > 1 or abs(hot[1] - geometry.height) > 1:
+            raise _fail(
+                where,
+                f"geometry width and height must be the hot page ({geometry.hot_width} x {geometry.hot_height}) "
+                f"times scale and scale_y, about {hot[0]:.0f} x {hot[1]:.0f}; got {geometry.width} x {geometry.height}",
+            )
     return data
 
 

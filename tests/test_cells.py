@@ -132,6 +132,17 @@ def test_an_export_keeps_and_checks_the_exact_factor() -> None:
     bad["geometry"] = {**bad["geometry"], "scale_y": 7}  # type: ignore[dict-item]
     with pytest.raises(InvalidArgument, match=r"geometry scale_y must be a number in \(0, 1\] or absent, got 7"):
         check_page("page 1", bad)
+    # a crafted size: rows far past the image would make a reader pad it with gigabytes of white
+    bad["geometry"] = {**_record(geometry)["geometry"], "rows": 1000, "cell_height": 1000}  # type: ignore[dict-item]
+    with pytest.raises(InvalidArgument, match=r"geometry width and height must be the hot page \(1056 x 1000016\)"):
+        check_page("page 1", bad)
+
+
+def test_a_geometry_far_larger_than_its_image_is_refused_not_padded() -> None:
+    image, geometry = _faded(TIERS, "x")
+    huge = dataclasses.replace(geometry, rows=1000, cell_height=1000)  # type: ignore[type-var]
+    with pytest.raises(ValueError, match="geometry and image do not match"):
+        TrainedReader().read_rows(image, huge, [999])  # type: ignore[arg-type]
 
 
 def test_whole_pixel_cells_fewer_bytes_than_the_scale_they_replace() -> None:
