@@ -109,6 +109,7 @@ class TrainedReader:
         self.threads = threads
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
+        self._max_scale: float | None = None
         if cells_model_path is None and model_path is None:
             cells_model_path = default_model_path(CELLS_MODEL_FILE)
         self.cells: TrainedReader | None = None
@@ -123,6 +124,11 @@ class TrainedReader:
 
     def max_scale(self) -> float:
         """The largest tier scale this model was trained for (its metadata's max_scale; 1 when not given)."""
+        if self._max_scale is None:  # asked at every page read: the metadata file is read once
+            self._max_scale = self._read_max_scale()
+        return self._max_scale
+
+    def _read_max_scale(self) -> float:
         value = self.metadata().get("max_scale", 1.0)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
             raise ReaderUnavailable(
