@@ -17,7 +17,6 @@ cores, one batched call), and compression = text tokens / image tokens in DeepSe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import statistics
@@ -99,7 +98,7 @@ def scan_coldest(reader: TrainedReader, tiers: tuple[Tier, ...], mix: Mix, args:
     """--scan: the coldest tier at each given scale, encoded as it is."""
     above = tiers[:-1]
     for scale in (float(s) for s in args.scan.split(",")):
-        chain = (*above, dataclasses.replace(tiers[-1], name="scan", scale=scale, cell=None, scale_levels=None))
+        chain = (*above, tiers[-1].by_scale(name="scan", scale=scale))
         s = score(reader, sample(args.pages, chain, args.seed, mix=mix))[-1]
         print(s.row(), f"{s.nbytes / args.pages / 1024:6.1f} KiB/page |", top_confusions(s, 5))
 

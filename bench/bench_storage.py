@@ -17,7 +17,6 @@ that no tier stores more than the tier above it is printed per tier and over eve
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import os
@@ -50,10 +49,7 @@ def colder(chain: Sequence[Tier], scale: float) -> tuple[Tier, ...]:
     """`chain` and one more tier below its coldest, at `scale`, encoded as the coldest is."""
     last = chain[-1]
     after = (last.after_pages or 512) * 4
-    colder_tier = dataclasses.replace(
-        last, name="colder", scale=scale, after_pages=after, after_days=None, cell=None, scale_levels=None
-    )
-    return (*chain, colder_tier)
+    return (*chain, last.by_scale(name="colder", scale=scale, after_pages=after, after_days=None))
 
 
 def larger_than_above(pages: Sequence[tuple[Page, list[TierImage]]]) -> list[str]:

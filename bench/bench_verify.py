@@ -196,16 +196,7 @@ def extra_tier(spec: str, chain: Sequence[Tier]) -> Tier:
     scale, _, levels = rest.partition("/")
     try:
         # when pages would move there (after_pages, after_days) is the config's choice, not the bench's
-        tier = dataclasses.replace(
-            last,
-            name=name,
-            scale=float(scale),
-            levels=int(levels),
-            after_pages=None,
-            after_days=None,
-            cell=None,
-            scale_levels=None,
-        )
+        tier = last.by_scale(name=name, scale=float(scale), levels=int(levels), after_pages=None, after_days=None)
     except ValueError as exc:
         raise ValueError(f"--extra-tier {spec!r}: give NAME=SCALE/LEVELS, e.g. ice=0.17/16 ({exc})") from None
     if not name or name in {t.name for t in chain}:
@@ -477,9 +468,7 @@ def changed_tiers(chain: Sequence[Tier], specs: Sequence[str]) -> tuple[Tier, ..
         if name not in by_name:
             raise ValueError(f"--tier {spec!r}: no tier {name!r}; the chain's tiers are {list(by_name)}")
         try:
-            changed[name] = dataclasses.replace(
-                by_name[name], scale=float(scale), levels=int(levels), cell=None, scale_levels=None
-            )
+            changed[name] = by_name[name].by_scale(scale=float(scale), levels=int(levels))
         except ValueError as exc:
             raise ValueError(f"--tier {spec!r}: give NAME=SCALE/LEVELS, e.g. cold=0.35/8 ({exc})") from None
     tiers = tuple(changed.get(tier.name, tier) for tier in chain)

@@ -107,6 +107,10 @@ class Tier:
                 "other counts need codec 'webp' with lossless = true"
             )
 
+    def by_scale(self, **changes: object) -> Tier:
+        """This tier sized by scale alone (no `cell`, so no `scale_levels`), with `changes` made."""
+        return replace(self, cell=None, scale_levels=None, **changes)  # type: ignore[arg-type]
+
     @property
     def exact(self) -> bool:
         """Whether the codec stores the pixels it is given (after any grey-level reduction)."""
@@ -239,12 +243,11 @@ def applied(tier: Tier, geometry: Geometry) -> Tier:
     already sit at many phases, and a frost of cells made from such a cold reads about twice the errors."""
     if tier.cell is None or geometry.scale_y is not None or geometry.scale >= 1.0:
         return tier
-    return replace(tier, cell=None, levels=tier.scale_levels or tier.levels, scale_levels=None)
+    return tier.by_scale(levels=tier.scale_levels or tier.levels)
 
 
 def geometry_at(geometry: Geometry, tier: Tier) -> Geometry:
-    """Where a page stored with `geometry` lands at `tier` (as `applied`): its cells or its scale."""
-    tier = applied(tier, geometry)
+    """Where a page stored with `geometry` lands at `tier` (already `applied` to it): its cells or its scale."""
     return geometry.with_cells(tier.cell) if tier.cell is not None else geometry.scaled(tier.scale)
 
 

@@ -151,7 +151,7 @@ def test_whole_pixel_cells_fewer_bytes_than_the_scale_they_replace() -> None:
     hot, renderer = _page(text)
     data = encode_image(Image.fromarray(hot), TIERS[0])
     cells, _ = demote_through(data, renderer.geometry, TIERS[1:])
-    old = [dataclasses.replace(t, cell=None, scale_levels=None) for t in TIERS[1:]]
+    old = [t.by_scale() for t in TIERS[1:]]
     by_scale, _ = demote_through(data, renderer.geometry, old)
     assert len(cells) < 0.9 * len(by_scale)
 

@@ -186,9 +186,7 @@ def _tail_tier(tier: Tier, part: str) -> Tier:
     if "x" in size:
         width, _, height = size.partition("x")
         return _cell_tier(tier.name, (int(width), int(height)), int(levels), tier)
-    return dataclasses.replace(
-        tier, scale=float(size), codec="webp", lossless=True, levels=int(levels), cell=None, scale_levels=None
-    )
+    return tier.by_scale(scale=float(size), codec="webp", lossless=True, levels=int(levels))
 
 
 def _colder_tiers(spec: str, base: Sequence[Tier]) -> list[Tier]:
