@@ -96,10 +96,9 @@ def test_the_cells_reader_reads_pages_of_cells_and_the_main_reader_the_rest() ->
     geometries = {}
     for end in range(1, len(TIERS)):
         _, geometries[TIERS[end].name] = _faded(TIERS[: end + 1], "x")
-    for name in ("cold", "frost"):
+    for name in ("cool", "cold", "frost"):
         assert reader.reader_for(geometries[name]) is reader.cells, name  # type: ignore[arg-type]
-    for name in ("warm", "cool"):  # cells, but above the cells model's max_scale
-        assert reader.reader_for(geometries[name]) is reader, name  # type: ignore[arg-type]
+    assert reader.reader_for(geometries["warm"]) is reader  # type: ignore[arg-type]  # cells, above its max_scale
     _, old_frost = _faded((*TIERS[:1], Tier("frost", 0.21, "webp", lossless=True, levels=24, after_pages=1)), "x")
     assert reader.reader_for(old_frost) is reader  # type: ignore[arg-type]
     assert TrainedReader(default_model_path()).cells is None  # a model named alone reads every page

@@ -34,8 +34,8 @@ from optical_memory.tiers import pad_white
 __all__ = ["TrainedReader", "alphabet_hash", "cells_text", "default_model_path", "row_strips"]
 
 MODEL_FILE = "reader.onnx"
-# The reader of pages stored with whole-pixel cells (`Tier.cell`) at small scales (the shipped one: cold
-# and frost): trained on exactly those (`train.py --cells-share --max-scale`); its metadata's max_scale
+# The reader of pages stored with whole-pixel cells (`Tier.cell`) at small scales (the shipped one: cool,
+# cold and frost): trained on exactly those (`train.py --cells-share --max-scale`); its metadata's max_scale
 # says which pages are its.
 CELLS_MODEL_FILE = "reader_cells.onnx"
 REBUILD = (
