@@ -20,6 +20,15 @@ failing run is searched further. A run first tries its one-cell changes (most fa
 wrong cell), then its ranked candidates. A run that finds nothing within MAX_COST of its argmax ends
 the search, and the line is `hopeless` for `verify`'s plain search too: every candidate that search
 could try, cut to this run, is one this run tried.
+
+The reader can be sure and wrong: at frost a Cyrillic `т` or `п` reads as Latin `r` or `n` at a probability
+e^-14 to e^-22 of its reading, far past MAX_COST, while the truth is still among its top K. So before a run
+gives up (its ranked candidates exhausted within MAX_COST, or the last stage spent without a survivor), it
+tries every change of one or two of its cells, whatever they cost (`_Run.try_wide`: 10 x 7 + 45 x 49 =
+2,275 part codes at K = 8, from the page's WIDE_PAGE_CANDIDATES); so does a run whose survivors all
+failed the line code (a wrong candidate among 2,048 matches its 12-bit code about half the time). It
+keeps each change that matches: a wrong one matches one time in 4,096, so about half of those are wrong,
+and the line code decides among their products as among any.
 """
 
 from __future__ import annotations
@@ -30,12 +39,22 @@ from optical_memory.checkcode import PART_CELLS, LineHasher, PartHasher, unpack_
 from optical_memory.escapes import canonical_with
 from optical_memory.pages import line_cells
 
-__all__ = ["PART_STAGES", "PartSearch"]
+__all__ = ["PART_STAGES", "WIDE_PAGE_CANDIDATES", "PartSearch", "WideBudget"]
 
 PART_STAGES = (64, 512, 2048)  # candidates a failing run may have tried by the end of each stage
 _MAX_SURVIVORS = 8  # candidates matching a run's code kept per run (more are almost surely wrong)
 _SINGLES = 16  # one-cell changes of a failing run tried before its ranked search
 COMBINATIONS = 64  # line codes tried per stage: products of the runs' survivors, most probable first
+# Part codes the wide passes (`_Run.try_wide`) of one page's lines hash together, first come first served: four
+# runs' (~1.7 ms each at ~0.75 us a code), so a page of hopeless lines stays within a few ms more.
+WIDE_PAGE_CANDIDATES = 4 * 2275
+
+
+class WideBudget:
+    """What is left of a page's WIDE_PAGE_CANDIDATES, shared by the `PartSearch` of each of its failing lines."""
+
+    def __init__(self, left: int = WIDE_PAGE_CANDIDATES) -> None:
+        self.left = left
 
 
 class _Run:
@@ -48,6 +67,7 @@ class _Run:
         self.survivors: list[tuple[float, str]] = []
         self.tried = 0  # candidates of the ranked list hashed so far
         self.singles = False  # the one-cell changes were tried
+        self.widened = False  # every one- and two-cell change was tried (`try_wide`)
         self.exhausted = False
         self._strings: list[str] = []  # the ranked candidates so far (`_rank`), and their costs
         self._costs: list[float] = []
@@ -80,6 +100,50 @@ class _Run:
         chars = code_points[self.topk[cells, ranks + 1]].tolist()
         strings = [read[:c] + chr(ch) + read[c + 1 :] for c, ch in zip(cells.tolist(), chars, strict=True)]
         return self._hash(strings, alternatives.reshape(-1)[order].tolist(), hasher)
+
+    def wide_size(self) -> int:
+        """The part codes `try_wide` hashes: every one- and two-cell change of the run's cells."""
+        n, alternatives = len(self.topk), self.topk.shape[1] - 1
+        return n * alternatives + n * (n - 1) // 2 * alternatives * alternatives
+
+    def try_wide(self, hasher: PartHasher, code_points: np.ndarray) -> int:
+        """Every change of one or two of the run's cells to one of their other top-K classes, whatever it costs,
+        cheapest first; keeps each that matches the run's code (up to _MAX_SURVIVORS in all). For a run the
+        ranked search gave up on: the reader was sure of a wrong cell (module doc). Returns the codes hashed."""
+        self.widened = True
+        n, k = self.topk.shape
+        if n == 0 or k < 2:
+            return 0
+        alternatives = self.costs[:, 1:].astype(np.float64)
+        chars = code_points[self.topk[:, 1:]]
+        read = np.array([ord(ch) for ch in self.base[:n]], dtype=code_points.dtype)
+        cells, ranks = np.divmod(np.arange(n * (k - 1)), k - 1)
+        first, second = np.triu_indices(n, 1)
+        pairs = len(first) * (k - 1) * (k - 1)
+        a_cells, b_cells = np.repeat(first, (k - 1) ** 2), np.repeat(second, (k - 1) ** 2)
+        a_ranks = np.tile(np.repeat(np.arange(k - 1), k - 1), len(first))
+        b_ranks = np.tile(np.tile(np.arange(k - 1), k - 1), len(first))
+        candidates = np.tile(read, (len(cells) + pairs, 1))
+        candidates[np.arange(len(cells)), cells] = chars[cells, ranks]
+        rows = np.arange(len(cells), len(candidates))
+        candidates[rows, a_cells] = chars[a_cells, a_ranks]
+        candidates[rows, b_cells] = chars[b_cells, b_ranks]
+        costs = np.concatenate(
+            [alternatives[cells, ranks], alternatives[a_cells, a_ranks] + alternatives[b_cells, b_ranks]]
+        )
+        order = np.argsort(costs, kind="stable")
+        order = order[np.isfinite(costs[order])]  # a class the reader gave no probability is not one it read
+        strings = candidates[order].view(f"<U{n}")[:, 0].tolist()
+        pad = self.base[n:]
+        known = {text for _, text in self.survivors}
+        index, code, code_of = self.index, self.code, hasher.code
+        for text, cost in zip(strings, costs[order].tolist(), strict=True):
+            if len(self.survivors) >= _MAX_SURVIVORS:
+                break
+            if code_of(index, text + pad) == code and text + pad not in known:
+                self.survivors.append((cost, text + pad))
+                known.add(text + pad)
+        return len(strings)
 
     def can_grow(self, stage: int) -> bool:
         """Whether `extend(stage)` may still find another survivor."""
@@ -123,8 +187,10 @@ class PartSearch:
         parts: bytes,
         part_hasher: PartHasher,
         code_points: np.ndarray,
+        wide: WideBudget | None = None,
     ) -> None:
         self.prefix, self.hasher, self.code_points = prefix, part_hasher, code_points
+        self.wide_budget = wide if wide is not None else WideBudget()  # the page's, where its lines share one
         self.length = len(topk)
         self.topk_best = topk[:, 0]
         codes = unpack_parts(parts)
@@ -201,6 +267,10 @@ class PartSearch:
                         continue
                 room = (cap - (self.hashed - start_hashed)) // (len(growing) - position)
                 self.hashed += run.extend(min(stage, run.tried + room), self.hasher, self.code_points)
+                given_up = run.exhausted or (stage >= PART_STAGES[-1] and not run.can_grow(stage))
+                unmatched = retry or not run.survivors  # no survivor, or none the line code took
+                if given_up and unmatched and not run.widened and run.wide_size() <= self.wide_budget.left:
+                    self.wide_budget.left -= run.try_wide(self.hasher, self.code_points)
                 if not run.survivors and run.exhausted:
                     self.failed = self.hopeless = True  # the truth of this run is past MAX_COST: no product holds it
                     return

@@ -52,7 +52,7 @@ from optical_memory.checkcode import LineHasher, PartHasher
 from optical_memory.escapes import canonical_text as _canonical_text
 from optical_memory.escapes import canonical_with as _canonical_with
 from optical_memory.pages import decode, join_row_cells, line_cells
-from optical_memory.part_search import PART_STAGES, PartSearch
+from optical_memory.part_search import PART_STAGES, PartSearch, WideBudget
 
 if TYPE_CHECKING:
     from optical_memory.term_guide import LineGuide
@@ -359,6 +359,7 @@ def verify_lines(
     """
     results: list[Verified | None] = []
     searches: dict[int, _Search] = {}
+    wide = WideBudget()  # the page's lines share it
     for index, (classes, probs, code) in enumerate(lines):
         if classes.shape != probs.shape or classes.ndim != 3:
             raise ValueError(
@@ -376,7 +377,7 @@ def verify_lines(
             own = parts[index] if parts is not None else None
             if own and part_hasher is not None:
                 search.parts = PartSearch(
-                    search.topk, search.line_costs(), search.prefix, own, part_hasher, _CODE_POINTS
+                    search.topk, search.line_costs(), search.prefix, own, part_hasher, _CODE_POINTS, wide
                 )
             searches[index] = search
     left = PAGE_CANDIDATES if page_budget is None else page_budget

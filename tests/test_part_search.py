@@ -27,8 +27,8 @@ from optical_memory.checkcode import (
     unpack_parts,
 )
 from optical_memory.pages import encode_piece
-from optical_memory.part_search import PartSearch
-from optical_memory.verify import _CODE_POINTS, MAX_CANDIDATES, verify_lines
+from optical_memory.part_search import WIDE_PAGE_CANDIDATES, PartSearch
+from optical_memory.verify import _CODE_POINTS, MAX_CANDIDATES, PAGE_PART_CANDIDATES, verify_lines
 
 KEY = line_key(bytes(range(32)))
 HASHER = LineHasher(KEY)
@@ -219,3 +219,67 @@ def test_ink_read_past_the_last_run_is_named_with_the_failing_run() -> None:
     line, _ = verify(truth, cells, {})
     assert line.verified is False
     assert line.uncertain == [*range(len(truth)), len(cells) - 1]
+
+
+def sure_misreads(truth: str, wrong: dict[int, str], truth_p: float) -> dict[int, list[tuple[str, float]]]:
+    """The reader sure of a wrong class at each cell of `wrong`, the truth second at `truth_p` (or absent: 0)."""
+    alternatives = {}
+    for at, read in wrong.items():
+        second = (truth[at], truth_p) if truth_p else ("q" if truth[at] != "q" else "j", 1e-7)
+        alternatives[at] = [(read, 1 - 2e-7 - truth_p), second, ("z", 1e-7), ("x", 1e-7)]
+    return alternatives
+
+
+@pytest.mark.parametrize("wrong", [{15: "n"}, {11: "n", 18: "b"}, {3: "0", 11: "n", 18: "b", 31: "e"}])
+def test_cells_the_reader_was_sure_of_and_wrong_are_found_by_their_runs(wrong: dict[int, str]) -> None:
+    """At frost a Cyrillic `п` reads as `n` at e^-16 of its reading, past the cost cap of any search; with the
+    truth still among its choices, a run tries every change of one or two cells and the line verifies."""
+    truth = "deploy on шлюз пыль-7 and ship it"
+    cells = "".join(wrong.get(i, ch) for i, ch in enumerate(truth))
+    alternatives = sure_misreads(truth, wrong, 1e-7)  # e^-16: past MAX_COST (12) for a cell alone
+    plain, _ = verify(truth, cells, alternatives, with_parts=False)
+    assert plain.verified is False
+    line, codes = verify(truth, cells, alternatives)
+    assert (line.text, line.verified) == (truth, True)
+    assert codes <= MAX_CANDIDATES + 1
+
+
+def test_three_sure_misreads_in_one_run_stay_unverified_and_named() -> None:
+    """Past two cells a run is not widened (45 x 49 pairs, 120 x 343 triples): the line stays honest."""
+    truth = "deploy on шлюз пыль-7 and ship it"
+    wrong = {10: "w", 11: "n", 18: "b"}  # all in the second run
+    cells = "".join(wrong.get(i, ch) for i, ch in enumerate(truth))
+    line, codes = verify(truth, cells, sure_misreads(truth, wrong, 1e-7))
+    assert line.verified is False and line.text == cells
+    assert line.uncertain == list(range(PART_CELLS, 2 * PART_CELLS))
+    assert codes <= MAX_CANDIDATES + 1
+
+
+class CountingParts(PartHasher):
+    def __init__(self, key: bytes) -> None:
+        super().__init__(key)
+        self.made = 0
+
+    def code(self, index: int, run: str) -> int:
+        self.made += 1
+        return super().code(index, run)
+
+
+def test_a_page_of_hopeless_lines_hashes_a_bounded_number_of_part_codes() -> None:
+    """Sure misreads whose truth is nowhere among the choices, on 40 lines of a page: each run would try
+    its 2,275 wide changes, but the page's lines share WIDE_PAGE_CANDIDATES of them (and the stages their
+    PAGE_PART_CANDIDATES), so reading such a page stays within a bounded time."""
+    rng = random.Random(11)
+    lines, truths = [], []
+    for _ in range(40):
+        truth = "".join(rng.choices(string.ascii_lowercase, k=60))
+        wrong = {rng.randrange(60): "7", rng.randrange(60): "8"}
+        cells = "".join(wrong.get(i, ch) for i, ch in enumerate(truth))
+        classes, probs = reading(cells, sure_misreads(truth, wrong, 0))
+        lines.append((classes, probs, line_code(KEY, truth)))
+        truths.append(truth)
+    parts = CountingParts(KEY)
+    read = verify_lines(lines, HASHER, parts=part_codes_for(KEY, truths), part_hasher=parts)
+    assert not any(line.verified for line in read)
+    assert parts.made <= PAGE_PART_CANDIDATES + WIDE_PAGE_CANDIDATES + 40 * 6  # + each run's code as read
+    assert parts.made > WIDE_PAGE_CANDIDATES  # the wide passes ran, until the page's share was spent
