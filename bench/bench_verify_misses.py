@@ -9,7 +9,9 @@ key and the page's index entry). For every line that comes back `verified: false
 (`pages.encode_piece` of what was remembered) are compared with the reader's top 8 per cell:
 
 - *truth not in the top 8*: some wrong cell's truth is not among its 8 classes; no search finds it.
-- *over the cost cap*: the truth is less probable than the argmax by more than `verify.MAX_COST` nats.
+- *over the cost cap*: the truth is less probable than the argmax by more than `verify.MAX_COST` nats
+  (on a page with part codes a run's wide pass still reaches one or two such cells, `part_search`: the
+  lines left here mostly have three or more wrong cells in one run).
 - *a wrong cell not searched*: a wrong cell is not among the `verify.SEARCH_CELLS` least certain.
 - *in reach, past the budget*: none of those; the truth is among the candidates the search ranks, but
   behind more of them than the line's (or the page's) budget let it try.
