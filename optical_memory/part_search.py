@@ -17,18 +17,19 @@ the last run are blank in what was written, whatever the reader saw there.
 A run is searched in stages (`PART_STAGES`) and stops growing once it has a survivor; when the survivors'
 products all fail the line code (a wrong candidate matches a 12-bit code one time in 4,096), every
 failing run is searched further. A run first tries its one-cell changes (most failing runs have one
-wrong cell), then its ranked candidates. A run that finds nothing within MAX_COST of its argmax ends
-the search, and the line is `hopeless` for `verify`'s plain search too: every candidate that search
-could try, cut to this run, is one this run tried.
+wrong cell), then its ranked candidates. A run that finds nothing within MAX_COST of its argmax makes
+the line `hopeless` for `verify`'s plain search: every candidate that search could try, cut to this
+run, is one this run tried. It ends the part search too, unless its wide pass (below) found survivors.
 
 The reader can be sure and wrong: at frost a Cyrillic `т` or `п` reads as Latin `r` or `n` at a probability
 e^-14 to e^-22 of its reading, far past MAX_COST, while the truth is still among its top K. So before a run
 gives up (its ranked candidates exhausted within MAX_COST, or the last stage spent without a survivor), it
-tries every change of one or two of its cells, whatever they cost (`_Run.try_wide`: 10 x 7 + 45 x 49 =
-2,275 part codes at K = 8, from the page's WIDE_PAGE_CANDIDATES); so does a run whose survivors all
-failed the line code (a wrong candidate among 2,048 matches its 12-bit code about half the time). It
-keeps each change that matches: a wrong one matches one time in 4,096, so about half of those are wrong,
-and the line code decides among their products as among any.
+goes on through every change of one or two of its cells, whatever they cost, cheapest first (`_Run.widen`:
+10 x 7 + 45 x 49 = 2,275 part codes at K = 8, from the page's WIDE_PAGE_CANDIDATES), one survivor at a
+time like its ranked search; so does a run whose survivors all failed the line code (a wrong candidate
+among 2,048 matches its 12-bit code about half the time). A wrong change matches one time in 4,096, so
+a run that goes through all of them keeps about half a wrong survivor: the line code decides among the
+products as among any.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ PART_STAGES = (64, 512, 2048)  # candidates a failing run may have tried by the 
 _MAX_SURVIVORS = 8  # candidates matching a run's code kept per run (more are almost surely wrong)
 _SINGLES = 16  # one-cell changes of a failing run tried before its ranked search
 COMBINATIONS = 64  # line codes tried per stage: products of the runs' survivors, most probable first
-# Part codes the wide passes (`_Run.try_wide`) of one page's lines hash together, first come first served: four
+# Part codes the wide passes (`_Run.widen`) of one page's lines hash together, first come first served: four
 # runs' (~1.7 ms each at ~0.75 us a code), so a page of hopeless lines stays within a few ms more.
-WIDE_PAGE_CANDIDATES = 4 * 2275
+WIDE_PAGE_CANDIDATES = 4 * 2_275  # 2,275: one run's wide pass at K = 8 (10 x 7 + 45 x 49 changes)
 
 
 class WideBudget:
@@ -67,7 +68,8 @@ class _Run:
         self.survivors: list[tuple[float, str]] = []
         self.tried = 0  # candidates of the ranked list hashed so far
         self.singles = False  # the one-cell changes were tried
-        self.widened = False  # every one- and two-cell change was tried (`try_wide`)
+        self._wide: tuple[list[str], list[float]] | None = None  # `widen`'s candidates, made when first asked
+        self._wide_at = 0  # how many of them were hashed
         self.exhausted = False
         self._strings: list[str] = []  # the ranked candidates so far (`_rank`), and their costs
         self._costs: list[float] = []
@@ -101,49 +103,63 @@ class _Run:
         strings = [read[:c] + chr(ch) + read[c + 1 :] for c, ch in zip(cells.tolist(), chars, strict=True)]
         return self._hash(strings, alternatives.reshape(-1)[order].tolist(), hasher)
 
-    def wide_size(self) -> int:
-        """The part codes `try_wide` hashes: every one- and two-cell change of the run's cells."""
-        n, alternatives = len(self.topk), self.topk.shape[1] - 1
-        return n * alternatives + n * (n - 1) // 2 * alternatives * alternatives
+    def can_widen(self) -> bool:
+        """Whether `widen` has candidates left to try."""
+        return len(self.survivors) < _MAX_SURVIVORS and (self._wide is None or self._wide_at < len(self._wide[0]))
 
-    def try_wide(self, hasher: PartHasher, code_points: np.ndarray) -> int:
-        """Every change of one or two of the run's cells to one of their other top-K classes, whatever it costs,
-        cheapest first; keeps each that matches the run's code (up to _MAX_SURVIVORS in all). For a run the
-        ranked search gave up on: the reader was sure of a wrong cell (module doc). Returns the codes hashed."""
-        self.widened = True
+    def widen(self, hasher: PartHasher, code_points: np.ndarray, limit: int) -> int:
+        """Go on through every change of one or two of the run's cells to another of their top-K classes,
+        whatever it costs, cheapest first, until one more matches the run's code or `limit` were hashed;
+        returns how many were. For a run the ranked search gave up on: the reader may have been sure of a
+        wrong cell (module doc). Each call resumes where the last one stopped."""
+        if self._wide is None:
+            self._wide = self._wide_candidates(code_points)
+        strings, costs = self._wide
+        start, end = self._wide_at, min(len(strings), self._wide_at + limit)
+        pad = self.base[len(self.topk) :]
+        index, code, code_of = self.index, self.code, hasher.code
+        known = {text for _, text in self.survivors}
+        for at in range(start, end):
+            text = strings[at] + pad
+            if code_of(index, text) == code and text not in known:
+                self.survivors.append((costs[at], text))
+                self._wide_at = at + 1
+                return at + 1 - start
+        self._wide_at = end
+        return end - start
+
+    def _wide_candidates(self, code_points: np.ndarray) -> tuple[list[str], list[float]]:
+        """The run's cells with one or two of them changed to another top-K class: (strings, costs), cheapest
+        first; 10 x 7 + 45 x 49 = 2,275 at K = 8."""
         n, k = self.topk.shape
         if n == 0 or k < 2:
-            return 0
+            return [], []
         alternatives = self.costs[:, 1:].astype(np.float64)
         chars = code_points[self.topk[:, 1:]]
         read = np.array([ord(ch) for ch in self.base[:n]], dtype=code_points.dtype)
-        cells, ranks = np.divmod(np.arange(n * (k - 1)), k - 1)
-        first, second = np.triu_indices(n, 1)
-        pairs = len(first) * (k - 1) * (k - 1)
+        cells, ranks = np.divmod(np.arange(n * (k - 1)), k - 1)  # one cell changed
+        first, second = np.triu_indices(n, 1)  # two cells changed: each pair, each pair of their choices
         a_cells, b_cells = np.repeat(first, (k - 1) ** 2), np.repeat(second, (k - 1) ** 2)
         a_ranks = np.tile(np.repeat(np.arange(k - 1), k - 1), len(first))
         b_ranks = np.tile(np.tile(np.arange(k - 1), k - 1), len(first))
-        candidates = np.tile(read, (len(cells) + pairs, 1))
+        candidates = np.tile(read, (len(cells) + len(a_cells), 1))
         candidates[np.arange(len(cells)), cells] = chars[cells, ranks]
-        rows = np.arange(len(cells), len(candidates))
-        candidates[rows, a_cells] = chars[a_cells, a_ranks]
-        candidates[rows, b_cells] = chars[b_cells, b_ranks]
+        pairs = np.arange(len(cells), len(candidates))
+        candidates[pairs, a_cells] = chars[a_cells, a_ranks]
+        candidates[pairs, b_cells] = chars[b_cells, b_ranks]
         costs = np.concatenate(
             [alternatives[cells, ranks], alternatives[a_cells, a_ranks] + alternatives[b_cells, b_ranks]]
         )
         order = np.argsort(costs, kind="stable")
         order = order[np.isfinite(costs[order])]  # a class the reader gave no probability is not one it read
-        strings = candidates[order].view(f"<U{n}")[:, 0].tolist()
-        pad = self.base[n:]
-        known = {text for _, text in self.survivors}
-        index, code, code_of = self.index, self.code, hasher.code
-        for text, cost in zip(strings, costs[order].tolist(), strict=True):
-            if len(self.survivors) >= _MAX_SURVIVORS:
-                break
-            if code_of(index, text + pad) == code and text + pad not in known:
-                self.survivors.append((cost, text + pad))
-                known.add(text + pad)
-        return len(strings)
+        return candidates[order].view(f"<U{n}")[:, 0].tolist(), costs[order].tolist()
+
+    def within_reach(self) -> bool:
+        """Whether a survivor lies within MAX_COST of the argmax, where `verify`'s plain search could find it
+        (those of `widen` may lie past it)."""
+        from optical_memory.verify import MAX_COST
+
+        return any(cost <= MAX_COST for cost, _ in self.survivors)
 
     def can_grow(self, stage: int) -> bool:
         """Whether `extend(stage)` may still find another survivor."""
@@ -214,7 +230,8 @@ class PartSearch:
                 continue
             self.runs.append(_Run(index, base, topk[start:end], costs[start:end], code))
         self.tried_codes = 0  # line codes checked
-        self.hashed = 0  # part codes checked
+        self.hashed = 0  # part codes checked (by the staged search; `wide_hashed` by the runs' wide passes)
+        self.wide_hashed = 0
         self._combined: set[tuple[int, ...]] = set()
         self.found: str | None = None
 
@@ -258,7 +275,7 @@ class PartSearch:
         start_hashed, start_codes = self.hashed, self.tried_codes
         retry = all(run.survivors for run in self.runs)  # every product so far failed the line code
         while True:
-            before = self.hashed
+            before = self.hashed + self.wide_hashed
             growing = [run for run in self.runs if retry or not run.survivors]
             for position, run in enumerate(growing):
                 if not run.singles:
@@ -269,18 +286,22 @@ class PartSearch:
                 self.hashed += run.extend(min(stage, run.tried + room), self.hasher, self.code_points)
                 given_up = run.exhausted or (stage >= PART_STAGES[-1] and not run.can_grow(stage))
                 unmatched = retry or not run.survivors  # no survivor, or none the line code took
-                if given_up and unmatched and not run.widened and run.wide_size() <= self.wide_budget.left:
-                    self.wide_budget.left -= run.try_wide(self.hasher, self.code_points)
-                if not run.survivors and run.exhausted:
-                    self.failed = self.hopeless = True  # the truth of this run is past MAX_COST: no product holds it
-                    return
+                if given_up and unmatched and run.can_widen() and self.wide_budget.left > 0:
+                    spent = run.widen(self.hasher, self.code_points, self.wide_budget.left)
+                    self.wide_budget.left -= spent
+                    self.wide_hashed += spent
+                if run.exhausted and not run.within_reach():
+                    self.hopeless = True  # the truth of this run is past MAX_COST: no plain candidate holds it
+                    if not run.survivors:  # nor any product of the runs' survivors
+                        self.failed = True
+                        return
             left = line_budget - (self.tried_codes - start_codes)
             if not all(run.survivors for run in self.runs) or left <= 0:
                 return
             self._combine(line_code, line_hasher, min(COMBINATIONS, left), pieces)
-            if self.found is not None or not any(run.can_grow(stage) for run in self.runs):
+            if self.found is not None or not any(run.can_grow(stage) or run.can_widen() for run in self.runs):
                 return
-            if self.hashed - start_hashed >= cap or (retry and self.hashed == before):
+            if self.hashed - start_hashed >= cap or (retry and self.hashed + self.wide_hashed == before):
                 return  # the page's part budget is spent, or no run could grow
             retry = True
 
