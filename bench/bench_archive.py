@@ -7,7 +7,8 @@ readers, speed and scale phases: the built-in corpus is remembered into `--pages
 is faded through every tier, and one session long enough for 1M text tokens is written from copies
 of them, each page at the tier its rank gives, with records, indexes and search postings
 (`scale.generate_archive`). Printed: the files' bytes, and what each LMDB sub-database holds
-(images, the search index's blocks and page entries, records, ...), in MiB.
+(images, the search index's blocks and page entries, records, ...), in MiB, and the image bytes per
+character of the measured pages at each tier.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def measure(pages: int, workdir: Path) -> dict[str, Any]:
         "archive_bytes_1m": st["bytes_1m"],
         "image_bytes_1m": st["image_bytes_1m"],
         "databases": database_bytes(workdir / "one-million-tokens"),
+        # the image bytes a character of the measured pages costs at each tier (the issue-13 targets)
+        "bytes_per_char": {
+            tier.name: sum(len(page.images[i][0]) for page in results.pages)
+            / max(1, sum(page.characters for page in results.pages))
+            for i, tier in enumerate(config.tiers)
+        },
     }
 
 
@@ -87,6 +94,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, size in sorted(dbs.items(), key=lambda item: -item[1]):
         if size:
             print(f"    {name:16s} {size / MIB:7.2f} MiB")
+    per_char = "  ".join(f"{name} {value:.2f}" for name, value in out["bytes_per_char"].items())
+    print(f"image bytes per character of the {out['pages']} measured pages: {per_char}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
     return out
