@@ -21,15 +21,23 @@ wrong cell), then its ranked candidates. A run that finds nothing within MAX_COS
 the line `hopeless` for `verify`'s plain search: every candidate that search could try, cut to this
 run, is one this run tried. It ends the part search too, unless its wide pass (below) found survivors.
 
-The reader can be sure and wrong: at frost a Cyrillic `т` or `п` reads as Latin `r` or `n` at a probability
-e^-14 to e^-22 of its reading, far past MAX_COST, while the truth is still among its top K. So before a run
-gives up (its ranked candidates exhausted within MAX_COST, or the last stage spent without a survivor), it
-goes on through every change of one or two of its cells, whatever they cost, cheapest first (`_Run.widen`:
-10 x 7 + 45 x 49 = 2,275 part codes at K = 8, from the page's WIDE_PAGE_CANDIDATES), one survivor at a
-time like its ranked search; so does a run whose survivors all failed the line code (a wrong candidate
-among 2,048 matches its 12-bit code about half the time). A wrong change matches one time in 4,096, so
-a run that goes through all of them keeps about half a wrong survivor: the line code decides among the
-products as among any.
+The reader can be sure and wrong. At frost a Cyrillic `т` or `п` reads as Latin `r` or `n` at a probability
+e^-14 to e^-22 of its reading, far past MAX_COST, while the truth is still among its top K; and it sees
+equal pictures alike, so a run of one glyph is misread alike (`#` then 62 `/` read as 62 `ι`, `/` missing
+from some cells' top K). So a run that its ranked search gave up on (its candidates exhausted within
+MAX_COST, or the last stage over) goes on through its wide candidates (`_Run.widen`), one survivor at a
+time, cheapest first within each kind, from the page's WIDE_PAGE_CANDIDATES:
+
+1. its equal cells changed together: where 3 or more cells read as one class, all of them to another
+   class from any of their top K;
+2. every change of one or two of its cells, whatever they cost (10 x 7 + 45 x 49 = 2,275 at K = 8);
+3. each of the 8 cheapest changes of kind 1 with one other cell changed too.
+
+So does a run whose survivors all failed the line code, runs never widened first: a ranked search that
+tried 2,048 candidates kept a wrong one about half the time. A wrong candidate matches one time in 4,096,
+so a run that goes through all of them keeps about half a wrong survivor: the line code decides among
+the products, which are tried most probable first but none left out for its cost (a wide survivor may
+cost 20 nats more than a ranked one).
 """
 
 from __future__ import annotations
@@ -45,7 +53,10 @@ __all__ = ["PART_STAGES", "WIDE_PAGE_CANDIDATES", "PartSearch", "WideBudget"]
 PART_STAGES = (64, 512, 2048)  # candidates a failing run may have tried by the end of each stage
 _MAX_SURVIVORS = 8  # candidates matching a run's code kept per run (more are almost surely wrong)
 _SINGLES = 16  # one-cell changes of a failing run tried before its ranked search
+_ALIKE = 3  # cells of a run read as one class that its wide pass also changes together
+_ALIKE_TOP = 8  # of those changes, the cheapest tried again with one other cell changed too
 COMBINATIONS = 64  # line codes tried per stage: products of the runs' survivors, most probable first
+_ANY_COST = float(np.finfo(np.float64).max)  # every finite cost (a run without a k-th survivor has inf there)
 # Part codes the wide passes (`_Run.widen`) of one page's lines hash together, first come first served: four
 # runs' (~1.7 ms each at ~0.75 us a code), so a page of hopeless lines stays within a few ms more.
 WIDE_PAGE_CANDIDATES = 4 * 2_275  # 2,275: one run's wide pass at K = 8 (10 x 7 + 45 x 49 changes)
@@ -103,6 +114,10 @@ class _Run:
         strings = [read[:c] + chr(ch) + read[c + 1 :] for c, ch in zip(cells.tolist(), chars, strict=True)]
         return self._hash(strings, alternatives.reshape(-1)[order].tolist(), hasher)
 
+    def wide_fresh(self) -> bool:
+        """Whether `widen` was never asked: any survivor came from the ranked search."""
+        return self._wide is None
+
     def can_widen(self) -> bool:
         """Whether `widen` has candidates left to try."""
         return len(self.survivors) < _MAX_SURVIVORS and (self._wide is None or self._wide_at < len(self._wide[0]))
@@ -113,7 +128,9 @@ class _Run:
         returns how many were. For a run the ranked search gave up on: the reader may have been sure of a
         wrong cell (module doc). Each call resumes where the last one stopped."""
         if self._wide is None:
-            self._wide = self._wide_candidates(code_points)
+            alike, alike_and_one = self._alike_candidates(code_points)
+            changes = self._wide_candidates(code_points)
+            self._wide = (alike[0] + changes[0] + alike_and_one[0], alike[1] + changes[1] + alike_and_one[1])
         strings, costs = self._wide
         start, end = self._wide_at, min(len(strings), self._wide_at + limit)
         pad = self.base[len(self.topk) :]
@@ -127,6 +144,50 @@ class _Run:
                 return at + 1 - start
         self._wide_at = end
         return end - start
+
+    def _alike_candidates(
+        self, code_points: np.ndarray
+    ) -> tuple[tuple[list[str], list[float]], tuple[list[str], list[float]]]:
+        """Equal cells changed together: where _ALIKE or more of the run's cells read as one class, all of them
+        changed to one other class from any of their top K (the reader sees equal pictures alike, so a run of
+        one glyph is misread alike: `#` then 62 `/` read at frost as 62 `ι`, the truth not even in some cells'
+        top K). Returns (strings, costs) of those changes, cheapest first, and of each of the _ALIKE_TOP
+        cheapest with one other cell of the run changed too. A cell whose top K lacks the class costs as much as
+        its least probable choice: a bound, for the order only."""
+        n, k = self.topk.shape
+        read = np.array([ord(ch) for ch in self.base[:n]], dtype=code_points.dtype)
+        last = np.where(np.isfinite(self.costs), self.costs, 0.0).max(axis=1)  # each cell's least probable choice
+        groups: list[tuple[str, float, np.ndarray]] = []
+        classes, counts = np.unique(self.topk[:, 0], return_counts=True)
+        for same in classes[(counts >= _ALIKE) & (classes != 0)]:  # class 0 is the blank
+            members = np.flatnonzero(self.topk[:, 0] == same)
+            options = np.unique(self.topk[members, 1:])
+            choices = []
+            for option in options[options != same].tolist():
+                ranked = self.topk[members] == option
+                cost = float(
+                    np.where(
+                        ranked.any(axis=1), np.where(ranked, self.costs[members], 0).sum(axis=1), last[members]
+                    ).sum()
+                )
+                candidate = read.copy()
+                candidate[members] = code_points[option]
+                choices.append((cost, candidate))
+            choices.sort(key=lambda choice: choice[0])
+            groups.extend((candidate.view(f"<U{n}")[0], cost, members) for cost, candidate in choices)
+        groups.sort(key=lambda group: group[1])
+        alike = ([str(text) for text, _, _ in groups], [cost for _, cost, _ in groups])
+        more: list[tuple[float, str]] = []
+        for text, cost, members in groups[:_ALIKE_TOP]:
+            for cell in range(n):
+                if cell in members:
+                    continue
+                for rank in range(1, k):
+                    if np.isfinite(self.costs[cell, rank]):
+                        changed = text[:cell] + chr(code_points[self.topk[cell, rank]]) + text[cell + 1 :]
+                        more.append((cost + float(self.costs[cell, rank]), changed))
+        more.sort(key=lambda item: item[0])
+        return alike, ([text for _, text in more], [cost for cost, _ in more])
 
     def _wide_candidates(self, code_points: np.ndarray) -> tuple[list[str], list[float]]:
         """The run's cells with one or two of them changed to another top-K class: (strings, costs), cheapest
@@ -277,6 +338,9 @@ class PartSearch:
         while True:
             before = self.hashed + self.wide_hashed
             growing = [run for run in self.runs if retry or not run.survivors]
+            # when the products failed, runs never widened go first: the survivor of a ranked search that tried
+            # ~2,000 candidates matched its 12-bit code by chance about as often as not
+            fresh = any(run.wide_fresh() for run in growing)
             for position, run in enumerate(growing):
                 if not run.singles:
                     self.hashed += run.try_singles(self.hasher, self.code_points)
@@ -284,8 +348,8 @@ class PartSearch:
                         continue
                 room = (cap - (self.hashed - start_hashed)) // (len(growing) - position)
                 self.hashed += run.extend(min(stage, run.tried + room), self.hasher, self.code_points)
-                given_up = run.exhausted or (stage >= PART_STAGES[-1] and not run.can_grow(stage))
-                unmatched = retry or not run.survivors  # no survivor, or none the line code took
+                given_up = run.exhausted or stage >= PART_STAGES[-1]  # its ranked search had its last chance
+                unmatched = not run.survivors or (retry and (run.wide_fresh() or not fresh))
                 if given_up and unmatched and run.can_widen() and self.wide_budget.left > 0:
                     spent = run.widen(self.hasher, self.code_points, self.wide_budget.left)
                     self.wide_budget.left -= spent
@@ -301,7 +365,8 @@ class PartSearch:
             self._combine(line_code, line_hasher, min(COMBINATIONS, left), pieces)
             if self.found is not None or not any(run.can_grow(stage) or run.can_widen() for run in self.runs):
                 return
-            if self.hashed - start_hashed >= cap or (retry and self.hashed + self.wide_hashed == before):
+            spent = self.hashed - start_hashed >= cap and self.wide_budget.left <= 0
+            if spent or (retry and self.hashed + self.wide_hashed == before):
                 return  # the page's part budget is spent, or no run could grow
             retry = True
 
@@ -322,7 +387,9 @@ class PartSearch:
         ranked = np.take_along_axis(costs, order, axis=1)
         choices = np.zeros((1, len(self.runs)), dtype=np.int64)
         if self.runs:
-            choices = np.vstack([choices, _ranked_assignments(ranked, 4 * budget)])
+            # every survivor matched its run's code, whatever it cost (a wide pass's may cost far more than a
+            # ranked one's): the products are ordered by cost, none left out, and the line code decides
+            choices = np.vstack([choices, _ranked_assignments(ranked, 4 * budget, max_cost=_ANY_COST)])
         tried = 0
         for choice in choices:
             key = tuple(int(order[i, r]) for i, r in enumerate(choice))

@@ -283,3 +283,54 @@ def test_a_page_of_hopeless_lines_hashes_a_bounded_number_of_part_codes() -> Non
     assert not any(line.verified for line in read)
     assert parts.made <= PAGE_PART_CANDIDATES + WIDE_PAGE_CANDIDATES + 40 * 6  # + each run's code as read
     assert parts.made > WIDE_PAGE_CANDIDATES  # the wide passes ran, until the page's share was spent
+
+
+def test_a_run_of_one_glyph_misread_alike_verifies() -> None:
+    """At frost `#` then a long run of `/` read as `ι` in every cell, `/` second at e^-3 to e^-4 in most and
+    not among the choices of some: each run changes its equal cells together, and the line verifies."""
+    truth = "    #" + "/" * 45
+    cells = "    #" + "ι" * 45
+    alternatives = {}
+    for at in range(5, len(truth)):
+        if at % 9 == 0:  # the truth not among this cell's choices
+            alternatives[at] = [("ι", 0.96), ("l", 0.02), ("ı", 0.01), ("|", 0.01)]
+        else:
+            alternatives[at] = [("ι", 0.96), ("l", 0.02), ("/", 0.015 + 0.001 * (at % 5)), ("|", 0.005)]
+    plain, _ = verify(truth, cells, alternatives, with_parts=False)
+    assert plain.verified is False
+    line, codes = verify(truth, cells, alternatives)
+    assert (line.text, line.verified) == (truth, True)
+    assert codes <= MAX_CANDIDATES + 1
+
+
+def collision_of(read_run: str, truth_run: str, index: int, keep: int) -> tuple[int, int, str, str]:
+    """Two cells of `read_run` (not cell `keep`) changed so that it matches `truth_run`'s part code."""
+    want = PARTS.code(index, truth_run)
+    for a in range(PART_CELLS):
+        for b in range(a + 1, PART_CELLS):
+            if keep in (a, b):
+                continue
+            for x in string.digits + string.ascii_lowercase:
+                for y in string.digits + string.ascii_lowercase:
+                    run = list(read_run)
+                    run[a], run[b] = x, y
+                    if "".join(run) != truth_run and PARTS.code(index, "".join(run)) == want:
+                        return a, b, x, y
+    raise AssertionError("no collision among 58,000 two-cell changes of a 12-bit code")
+
+
+def test_a_run_whose_cheap_survivor_matched_by_chance_still_finds_its_costly_truth() -> None:
+    """The ranked search keeps a wrong two-cell change that matches the run's part code by chance (cost ~2),
+    while the truth is a cell the reader was sure of and wrong (cost 20): the line code rejects the first,
+    the run's wide pass finds the truth, and their product is tried although it costs 18 nats more."""
+    truth = "deploy key sk-Qx4f9Lm2 on db-7"
+    read = truth[:3] + "1" + truth[4:]  # `l` read as `1`, sure
+    a, b, x, y = collision_of(read[:PART_CELLS], truth[:PART_CELLS], 0, keep=3)
+    alternatives = {
+        3: [("1", 1 - 3e-9), ("l", 2e-9), ("z", 5e-10), ("x", 5e-10)],  # the truth at e^-20 of the reading
+        a: [(read[a], 0.69), (x, 0.3), ("q", 0.005), ("j", 0.005)],
+        b: [(read[b], 0.69), (y, 0.3), ("q", 0.005), ("j", 0.005)],
+    }
+    line, codes = verify(truth, read, alternatives)
+    assert (line.text, line.verified) == (truth, True)
+    assert codes <= MAX_CANDIDATES + 1
