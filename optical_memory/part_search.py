@@ -62,6 +62,13 @@ _ANY_COST = float(np.finfo(np.float64).max)  # every finite cost (a run without 
 WIDE_PAGE_CANDIDATES = 4 * 2_275  # 2,275: one run's wide pass at K = 8 (10 x 7 + 45 x 49 changes)
 
 
+def _strings(candidates: np.ndarray) -> list[str]:
+    """Candidates (m, n) as code points -> m strings of n characters."""
+    if not len(candidates):
+        return []
+    return candidates.view(f"<U{candidates.shape[1]}")[:, 0].tolist()
+
+
 class WideBudget:
     """What is left of a page's WIDE_PAGE_CANDIDATES, shared by the `PartSearch` of each of its failing lines."""
 
@@ -81,6 +88,7 @@ class _Run:
         self.singles = False  # the one-cell changes were tried
         self._wide: tuple[list[str], list[float]] | None = None  # `widen`'s candidates, made when first asked
         self._wide_at = 0  # how many of them were hashed
+        self._alike_top: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # for its third kind, until made
         self.exhausted = False
         self._strings: list[str] = []  # the ranked candidates so far (`_rank`), and their costs
         self._costs: list[float] = []
@@ -120,74 +128,84 @@ class _Run:
 
     def can_widen(self) -> bool:
         """Whether `widen` has candidates left to try."""
-        return len(self.survivors) < _MAX_SURVIVORS and (self._wide is None or self._wide_at < len(self._wide[0]))
+        if len(self.survivors) >= _MAX_SURVIVORS:
+            return False
+        return self._wide is None or self._wide_at < len(self._wide[0]) or self._alike_top is not None
 
     def widen(self, hasher: PartHasher, code_points: np.ndarray, limit: int) -> int:
-        """Go on through every change of one or two of the run's cells to another of their top-K classes,
-        whatever it costs, cheapest first, until one more matches the run's code or `limit` were hashed;
-        returns how many were. For a run the ranked search gave up on: the reader may have been sure of a
-        wrong cell (module doc). Each call resumes where the last one stopped."""
+        """Go on through the run's wide candidates (module doc: its equal cells changed together, then every
+        change of one or two of its cells, then the cheapest of the first with one more cell changed), each
+        kind cheapest first, until one more matches the run's code or `limit` were hashed; returns how many
+        were. For a run the ranked search gave up on. Each call resumes where the last one stopped."""
         if self._wide is None:
-            alike, alike_and_one = self._alike_candidates(code_points)
+            alike = self._alike_candidates(code_points)
             changes = self._wide_candidates(code_points)
-            self._wide = (alike[0] + changes[0] + alike_and_one[0], alike[1] + changes[1] + alike_and_one[1])
+            self._wide = (_strings(alike[0]) + changes[0], alike[1].tolist() + changes[1])
+            if len(alike[1]):  # they are cheapest first
+                self._alike_top = (alike[0][:_ALIKE_TOP], alike[1][:_ALIKE_TOP], alike[2][:_ALIKE_TOP])
         strings, costs = self._wide
-        start, end = self._wide_at, min(len(strings), self._wide_at + limit)
         pad = self.base[len(self.topk) :]
         index, code, code_of = self.index, self.code, hasher.code
         known = {text for _, text in self.survivors}
-        for at in range(start, end):
-            text = strings[at] + pad
-            if code_of(index, text) == code and text not in known:
-                self.survivors.append((costs[at], text))
-                self._wide_at = at + 1
-                return at + 1 - start
-        self._wide_at = end
-        return end - start
+        start = self._wide_at
+        while True:
+            end = min(len(strings), start + limit)
+            for at in range(self._wide_at, end):
+                text = strings[at] + pad
+                if code_of(index, text) == code and text not in known:
+                    self.survivors.append((costs[at], text))
+                    self._wide_at = at + 1
+                    return at + 1 - start
+            self._wide_at = end
+            if end < len(strings) or self._alike_top is None:
+                return end - start
+            more, more_costs = self._alike_and_one(*self._alike_top, code_points)  # the third kind, once reached
+            strings.extend(_strings(more))
+            costs.extend(more_costs.tolist())
+            self._alike_top = None
 
-    def _alike_candidates(
-        self, code_points: np.ndarray
-    ) -> tuple[tuple[list[str], list[float]], tuple[list[str], list[float]]]:
+    def _alike_candidates(self, code_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Equal cells changed together: where _ALIKE or more of the run's cells read as one class, all of them
-        changed to one other class from any of their top K (the reader sees equal pictures alike, so a run of
-        one glyph is misread alike: `#` then 62 `/` read at frost as 62 `ι`, the truth not even in some cells'
-        top K). Returns (strings, costs) of those changes, cheapest first, and of each of the _ALIKE_TOP
-        cheapest with one other cell of the run changed too. A cell whose top K lacks the class costs as much as
-        its least probable choice: a bound, for the order only."""
-        n, k = self.topk.shape
+        changed to one other class from any of their top K (module doc: `/` read as `ι` in every cell, and
+        missing from some cells' top K). Returns the candidates (m, n) as code points, cheapest first, their
+        costs, and which cells each changed (m, n). A cell whose top K lacks the class costs as much as its
+        least probable choice: a bound, for the order only."""
+        n = len(self.topk)
         read = np.array([ord(ch) for ch in self.base[:n]], dtype=code_points.dtype)
-        last = np.where(np.isfinite(self.costs), self.costs, 0.0).max(axis=1)  # each cell's least probable choice
-        groups: list[tuple[str, float, np.ndarray]] = []
+        least = np.where(np.isfinite(self.costs), self.costs, 0.0).max(axis=1)
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         classes, counts = np.unique(self.topk[:, 0], return_counts=True)
         for same in classes[(counts >= _ALIKE) & (classes != 0)]:  # class 0 is the blank
-            members = np.flatnonzero(self.topk[:, 0] == same)
+            members = self.topk[:, 0] == same
             options = np.unique(self.topk[members, 1:])
-            choices = []
-            for option in options[options != same].tolist():
-                ranked = self.topk[members] == option
-                cost = float(
-                    np.where(
-                        ranked.any(axis=1), np.where(ranked, self.costs[members], 0).sum(axis=1), last[members]
-                    ).sum()
-                )
-                candidate = read.copy()
-                candidate[members] = code_points[option]
-                choices.append((cost, candidate))
-            choices.sort(key=lambda choice: choice[0])
-            groups.extend((candidate.view(f"<U{n}")[0], cost, members) for cost, candidate in choices)
-        groups.sort(key=lambda group: group[1])
-        alike = ([str(text) for text, _, _ in groups], [cost for _, cost, _ in groups])
-        more: list[tuple[float, str]] = []
-        for text, cost, members in groups[:_ALIKE_TOP]:
-            for cell in range(n):
-                if cell in members:
-                    continue
-                for rank in range(1, k):
-                    if np.isfinite(self.costs[cell, rank]):
-                        changed = text[:cell] + chr(code_points[self.topk[cell, rank]]) + text[cell + 1 :]
-                        more.append((cost + float(self.costs[cell, rank]), changed))
-        more.sort(key=lambda item: item[0])
-        return alike, ([text for _, text in more], [cost for cost, _ in more])
+            options = options[options != same]
+            hits = self.topk[members][None, :, :] == options[:, None, None]  # (options, members, K)
+            per_cell = np.where(hits, self.costs[members][None], 0.0).sum(axis=2)
+            costs = np.where(hits.any(axis=2), per_cell, least[members][None]).sum(axis=1)
+            candidates = np.tile(read, (len(options), 1))
+            candidates[:, members] = code_points[options][:, None]
+            found.append((candidates, costs, np.tile(members, (len(options), 1))))
+        if not found:
+            return np.zeros((0, n), dtype=read.dtype), np.zeros(0), np.zeros((0, n), dtype=bool)
+        candidates, costs, changed = (np.concatenate(part) for part in zip(*found, strict=True))
+        order = np.argsort(costs, kind="stable")
+        return candidates[order], costs[order], changed[order]
+
+    def _alike_and_one(
+        self, candidates: np.ndarray, costs: np.ndarray, changed: np.ndarray, code_points: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each of `candidates` (equal cells changed together) with one other cell changed to another of its
+        top-K classes too, cheapest first: (candidates, costs)."""
+        k = self.topk.shape[1]
+        picks, cells = np.nonzero(~changed)  # which candidate, which of its unchanged cells
+        picks, cells = np.repeat(picks, k - 1), np.repeat(cells, k - 1)
+        ranks = np.tile(np.arange(1, k), len(cells) // max(1, k - 1))
+        more = candidates[picks].copy()
+        more[np.arange(len(picks)), cells] = code_points[self.topk[cells, ranks]]
+        more_costs = costs[picks] + self.costs[cells, ranks]
+        order = np.argsort(more_costs, kind="stable")
+        order = order[np.isfinite(more_costs[order])]
+        return more[order], more_costs[order]
 
     def _wide_candidates(self, code_points: np.ndarray) -> tuple[list[str], list[float]]:
         """The run's cells with one or two of them changed to another top-K class: (strings, costs), cheapest
