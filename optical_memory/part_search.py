@@ -138,40 +138,34 @@ class _Run:
         kind cheapest first, until one more matches the run's code or `limit` were hashed; returns how many
         were. For a run the ranked search gave up on. Each call resumes where the last one stopped."""
         if self._wide is None:
-            alike = self._alike_candidates(code_points)
-            changes = self._wide_candidates(code_points)
-            self._wide = (_strings(alike[0]) + changes[0], alike[1].tolist() + changes[1])
+            read = np.array([ord(ch) for ch in self.base[: len(self.topk)]], dtype=code_points.dtype)
+            alike = self._alike_candidates(read, code_points)
+            changes, change_costs = self._wide_candidates(read, code_points)
+            self._wide = (_strings(alike[0]) + _strings(changes), alike[1].tolist() + change_costs.tolist())
             if len(alike[1]):  # they are cheapest first
                 self._alike_top = (alike[0][:_ALIKE_TOP], alike[1][:_ALIKE_TOP], alike[2][:_ALIKE_TOP])
         strings, costs = self._wide
-        pad = self.base[len(self.topk) :]
-        index, code, code_of = self.index, self.code, hasher.code
-        known = {text for _, text in self.survivors}
-        start = self._wide_at
+        start, found = self._wide_at, len(self.survivors)
         while True:
             end = min(len(strings), start + limit)
-            for at in range(self._wide_at, end):
-                text = strings[at] + pad
-                if code_of(index, text) == code and text not in known:
-                    self.survivors.append((costs[at], text))
-                    self._wide_at = at + 1
-                    return at + 1 - start
-            self._wide_at = end
-            if end < len(strings) or self._alike_top is None:
-                return end - start
+            at = self._wide_at
+            self._wide_at += self._hash(strings[at:end], costs[at:end], hasher)
+            if len(self.survivors) > found or self._wide_at < len(strings) or self._alike_top is None:
+                return self._wide_at - start
             more, more_costs = self._alike_and_one(*self._alike_top, code_points)  # the third kind, once reached
             strings.extend(_strings(more))
             costs.extend(more_costs.tolist())
             self._alike_top = None
 
-    def _alike_candidates(self, code_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _alike_candidates(
+        self, read: np.ndarray, code_points: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Equal cells changed together: where _ALIKE or more of the run's cells read as one class, all of them
         changed to one other class from any of their top K (module doc: `/` read as `ι` in every cell, and
         missing from some cells' top K). Returns the candidates (m, n) as code points, cheapest first, their
         costs, and which cells each changed (m, n). A cell whose top K lacks the class costs as much as its
-        least probable choice: a bound, for the order only."""
-        n = len(self.topk)
-        read = np.array([ord(ch) for ch in self.base[:n]], dtype=code_points.dtype)
+        least probable choice: a bound, for the order only. `read`: the run's argmax cells as code points."""
+        n = len(read)
         least = np.where(np.isfinite(self.costs), self.costs, 0.0).max(axis=1)
         found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         classes, counts = np.unique(self.topk[:, 0], return_counts=True)
@@ -207,15 +201,14 @@ class _Run:
         order = order[np.isfinite(more_costs[order])]
         return more[order], more_costs[order]
 
-    def _wide_candidates(self, code_points: np.ndarray) -> tuple[list[str], list[float]]:
-        """The run's cells with one or two of them changed to another top-K class: (strings, costs), cheapest
-        first; 10 x 7 + 45 x 49 = 2,275 at K = 8."""
+    def _wide_candidates(self, read: np.ndarray, code_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`read` (the run's argmax cells as code points) with one or two cells changed to another top-K class:
+        (candidates, costs), cheapest first; 10 x 7 + 45 x 49 = 2,275 at K = 8."""
         n, k = self.topk.shape
         if n == 0 or k < 2:
-            return [], []
+            return np.zeros((0, n), dtype=read.dtype), np.zeros(0)
         alternatives = self.costs[:, 1:].astype(np.float64)
         chars = code_points[self.topk[:, 1:]]
-        read = np.array([ord(ch) for ch in self.base[:n]], dtype=code_points.dtype)
         cells, ranks = np.divmod(np.arange(n * (k - 1)), k - 1)  # one cell changed
         first, second = np.triu_indices(n, 1)  # two cells changed: each pair, each pair of their choices
         a_cells, b_cells = np.repeat(first, (k - 1) ** 2), np.repeat(second, (k - 1) ** 2)
@@ -231,7 +224,7 @@ class _Run:
         )
         order = np.argsort(costs, kind="stable")
         order = order[np.isfinite(costs[order])]  # a class the reader gave no probability is not one it read
-        return candidates[order].view(f"<U{n}")[:, 0].tolist(), costs[order].tolist()
+        return candidates[order], costs[order]
 
     def within_reach(self) -> bool:
         """Whether a survivor lies within MAX_COST of the argmax, where `verify`'s plain search could find it
